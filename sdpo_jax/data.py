@@ -1,0 +1,217 @@
+"""Task datasets: local JSONL files in benchmark formats -> `envs.task.Task`, mixed by weight.
+
+Every file is read and validated before step 1, so a missing file or a malformed line stops the run
+with a message naming the file and the line. Sampling is a pure function of (seed, position), so
+the data position in a checkpoint is a few integers and resuming replays exactly the same tasks.
+Never downloads anything: paths point at local folders.
+"""
+from __future__ import annotations
+
+import dataclasses
+import html.parser
+import json
+import os
+from collections.abc import Callable, Iterator, Sequence
+from typing import Any
+
+import numpy as np
+
+from envs.task import Task
+
+
+class DataError(ValueError):
+    """A dataset file is missing or malformed; the message names the file, the line and the fix."""
+
+
+CHART_INSTRUCTION = (
+    "You are an expert Python developer who specializes in writing matplotlib code based on a "
+    "given chart image. Write a complete, self-contained Python program that uses matplotlib to "
+    "reproduce the chart in the image exactly: the same chart type, data, texts, layout and "
+    "colours. Return only the code in one ```python block.")
+WEB_INSTRUCTION = (
+    "You are an expert web developer who specializes in HTML and CSS. Write a single self-contained "
+    "HTML file (inline CSS, no external resources; use \"rick.jpg\" for every image) that "
+    "reproduces the web page in the screenshot exactly: the same layout, texts and colours. Return "
+    "only the code in one ```html block.")
+SLIDE_HTML_INSTRUCTION = (
+    "You are an expert presentation designer. Write one self-contained HTML slide for a 1280x720 "
+    "viewport (inline CSS, no external resources) for this brief. Keep every element inside the "
+    "slide, readable and well aligned. Return only the code in one ```html block.\n\nBrief: {brief}")
+SLIDE_PPTX_INSTRUCTION = (
+    "You are an expert presentation designer. Write a Python program using python-pptx that builds "
+    "a 16:9 presentation with one slide for this brief and saves it to 'output.pptx'. Keep every "
+    "shape on the slide, text inside its frame, readable and aligned. Return only the code in one "
+    "```python block.\n\nBrief: {brief}")
+
+
+@dataclasses.dataclass(frozen=True)
+class Source:
+    """One JSONL file in a known format, its domain, and its share of the prompt mix."""
+
+    path: str
+    format: str
+    weight: float = 1.0
+
+
+def _field(record: dict[str, Any], names: Sequence[str], where: str) -> str:
+    for name in names:
+        value = record.get(name)
+        if isinstance(value, str) and value.strip():
+            return value
+    raise DataError(f"{where}: missing or empty field {' / '.join(repr(n) for n in names)}. "
+                    f"Fix: each line must be a JSON object with that field as a non-empty string.")
+
+
+class _VisibleText(html.parser.HTMLParser):
+    """Collects the visible text of a page (for slide briefs derived from example slides)."""
+
+    _SKIP = {"script", "style", "head", "title", "noscript"}
+
+    def __init__(self):
+        super().__init__()
+        self.parts: list[str] = []
+        self._skip_depth = 0
+
+    def handle_starttag(self, tag, attrs):
+        if tag in self._SKIP:
+            self._skip_depth += 1
+
+    def handle_endtag(self, tag):
+        if tag in self._SKIP and self._skip_depth:
+            self._skip_depth -= 1
+
+    def handle_data(self, data):
+        if not self._skip_depth and data.strip():
+            self.parts.append(" ".join(data.split()))
+
+
+def slide_brief_from_html(page: str, max_chars: int = 600) -> str:
+    """A content brief for a slide: its visible text in reading order (the layout is the model's)."""
+    parser = _VisibleText()
+    parser.feed(page)
+    return " | ".join(parser.parts)[:max_chars]
+
+
+def _chart(rec, where, i):
+    code = _field(rec, ("code",), where)
+    return Task(domain="chart", task_id=str(rec.get("id", i)), instruction=CHART_INSTRUCTION,
+                target=code, width=640, height=480, dpi=100,
+                meta={"chart_type": rec.get("chart_type", "")})
+
+
+def _web(rec, where, i):
+    page = _field(rec, ("html", "text"), where)
+    return Task(domain="web", task_id=str(rec.get("id", i)), instruction=WEB_INSTRUCTION,
+                target=page, width=1280, height=1024)
+
+
+def _slide_html(rec, where, i):
+    brief = rec.get("instruction") or slide_brief_from_html(_field(rec, ("html",), where))
+    return Task(domain="slide_html", task_id=str(rec.get("id", i)),
+                instruction=SLIDE_HTML_INSTRUCTION.format(brief=brief),
+                target=rec.get("html"), width=1280, height=720)
+
+
+def _slide_pptx(rec, where, i):
+    brief = _field(rec, ("instruction", "brief"), where)
+    return Task(domain="slide_pptx", task_id=str(rec.get("id", i)),
+                instruction=SLIDE_PPTX_INSTRUCTION.format(brief=brief),
+                target=rec.get("code"), width=1280, height=720)
+
+
+# format name -> how one JSON record becomes a Task.
+FORMATS: dict[str, Callable[[dict, str, int], Task]] = {
+    "chartmimic": _chart,      # {id, chart_type, code}: ChartMimic Direct Mimic ground truth
+    "chart2code": _chart,      # {id?, code}: Chart2Code-style (the target image is rendered)
+    "design2code": _web,       # {id, html}: Design2Code test pages
+    "websight": _web,          # {text | html}: WebSight-style pages
+    "aeslides": _slide_html,   # {id, deck, html} or {id, instruction}: AeSlides HTML slides
+    "slide_instructions": _slide_pptx,  # {id, instruction}: python-pptx slide briefs
+}
+
+
+def load_tasks(source: Source) -> list[Task]:
+    """All tasks of one source file, validated line by line."""
+    if source.format not in FORMATS:
+        raise DataError(f"{source.path}: unknown format {source.format!r}. "
+                        f"Fix: use one of {sorted(FORMATS)}.")
+    if not os.path.isfile(source.path):
+        raise DataError(f"{source.path}: no such file. Fix: point the data source at a local "
+                        f"JSONL file (paths are relative to the working directory "
+                        f"{os.getcwd()}).")
+    make = FORMATS[source.format]
+    tasks = []
+    with open(source.path, encoding="utf-8") as f:
+        for lineno, line in enumerate(f, 1):
+            if not line.strip():
+                continue
+            where = f"{source.path}:{lineno}"
+            try:
+                rec = json.loads(line)
+            except json.JSONDecodeError as e:
+                raise DataError(f"{where}: not valid JSON ({e.msg} at column {e.colno}). "
+                                f"Fix: one JSON object per line.") from None
+            if not isinstance(rec, dict):
+                raise DataError(f"{where}: expected a JSON object, got {type(rec).__name__}.")
+            tasks.append(make(rec, where, lineno))
+    if not tasks:
+        raise DataError(f"{source.path}: no records. Fix: the file must hold at least one line.")
+    return tasks
+
+
+@dataclasses.dataclass
+class DataState:
+    """Where the mixture is: how many prompts were drawn in total and from each source."""
+
+    drawn: int = 0
+    per_source: list[int] = dataclasses.field(default_factory=list)
+
+    def to_json(self) -> dict[str, Any]:
+        return {"drawn": self.drawn, "per_source": list(self.per_source)}
+
+    @classmethod
+    def from_json(cls, d: dict[str, Any]) -> "DataState":
+        return cls(drawn=int(d["drawn"]), per_source=[int(x) for x in d["per_source"]])
+
+
+class TaskMixture:
+    """Draws tasks from several sources by weight; each source is walked in per-epoch shuffles.
+
+    Which source prompt k comes from depends only on (seed, k); which item, only on
+    (seed, source, epoch, position). So a DataState fully determines the future stream.
+    """
+
+    def __init__(self, sources: Sequence[Source], seed: int):
+        if not sources:
+            raise DataError("no data sources configured. Fix: set config.data.sources.")
+        weights = np.array([s.weight for s in sources], dtype=np.float64)
+        if (weights < 0).any() or weights.sum() <= 0:
+            raise DataError(f"data source weights must be >= 0 with a positive sum, got "
+                            f"{weights.tolist()}. Fix: config.data.sources[i].weight.")
+        self.sources = list(sources)
+        self.tasks = [load_tasks(s) for s in sources]
+        self.probs = weights / weights.sum()
+        self.seed = int(seed)
+        self.state = DataState(per_source=[0] * len(sources))
+
+    def _item(self, src: int, position: int) -> Task:
+        n = len(self.tasks[src])
+        epoch, offset = divmod(position, n)
+        order = np.random.default_rng([self.seed, src, epoch]).permutation(n)
+        return self.tasks[src][order[offset]]
+
+    def next_batch(self, num_prompts: int) -> list[Task]:
+        """The next num_prompts tasks; advances the state."""
+        batch = []
+        for _ in range(num_prompts):
+            u = np.random.default_rng([self.seed, 1_000_003, self.state.drawn]).random()
+            src = int(min(np.searchsorted(np.cumsum(self.probs), u, side="right"),
+                          len(self.probs) - 1))
+            batch.append(self._item(src, self.state.per_source[src]))
+            self.state.per_source[src] += 1
+            self.state.drawn += 1
+        return batch
+
+    def __iter__(self) -> Iterator[Task]:
+        while True:
+            yield from self.next_batch(1)
