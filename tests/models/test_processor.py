@@ -1,0 +1,103 @@
+"""Our image processor and prompt processor against transformers' Qwen3-VL processor."""
+from __future__ import annotations
+
+import os
+
+import numpy as np
+import pytest
+from hypothesis import given, settings, strategies as st
+from PIL import Image
+
+from models.qwen3_vl.processor import (
+    ImageProcessor, ImageProcessorConfig, load_image, smart_resize)
+from qwen3vl_hf_reference import QWEN3_VL_PREPROCESSOR, SAMPLE_DATA, hf_processor
+
+HOPPER = os.path.join(SAMPLE_DATA, "grace_hopper.jpg")  # 512x600 RGB photo
+LOGO = os.path.join(SAMPLE_DATA, "logo2.png")  # 542x130 RGBA, wide
+ICON = os.path.join(SAMPLE_DATA, "Minduka_Present_Blue_Pack.png")  # 128x128 RGBA: upscaled
+
+
+def hf_pixels(images, **overrides):
+    out = hf_processor().image_processor(images=[Image.open(p) if isinstance(p, str) else p
+                                                 for p in images], **overrides)
+    return np.asarray(out["pixel_values"]), np.asarray(out["image_grid_thw"])
+
+
+@pytest.mark.parametrize("path, grid", [(HOPPER, (1, 38, 32)), (LOGO, (1, 8, 34)),
+                                        (ICON, (1, 16, 16))])
+def test_pixels_equal_transformers_bit_for_bit(path, grid):
+    expected_pixels, expected_grid = hf_pixels([path])
+    got = ImageProcessor()([path])
+    assert got.image_grid_thw.tolist() == expected_grid.tolist() == [list(grid)]
+    assert got.pixel_values.dtype == np.float32
+    assert got.pixel_values.shape == expected_pixels.shape == (np.prod(grid), 1536)
+    np.testing.assert_array_equal(got.pixel_values, expected_pixels)
+
+
+def test_small_image_is_upscaled_to_min_pixels():
+    # The 128x128 icon has 16384 pixels < 65536: smart_resize scales it to 256x256.
+    assert Image.open(ICON).size == (128, 128)
+    assert ImageProcessor()([ICON]).image_grid_thw.tolist() == [[1, 16, 16]]
+    assert ImageProcessor().num_tokens((1, 16, 16)) == 64
+
+
+def test_several_images_grayscale_and_arrays_pack_like_transformers():
+    gray = Image.open(HOPPER).convert("L").resize((97, 61))
+    array = np.asarray(Image.open(LOGO).convert("RGB"))[:100, :300]
+    expected_pixels, expected_grid = hf_pixels([HOPPER, gray, Image.fromarray(array), ICON])
+    got = ImageProcessor()([HOPPER, gray, array, ICON])
+    assert got.image_grid_thw.tolist() == expected_grid.tolist()
+    np.testing.assert_array_equal(got.pixel_values, expected_pixels)
+
+
+def test_config_overrides_match_transformers():
+    """Lower pixel bounds (how tests and small runs keep sequences short) behave the same."""
+    size = {"shortest_edge": 32 * 32, "longest_edge": 64 * 64 * 4}
+    expected_pixels, expected_grid = hf_pixels([HOPPER, ICON], size=size)
+    config = ImageProcessorConfig(min_pixels=size["shortest_edge"], max_pixels=size["longest_edge"])
+    got = ImageProcessor(config)([HOPPER, ICON])
+    assert got.image_grid_thw.tolist() == expected_grid.tolist()
+    np.testing.assert_array_equal(got.pixel_values, expected_pixels)
+
+
+def test_preprocessor_config_json_round_trip(tmp_path):
+    hf_processor().image_processor.save_pretrained(tmp_path)
+    assert ImageProcessorConfig.from_pretrained(str(tmp_path)) == ImageProcessorConfig()
+    assert ImageProcessorConfig.from_dict(
+        {"min_pixels": 1024, "max_pixels": 4096, "patch_size": 14}) == ImageProcessorConfig(
+            min_pixels=1024, max_pixels=4096, patch_size=14)
+    assert ImageProcessorConfig.from_pretrained(str(tmp_path / "absent")) == ImageProcessorConfig()
+    (tmp_path / "preprocessor_config.json").write_text("{not json")
+    with pytest.raises(ValueError, match="preprocessor_config.json"):
+        ImageProcessorConfig.from_pretrained(str(tmp_path))
+
+
+@settings(max_examples=300, deadline=None)
+@given(height=st.integers(1, 5000), width=st.integers(1, 5000),
+       min_pixels=st.sampled_from([32 * 32, 65536]), max_pixels=st.sampled_from([128 * 128, 16777216]))
+def test_smart_resize_equals_transformers(height, width, min_pixels, max_pixels):
+    from transformers.models.qwen2_vl.image_processing_pil_qwen2_vl import smart_resize as hf_resize
+    try:
+        expected = hf_resize(height, width, 32, min_pixels, max_pixels)
+    except ValueError:
+        with pytest.raises(ValueError, match="aspect ratio"):
+            smart_resize(height, width, 32, min_pixels, max_pixels)
+        return
+    got = smart_resize(height, width, 32, min_pixels, max_pixels)
+    assert got == expected
+    assert got[0] % 32 == 0 and got[1] % 32 == 0
+
+
+def test_bad_images_fail_with_a_clear_error(tmp_path):
+    with pytest.raises(FileNotFoundError, match="nope.png"):
+        load_image(tmp_path / "nope.png")
+    broken = tmp_path / "broken.png"
+    broken.write_bytes(b"\x89PNG not really")
+    with pytest.raises(ValueError, match="broken.png"):
+        load_image(broken)
+    with pytest.raises(TypeError, match="file path, a PIL image"):
+        load_image(np.zeros((4, 4, 3), np.float32))
+    with pytest.raises(ValueError, match="aspect ratio"):
+        ImageProcessor()([Image.new("RGB", (1000, 4))])
+    with pytest.raises(ValueError, match="max_pixels"):
+        ImageProcessorConfig(min_pixels=100, max_pixels=10)
