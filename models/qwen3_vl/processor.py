@@ -1,10 +1,14 @@
-"""Qwen3-VL image preprocessing: images to the packed pixel rows the vision tower eats.
+"""Qwen3-VL inputs: images to packed pixel rows, and chat messages to model inputs.
 
 `ImageProcessor` is bit-equal to transformers' `Qwen2VLImageProcessorPil` configured by a
 Qwen3-VL `preprocessor_config.json`: RGB (alpha composited on white), bicubic `smart_resize` to
 multiples of patch*merge inside [min_pixels, max_pixels] (small images are upscaled), x/255 then
 (x-mean)/std in float32, and rows in 2x2 merge-block order, each row laid out (C, T, ph, pw)
-with the frame repeated T times. Host code (numpy + Pillow): it must never import jax or torch.
+with the frame repeated T times.
+
+`Qwen3VLProcessor` renders messages with the chat template, tokenizes, and expands each
+`<|image_pad|>` to its image's merged-token count, like transformers' Qwen3VLProcessor.
+Host code (numpy + Pillow): it must never import jax or torch.
 """
 from __future__ import annotations
 
@@ -16,7 +20,10 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
-from PIL import Image, UnidentifiedImageError
+from PIL import Image, ImageOps, UnidentifiedImageError
+
+from models.qwen3_vl.chat_template import render_chat
+from models.qwen3_vl.tokenizer import Qwen3Tokenizer
 
 # 1/255 as transformers spells it (rescale_factor in preprocessor_config.json).
 _RESCALE = 0.00392156862745098
@@ -105,8 +112,13 @@ def smart_resize(height: int, width: int, factor: int, min_pixels: int, max_pixe
 
 
 def load_image(source: Any) -> Image.Image:
-    """An RGB PIL image from a path, PIL image or uint8 HxW(xC) array; transparency is
-    composited onto white (as transformers does), so RGBA screenshots keep their look."""
+    """An upright RGB PIL image from a path, PIL image or uint8 HxW(xC) array.
+
+    EXIF orientation is applied (as transformers' and Qwen's loaders do) and transparency is
+    composited onto white, as transformers' image processor and Qwen's own qwen-vl-utils do.
+    (transformers' `apply_chat_template` path loader instead drops alpha, exposing whatever
+    colour hides under transparent pixels; for opaque images the two agree.)
+    """
     if isinstance(source, (str, os.PathLike)):
         path = os.fspath(source)
         if not os.path.isfile(path):
@@ -124,6 +136,7 @@ def load_image(source: Any) -> Image.Image:
     else:
         raise TypeError(f"An image must be a file path, a PIL image or a uint8 HxW[xC] array, "
                         f"got {type(source).__name__}")
+    image = ImageOps.exif_transpose(image)
     if "A" in image.getbands() or image.info.get("transparency") is not None:
         rgba = image.convert("RGBA")
         white = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
@@ -177,3 +190,59 @@ class ImageProcessor:
     def num_tokens(self, grid_thw: Sequence[int]) -> int:
         """LLM tokens for one image: its patches divided by one merge block."""
         return int(np.prod(grid_thw)) // self.config.merge_size ** 2
+
+
+@dataclasses.dataclass(frozen=True)
+class ProcessedChat:
+    """One conversation as model inputs (unbatched; the sampler/trainer pads and stacks)."""
+
+    text: str  # the rendered prompt, one placeholder per image
+    input_ids: np.ndarray  # (L,) int32, each <|image_pad|> expanded to its token count
+    mm_token_type_ids: np.ndarray  # (L,) int32: 0 text, 1 image
+    pixel_values: np.ndarray  # (patch rows, C*T*P*P) float32
+    image_grid_thw: np.ndarray  # (num_images, 3) int64
+
+
+class Qwen3VLProcessor:
+    """Chat messages (text + images) -> `ProcessedChat`, as transformers' Qwen3VLProcessor."""
+
+    def __init__(self, tokenizer: Qwen3Tokenizer, image_processor: ImageProcessor | None = None):
+        self.tokenizer = tokenizer
+        self.image_processor = image_processor or ImageProcessor()
+
+    @classmethod
+    def load(cls, folder: str | None = None) -> "Qwen3VLProcessor":
+        """The folder's tokenizer.json and preprocessor_config.json where present, else the
+        bundled Qwen3 tokenizer and the Qwen3-VL preprocessing defaults."""
+        config = ImageProcessorConfig.from_pretrained(folder) if folder else ImageProcessorConfig()
+        return cls(Qwen3Tokenizer.load(folder), ImageProcessor(config))
+
+    def __call__(self, messages: Sequence[Mapping], *, add_generation_prompt: bool = True,
+                 add_vision_id: bool = False, tools: Sequence[Mapping] | None = None
+                 ) -> ProcessedChat:
+        rendered = render_chat(messages, add_generation_prompt=add_generation_prompt,
+                               add_vision_id=add_vision_id, tools=tools)
+        return self.encode(rendered.text, rendered.images)
+
+    def encode(self, text: str, images: Sequence[Any]) -> ProcessedChat:
+        """Tokenize an already rendered prompt whose `<|image_pad|>` tokens stand, in order,
+        for `images`, and expand each to that image's merged-token count."""
+        special = self.tokenizer.special
+        ids = np.asarray(self.tokenizer.encode(text), np.int32)
+        pads = np.flatnonzero(ids == special.image_pad)
+        if len(pads) != len(images):
+            raise ValueError(
+                f"The prompt holds {len(pads)} <|image_pad|> tokens but {len(images)} images were "
+                f"given. Fix: one image per placeholder (a literal '<|image_pad|>' typed into "
+                f"message text also counts as one).")
+        if (ids == special.video_pad).any():
+            raise ValueError("The prompt holds a <|video_pad|> token; this port takes images "
+                             "only. Fix: remove it from the message text.")
+        pixels = self.image_processor(images)
+        repeats = np.ones(len(ids), np.int64)
+        repeats[pads] = [self.image_processor.num_tokens(g) for g in pixels.image_grid_thw]
+        input_ids = np.repeat(ids, repeats)
+        return ProcessedChat(
+            text=text, input_ids=input_ids,
+            mm_token_type_ids=(input_ids == special.image_pad).astype(np.int32),
+            pixel_values=pixels.pixel_values, image_grid_thw=pixels.image_grid_thw)

@@ -1,6 +1,7 @@
 """Our image processor and prompt processor against transformers' Qwen3-VL processor."""
 from __future__ import annotations
 
+import functools
 import os
 
 import numpy as np
@@ -9,12 +10,17 @@ from hypothesis import given, settings, strategies as st
 from PIL import Image
 
 from models.qwen3_vl.processor import (
-    ImageProcessor, ImageProcessorConfig, load_image, smart_resize)
+    ImageProcessor, ImageProcessorConfig, Qwen3VLProcessor, load_image, smart_resize)
 from qwen3vl_hf_reference import QWEN3_VL_PREPROCESSOR, SAMPLE_DATA, hf_processor
 
 HOPPER = os.path.join(SAMPLE_DATA, "grace_hopper.jpg")  # 512x600 RGB photo
 LOGO = os.path.join(SAMPLE_DATA, "logo2.png")  # 542x130 RGBA, wide
 ICON = os.path.join(SAMPLE_DATA, "Minduka_Present_Blue_Pack.png")  # 128x128 RGBA: upscaled
+
+
+@functools.lru_cache(maxsize=1)
+def ours() -> Qwen3VLProcessor:
+    return Qwen3VLProcessor.load()
 
 
 def hf_pixels(images, **overrides):
@@ -101,3 +107,70 @@ def test_bad_images_fail_with_a_clear_error(tmp_path):
         ImageProcessor()([Image.new("RGB", (1000, 4))])
     with pytest.raises(ValueError, match="max_pixels"):
         ImageProcessorConfig(min_pixels=100, max_pixels=10)
+
+
+# transformers' chat path loads images with convert("RGB") (alpha dropped) while its image
+# processor composites alpha on white like ours: the RGBA samples go in flattened, as PIL images.
+CHATS = {
+    "system_two_images": [
+        {"role": "system", "content": "You write matplotlib code."},
+        {"role": "user", "content": [{"type": "image", "image": HOPPER},
+                                     {"type": "text", "text": "Reproduce this, then this:"},
+                                     {"type": "image", "image": load_image(ICON)}]}],
+    "multi_turn_wide_image": [
+        {"role": "user", "content": [{"type": "text", "text": "Logo?"},
+                                     {"type": "image", "image": load_image(LOGO)}]},
+        {"role": "assistant", "content": "```python\nplt.text(0, 0, 'mpl')\n```"},
+        {"role": "user", "content": "Make it blue."}],
+    "text_only": [{"role": "user", "content": "Plot a sine wave."}],
+}
+
+
+@pytest.mark.parametrize("name", sorted(CHATS))
+def test_prompt_inputs_equal_transformers(name):
+    messages = CHATS[name]
+    expected = hf_processor().apply_chat_template(
+        messages, tokenize=True, return_dict=True, add_generation_prompt=True)
+    got = ours()(messages)
+    assert got.input_ids.tolist() == expected["input_ids"][0]
+    assert got.mm_token_type_ids.tolist() == expected["mm_token_type_ids"][0]
+    assert got.input_ids.dtype == got.mm_token_type_ids.dtype == np.int32
+    if "pixel_values" in expected:
+        assert got.image_grid_thw.tolist() == np.asarray(expected["image_grid_thw"]).tolist()
+        np.testing.assert_array_equal(got.pixel_values, np.asarray(expected["pixel_values"]))
+    else:
+        assert got.pixel_values.shape == (0, 1536) and got.image_grid_thw.shape == (0, 3)
+
+
+def test_transparency_is_composited_on_white():
+    """An RGBA image's transparent pixels come out white, as in transformers' image processor
+    (not the hidden RGB values that transformers' chat-path loader exposes)."""
+    rgba = np.zeros((64, 64, 4), np.uint8)
+    rgba[..., 0] = 200  # red hidden under full transparency on the left half
+    rgba[:, 32:, 3] = 255
+    expected_pixels, _ = hf_pixels([Image.fromarray(rgba, "RGBA")])
+    got = ImageProcessor()([Image.fromarray(rgba, "RGBA")])
+    np.testing.assert_array_equal(got.pixel_values, expected_pixels)
+    assert np.asarray(load_image(Image.fromarray(rgba, "RGBA")))[0, 0].tolist() == [255, 255, 255]
+
+
+def test_image_tokens_sit_between_vision_markers():
+    got = ours()(CHATS["system_two_images"])
+    special = ours().tokenizer.special
+    ids = got.input_ids.tolist()
+    start = ids.index(special.vision_start)
+    assert ids[start + 1:start + 1 + 19 * 16] == [special.image_pad] * (19 * 16)  # 38x32 patches / 4
+    assert ids[start + 1 + 19 * 16] == special.vision_end
+    assert int(got.mm_token_type_ids.sum()) == 19 * 16 + 8 * 8
+
+
+def test_placeholder_and_image_counts_must_agree():
+    processor = ours()
+    typed_pad = [{"role": "user", "content": [{"type": "text", "text": "<|image_pad|> sneaky"},
+                                              {"type": "image", "image": ICON}]}]
+    with pytest.raises(ValueError, match="2 <\\|image_pad\\|> tokens but 1 images"):
+        processor(typed_pad)
+    with pytest.raises(ValueError, match="video_pad"):
+        processor([{"role": "user", "content": "<|video_pad|>"}])
+    with pytest.raises(FileNotFoundError, match="missing.png"):
+        processor([{"role": "user", "content": [{"type": "image", "image": "missing.png"}]}])
