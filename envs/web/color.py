@@ -1,0 +1,108 @@
+"""Colour arithmetic the web and slide judges share: compositing, WCAG contrast, CIEDE2000.
+
+Colours are RGB(A) tuples with channels in 0..255 and alpha in 0..1. Pure Python and numpy;
+never imports jax.
+"""
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+RGB = tuple[float, float, float]
+WHITE: RGB = (255.0, 255.0, 255.0)
+
+
+def blend(top: Sequence[float], bottom: Sequence[float], alpha: float | None = None) -> RGB:
+    """`top` painted with its alpha (or `alpha`) over an opaque `bottom`."""
+    a = (top[3] if len(top) > 3 else 1.0) if alpha is None else alpha
+    return tuple(a * t + (1.0 - a) * b for t, b in zip(top[:3], bottom[:3]))  # type: ignore[return-value]
+
+
+def relative_luminance(rgb: Sequence[float]) -> float:
+    """WCAG 2.x relative luminance of an sRGB colour."""
+    def lin(channel: float) -> float:
+        c = channel / 255.0
+        return c / 12.92 if c <= 0.03928 else ((c + 0.055) / 1.055) ** 2.4
+    r, g, b = (lin(c) for c in rgb[:3])
+    return 0.2126 * r + 0.7152 * g + 0.0722 * b
+
+
+def contrast_ratio(fg: Sequence[float], bg: Sequence[float]) -> float:
+    """WCAG contrast ratio in [1, 21] between two opaque colours."""
+    la, lb = relative_luminance(fg), relative_luminance(bg)
+    hi, lo = max(la, lb), min(la, lb)
+    return (hi + 0.05) / (lo + 0.05)
+
+
+def required_contrast(font_px: float, bold: bool) -> float:
+    """WCAG AA threshold as axe-core applies it: 3.0 for large text, else 4.5."""
+    pt = math.ceil(font_px * 72) / 96
+    small = (bold and pt < 14) or (not bold and pt < 18)
+    return 4.5 if small else 3.0
+
+
+def contrast_severity(ratio: float, required: float) -> float:
+    """0 at the threshold, 1 at no contrast at all."""
+    return min(1.0, max(0.0, (required - ratio) / (required - 1.0)))
+
+
+def is_bold(font_weight: str | float | int) -> bool:
+    text = str(font_weight).strip().lower()
+    return text in ("bold", "bolder") or (text.replace(".", "", 1).isdigit() and float(text) >= 700)
+
+
+def hex_color(rgb: Sequence[float]) -> str:
+    return "#" + "".join(f"{int(round(min(255, max(0, c)))):02x}" for c in rgb[:3])
+
+
+def _srgb_to_lab(rgb: Sequence[float]) -> tuple[float, float, float]:
+    def lin(channel: float) -> float:
+        c = channel / 255.0
+        return c / 12.92 if c <= 0.04045 else ((c + 0.055) / 1.055) ** 2.4
+    r, g, b = (lin(c) for c in rgb[:3])
+    x = (0.4124564 * r + 0.3575761 * g + 0.1804375 * b) / 0.95047
+    y = 0.2126729 * r + 0.7151522 * g + 0.0721750 * b
+    z = (0.0193339 * r + 0.1191920 * g + 0.9503041 * b) / 1.08883
+
+    def f(t: float) -> float:
+        return t ** (1 / 3) if t > 216 / 24389 else (24389 / 27 * t + 16) / 116
+    fx, fy, fz = f(x), f(y), f(z)
+    return 116 * fy - 16, 500 * (fx - fy), 200 * (fy - fz)
+
+
+def ciede2000(rgb1: Sequence[float], rgb2: Sequence[float]) -> float:
+    """CIEDE2000 colour difference of two sRGB colours (D65), as Design2Code's colour metric uses."""
+    l1, a1, b1 = _srgb_to_lab(rgb1)
+    l2, a2, b2 = _srgb_to_lab(rgb2)
+    c1, c2 = math.hypot(a1, b1), math.hypot(a2, b2)
+    c_bar7 = ((c1 + c2) / 2) ** 7
+    g = 0.5 * (1 - math.sqrt(c_bar7 / (c_bar7 + 25 ** 7)))
+    a1p, a2p = (1 + g) * a1, (1 + g) * a2
+    c1p, c2p = math.hypot(a1p, b1), math.hypot(a2p, b2)
+    h1p = math.degrees(math.atan2(b1, a1p)) % 360
+    h2p = math.degrees(math.atan2(b2, a2p)) % 360
+    dlp, dcp = l2 - l1, c2p - c1p
+    if c1p * c2p == 0:
+        dhp = 0.0
+    elif abs(h2p - h1p) <= 180:
+        dhp = h2p - h1p
+    else:
+        dhp = h2p - h1p - 360 if h2p > h1p else h2p - h1p + 360
+    d_hp = 2 * math.sqrt(c1p * c2p) * math.sin(math.radians(dhp / 2))
+    lbp, cbp = (l1 + l2) / 2, (c1p + c2p) / 2
+    if c1p * c2p == 0:
+        hbp = h1p + h2p
+    elif abs(h1p - h2p) <= 180:
+        hbp = (h1p + h2p) / 2
+    else:
+        hbp = (h1p + h2p + 360) / 2 if h1p + h2p < 360 else (h1p + h2p - 360) / 2
+    t = (1 - 0.17 * math.cos(math.radians(hbp - 30)) + 0.24 * math.cos(math.radians(2 * hbp))
+         + 0.32 * math.cos(math.radians(3 * hbp + 6)) - 0.20 * math.cos(math.radians(4 * hbp - 63)))
+    d_theta = 30 * math.exp(-(((hbp - 275) / 25) ** 2))
+    rc = 2 * math.sqrt(cbp ** 7 / (cbp ** 7 + 25 ** 7))
+    sl = 1 + 0.015 * (lbp - 50) ** 2 / math.sqrt(20 + (lbp - 50) ** 2)
+    sc = 1 + 0.045 * cbp
+    sh = 1 + 0.015 * cbp * t
+    rt = -math.sin(math.radians(2 * d_theta)) * rc
+    return math.sqrt((dlp / sl) ** 2 + (dcp / sc) ** 2 + (d_hp / sh) ** 2
+                     + rt * (dcp / sc) * (d_hp / sh))
