@@ -1,0 +1,147 @@
+"""Shared NNX building blocks of the Qwen3-VL port: dense maps, norms, embeddings, attention.
+
+Every parameter is created through `param`, which records its logical axis names (used by
+models/sharding.py) and keeps it in `param_dtype`; every op casts weights to the compute dtype at
+use, so fp32 master weights can run in bf16. Numerics follow transformers exactly where it
+matters for parity: RMSNorm normalises in float32 and casts to the input dtype *before* the
+weight multiply, softmax runs in float32, GQA groups query heads by repeat-interleave. This
+module holds no Qwen3-VL wiring (that lives in vision.py / text.py) and never touches the host.
+"""
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+
+import jax
+import jax.numpy as jnp
+from flax import nnx
+
+from models.qwen3_vl.config import Qwen3VLConfig
+
+Initializer = Callable[[jax.Array, Sequence[int], jnp.dtype], jax.Array]
+
+
+def param(rngs: nnx.Rngs, init: Initializer, shape: Sequence[int],
+          axes: Sequence[str], dtype: jnp.dtype) -> nnx.Param:
+    """A parameter tagged with one logical axis name per dimension (no eager placement)."""
+    if len(axes) != len(shape):
+        raise ValueError(f"parameter of shape {tuple(shape)} needs {len(shape)} logical axes, "
+                         f"got {tuple(axes)}")
+    return nnx.Param(init(rngs.params(), tuple(shape), dtype), out_sharding=tuple(axes),
+                     eager_sharding=False)
+
+
+def normal(std: float) -> Initializer:
+    return lambda key, shape, dtype: std * jax.random.normal(key, shape, dtype)
+
+
+def ones(key: jax.Array, shape: Sequence[int], dtype: jnp.dtype) -> jax.Array:
+    del key
+    return jnp.ones(shape, dtype)
+
+
+def zeros(key: jax.Array, shape: Sequence[int], dtype: jnp.dtype) -> jax.Array:
+    del key
+    return jnp.zeros(shape, dtype)
+
+
+def linear_options(config: Qwen3VLConfig, *, std: float, use_bias: bool, rngs: nnx.Rngs
+                   ) -> dict:
+    """Keyword arguments of `Linear` that come from the config (dtypes) and the caller."""
+    return dict(use_bias=use_bias, std=std, dtype=config.jnp_dtype,
+                param_dtype=config.jnp_param_dtype, rngs=rngs)
+
+
+class Linear(nnx.Module):
+    """y = x . kernel (+ bias), contracting the trailing `in_shape` dims of x.
+
+    Multi-dimensional in/out shapes keep head structure in the parameters themselves (q_proj is
+    [embed, heads, head_dim], o_proj is [heads, head_dim, embed]), so heads can be sharded
+    without reshapes.
+    """
+
+    def __init__(self, in_shape: Sequence[int], out_shape: Sequence[int],
+                 in_axes: Sequence[str], out_axes: Sequence[str], *, use_bias: bool,
+                 std: float, dtype: jnp.dtype, param_dtype: jnp.dtype, rngs: nnx.Rngs):
+        self.n_in = len(in_shape)
+        self.dtype = dtype
+        self.kernel = param(rngs, normal(std), (*in_shape, *out_shape),
+                            (*in_axes, *out_axes), param_dtype)
+        self.bias = param(rngs, zeros, out_shape, out_axes, param_dtype) if use_bias else None
+
+    def __call__(self, x: jax.Array) -> jax.Array:
+        y = jnp.tensordot(x.astype(self.dtype), self.kernel[...].astype(self.dtype),
+                          axes=self.n_in)
+        if self.bias is not None:
+            y = y + self.bias[...].astype(self.dtype)
+        return y
+
+
+class RMSNorm(nnx.Module):
+    """Qwen3 RMSNorm: float32 normalisation, cast to the input dtype, then times the weight."""
+
+    def __init__(self, dim: int, eps: float, *, param_dtype: jnp.dtype, rngs: nnx.Rngs):
+        self.eps = eps
+        self.scale = param(rngs, ones, (dim,), ("norm",), param_dtype)
+
+    def __call__(self, x: jax.Array) -> jax.Array:
+        x32 = x.astype(jnp.float32)
+        normed = x32 * jax.lax.rsqrt(jnp.mean(x32 * x32, axis=-1, keepdims=True) + self.eps)
+        return normed.astype(x.dtype) * self.scale[...].astype(x.dtype)
+
+
+class LayerNorm(nnx.Module):
+    """LayerNorm with weight and bias, statistics in float32 (the vision tower's norm)."""
+
+    def __init__(self, dim: int, eps: float, *, param_dtype: jnp.dtype, rngs: nnx.Rngs):
+        self.eps = eps
+        self.scale = param(rngs, ones, (dim,), ("norm",), param_dtype)
+        self.bias = param(rngs, zeros, (dim,), ("norm",), param_dtype)
+
+    def __call__(self, x: jax.Array) -> jax.Array:
+        x32 = x.astype(jnp.float32)
+        mean = jnp.mean(x32, axis=-1, keepdims=True)
+        var = jnp.mean(jnp.square(x32 - mean), axis=-1, keepdims=True)
+        y = (x32 - mean) * jax.lax.rsqrt(var + self.eps)
+        y = y * self.scale[...].astype(jnp.float32) + self.bias[...].astype(jnp.float32)
+        return y.astype(x.dtype)
+
+
+class Embed(nnx.Module):
+    """A lookup table [num, dim]; also usable as a tied output head via `table`."""
+
+    def __init__(self, num: int, dim: int, axes: Sequence[str], *, std: float,
+                 dtype: jnp.dtype, param_dtype: jnp.dtype, rngs: nnx.Rngs):
+        self.dtype = dtype
+        self.table = param(rngs, normal(std), (num, dim), axes, param_dtype)
+
+    def __call__(self, ids: jax.Array) -> jax.Array:
+        return jnp.take(self.table[...], ids, axis=0).astype(self.dtype)
+
+
+def rotate_half(x: jax.Array) -> jax.Array:
+    half = x.shape[-1] // 2
+    return jnp.concatenate([-x[..., half:], x[..., :half]], axis=-1)
+
+
+def apply_rotary(x: jax.Array, cos: jax.Array, sin: jax.Array) -> jax.Array:
+    """Rotate-half RoPE; cos/sin broadcast over the head axis (x: [..., heads, head_dim])."""
+    return x * cos[..., None, :] + rotate_half(x) * sin[..., None, :]
+
+
+def attention(q: jax.Array, k: jax.Array, v: jax.Array, mask: jax.Array,
+              scale: float) -> jax.Array:
+    """Masked softmax attention with GQA, softmax in float32.
+
+    q: [B, Lq, Nq, H]; k, v: [B, Lk, Nk, H] with Nq a multiple of Nk; mask: [B, Lq, Lk] bool
+    (True = may attend). Query head j uses kv head j // (Nq // Nk), like HF's repeat_kv. A query
+    row with no allowed key (a padding slot) gets a uniform average instead of NaN, so padding
+    can never poison gradients. Returns [B, Lq, Nq, H] in q's dtype.
+    """
+    b, lq, nq, h = q.shape
+    nk = k.shape[2]
+    qg = q.reshape(b, lq, nk, nq // nk, h)
+    scores = jnp.einsum("bqkgh,bskh->bkgqs", qg, k, preferred_element_type=jnp.float32) * scale
+    scores = jnp.where(mask[:, None, None], scores, jnp.finfo(jnp.float32).min)
+    probs = jax.nn.softmax(scores, axis=-1).astype(v.dtype)
+    out = jnp.einsum("bkgqs,bskh->bqkgh", probs, v)
+    return out.reshape(b, lq, nq, h)
