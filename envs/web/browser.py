@@ -3,7 +3,8 @@
 Pages arrive as strings and are served from a virtual origin by a request interceptor; every
 other request is aborted (a second wall: Chromium's host resolver maps every name to nothing).
 Local stand-ins answer the few resources benchmark pages expect: the Design2Code image
-placeholder `rick.jpg` and Tailwind's CDN script (served from node_modules). Script-initiated
+placeholder `rick.jpg` (also drawn for any other blocked image, so layouts keep their pictures),
+and Tailwind's CDN script and the Material Icons font (served from node_modules). Script-initiated
 network calls and navigations away are recorded as violations; dialogs are dismissed; loading
 has a time budget and every later operation a time limit. A page that hangs the renderer is
 abandoned with its context; if the browser itself stops answering it is killed (only the
@@ -37,8 +38,10 @@ CHROMIUM_FLAGS = ("--no-sandbox", "--disable-gpu", "--disable-background-network
 # Script-initiated traffic: the page tried to talk to the network (a violation, not a missing asset).
 ACTIVE_RESOURCE_TYPES = frozenset({"fetch", "xhr", "websocket", "eventsource", "ping", "other"})
 _NODE_MODULES = pathlib.Path(__file__).resolve().parents[2] / "node_modules"
-LOCAL_ASSETS = {  # URL prefix -> (file under node_modules, content type)
+LOCAL_ASSETS = {  # URL prefix -> (file under node_modules, content type); see package.json
     "https://cdn.tailwindcss.com": ("@tailwindcss/browser/dist/index.global.js", "application/javascript"),
+    "https://fonts.googleapis.com/icon?family=Material+Icons": ("material-icons/iconfont/filled.css", "text/css"),
+    "https://fonts.googleapis.com/material-icons.woff2": ("material-icons/iconfont/material-icons.woff2", "font/woff2"),
 }
 
 
@@ -271,6 +274,9 @@ class Browser:
                 if url.startswith(prefix):
                     return await route.fulfill(status=200, body=asset, headers={"content-type": ctype})
             log.blocked.append(url)
+            if request.resource_type == "image" and not request.is_navigation_request():
+                return await route.fulfill(status=200, body=self._placeholder,
+                                           headers={"content-type": "image/jpeg"})
             if request.is_navigation_request():
                 log.violations.append(f"navigation away to {url[:200]}")
             elif request.resource_type in ACTIVE_RESOURCE_TYPES:

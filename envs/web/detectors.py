@@ -104,32 +104,64 @@ def _text_records(layout: PageLayout) -> list[int]:
     return [i for i, r in enumerate(layout.records) if r["lines"] and r["visible"]]
 
 
-def detect_low_contrast(layout: PageLayout, cfg: DetectorConfig) -> tuple[list[Finding], list[int]]:
-    """WCAG contrast of each text element against its effective background.
+@dataclasses.dataclass(frozen=True)
+class ContrastMeasure:
+    """One text element's WCAG measurement (also what axe-core agreement compares)."""
 
-    Returns the findings and the records examined (for agreement with axe-core).
+    record: int
+    fg: tuple[float, float, float]
+    bg: tuple[float, float, float]
+    ratio: float
+    required: float
+
+
+def measure_contrast(layout: PageLayout, cfg: DetectorConfig) -> list[ContrastMeasure]:
+    """Contrast of every text element whose background is a known colour.
+
+    Skipped, as axe-core leaves them "incomplete": single glyphs, text over images or
+    gradients (its own backgrounds or a picture painted beneath it), invisible text (ratio 1).
     """
-    findings, examined = [], []
+    out = []
+    pictures = [(j, r["box"]) for j, r in enumerate(layout.records)
+                if r["tag"] in IMAGE_TAGS and r["visible"] and geometry.area(r["box"]) > 16]
     for i in _text_records(layout):
         rec = layout.records[i]
         if len(rec["text"].replace(" ", "")) < cfg.min_text_chars or not rec["color"]:
             continue
         bg, _ = layout.effective_background(i)
-        if bg is None:
+        if bg is None or _over_picture(layout, i, pictures):
             continue
-        fg_alpha = rec["color"][3] * rec["opacity"]
-        fg = wcolor.blend(rec["color"], bg, alpha=fg_alpha)
+        fg = wcolor.blend(rec["color"], bg, alpha=rec["color"][3] * rec["opacity"])
         ratio = wcolor.contrast_ratio(fg, bg)
-        if ratio <= 1.0 + 1e-9:  # invisible text: axe leaves it incomplete; so do we
+        if ratio <= 1.0 + 1e-9:
             continue
-        examined.append(i)
         required = wcolor.required_contrast(rec["fontSize"], wcolor.is_bold(rec["fontWeight"]))
-        if ratio < required:
+        out.append(ContrastMeasure(i, fg, bg, ratio, required))
+    return out
+
+
+def _over_picture(layout: PageLayout, idx: int, pictures: list[tuple[int, Sequence[float]]]) -> bool:
+    """Is most of idx's text painted over an image that is not part of idx (a hero banner)?"""
+    lines = layout.records[idx]["lines"]
+    total = sum(geometry.area(b) for b in lines)
+    for j, box in pictures:
+        covered = sum(geometry.intersection_area(b, box) for b in lines)
+        if total and covered > 0.5 * total and not layout.is_ancestor(idx, j):
+            return True
+    return False
+
+
+def detect_low_contrast(layout: PageLayout, cfg: DetectorConfig) -> list[Finding]:
+    """WCAG 2.x contrast against the effective background: 4.5:1, 3:1 for large text."""
+    findings = []
+    for m in measure_contrast(layout, cfg):
+        if m.ratio < m.required:
+            rec = layout.records[m.record]
             findings.append(Finding(
-                "low_contrast", wcolor.contrast_severity(ratio, required), _union(rec["lines"]),
-                f"text {rec['text'][:40]!r} has contrast {ratio:.2f}:1 against its background "
-                f"{wcolor.hex_color(bg)} (needs {required}:1)", (i,)))
-    return findings, examined
+                "low_contrast", wcolor.contrast_severity(m.ratio, m.required), _union(rec["lines"]),
+                f"text {rec['text'][:40]!r} has contrast {m.ratio:.2f}:1 against its background "
+                f"{wcolor.hex_color(m.bg)} (needs {m.required}:1)", (m.record,)))
+    return findings
 
 
 def detect_clipped_text(layout: PageLayout, cfg: DetectorConfig) -> list[Finding]:
@@ -264,6 +296,6 @@ def detect_misalignment(layout: PageLayout, cfg: DetectorConfig) -> list[Finding
 
 def detect_all(layout: PageLayout, cfg: DetectorConfig | None = None) -> list[Finding]:
     cfg = cfg or DetectorConfig()
-    return [*detect_low_contrast(layout, cfg)[0], *detect_clipped_text(layout, cfg),
+    return [*detect_low_contrast(layout, cfg), *detect_clipped_text(layout, cfg),
             *detect_overflow(layout, cfg), *detect_overlap(layout, cfg),
             *detect_misalignment(layout, cfg)]

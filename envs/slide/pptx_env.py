@@ -1,0 +1,149 @@
+"""The python-pptx slide environment: program -> sandbox -> .pptx -> warm LibreOffice -> PDF.
+
+`PptxSlideEnv.step(task, code)` runs the program in a sandbox child (tracing shapes to the
+statements that created or edited them), converts the deck with a long-lived LibreOffice,
+rasterises with pdftoppm, reads shape geometry (python-pptx, in this process) and text extents
+(PDF spans), detects defects per slide, computes the AeSlides measures, and traces every defect
+to line spans. It never raises for bad programs: errors, time-outs, crashes of the program or
+of LibreOffice come back as Feedback(ok=False). Multi-slide decks are judged slide by slide and
+rendered as one image with the slides stacked (regions in that image's pixels).
+Never imports jax.
+"""
+from __future__ import annotations
+
+import dataclasses
+import io
+import re
+import time
+
+import numpy as np
+from PIL import Image
+
+from envs import geometry
+from envs.feedback import Defect, Element, ExecError, Feedback
+from envs.slide import aeslides, pptx_detectors
+from envs.slide.deck import DeckView, assign_spans, rasterise, read_shapes, read_spans
+from envs.slide.office import Office, OfficeError
+from envs.slide.pptx_runner import ProgramRun, RunLimits, run_pptx_program, scratch_dir
+from envs.task import Task
+from envs.web.detectors import Finding
+from envs.web.env import cleanliness
+
+_FENCE = re.compile(r"```(?:python|py)?[^\n]*\n(.*?)(?:```|$)", re.S)
+
+
+def extract_python(text: str) -> str:
+    match = _FENCE.search(text)
+    return match.group(1) if match else text
+
+
+@dataclasses.dataclass
+class PptxEnvConfig:
+    limits: RunLimits = dataclasses.field(default_factory=RunLimits)
+    detectors: pptx_detectors.PptxDetectorConfig = dataclasses.field(
+        default_factory=pptx_detectors.PptxDetectorConfig)
+    max_slides: int = 4              # judged and rendered per program
+    convert_timeout_s: float = 30.0
+    aesthetic_weight: float = 0.5
+
+    def __post_init__(self):
+        if self.max_slides < 1:
+            raise ValueError(f"PptxEnvConfig.max_slides must be >= 1, got {self.max_slides}")
+
+
+def finding_lines(finding: Finding, view: DeckView, run: ProgramRun) -> tuple[tuple[int, int], ...]:
+    """Creation and edit statements of the shapes a finding names (+ slide-level edits for contrast)."""
+    spans: set[tuple[int, int]] = set()
+    for k in finding.records:
+        shape = view.shapes[k]
+        lines = run.trace.get((shape.slide, shape.shape_id), {})
+        spans.update(tuple(s) for s in lines.get("created", []) + lines.get("edited", []))
+        if finding.kind == "low_contrast":
+            slide_lines = run.trace.get((shape.slide, 0), {})
+            spans.update(tuple(s) for s in slide_lines.get("edited", []))
+    return tuple(sorted(spans))
+
+
+class PptxSlideEnv:
+    """python-pptx programs judged through a warm LibreOffice. One per worker; not thread-safe."""
+
+    domain = "slide_pptx"
+
+    def __init__(self, config: PptxEnvConfig | None = None):
+        self.config = config or PptxEnvConfig()
+        self.office = Office(convert_timeout_s=self.config.convert_timeout_s)
+
+    def close(self) -> None:
+        self.office.close()
+
+    def step(self, task: Task, code: str) -> Feedback:
+        t0 = time.monotonic()
+        program = extract_python(code)
+        with scratch_dir() as workdir:
+            run = run_pptx_program(program, self.config.limits, workdir)
+            timings = {"run_s": run.seconds}
+            if run.error is not None or run.deck is None:
+                error = run.error or ExecError("NoPresentation", "the program produced no deck")
+                return Feedback.failure(error, reward_parts={"exec": 0.0}, timings=timings,
+                                        stdout=run.stdout, stderr=run.stderr)
+            try:
+                t1 = time.monotonic()
+                pdf = workdir / "deck.pdf"
+                self.office.convert(run.deck, pdf)
+                timings["convert_s"] = time.monotonic() - t1
+                width, height, n_slides, shapes, backgrounds = read_shapes(run.deck)
+                pages = min(n_slides, self.config.max_slides)
+                if pages == 0:
+                    return Feedback.failure(ExecError("EmptyPresentation", "the deck has no slides: "
+                                                      "add one with prs.slides.add_slide(layout)"),
+                                            reward_parts={"exec": 0.0}, timings=timings)
+                pngs = rasterise(pdf, workdir / "page", pages)
+                view = DeckView(width, height, n_slides, shapes, read_spans(pdf, pages), backgrounds)
+            except OfficeError as err:
+                return Feedback.failure(ExecError("OfficeError", str(err)), reward_parts={"exec": 0.0},
+                                        timings=timings, stdout=run.stdout, stderr=run.stderr)
+            except Exception as err:  # a deck python-pptx/poppler cannot read is the program's fault
+                return Feedback.failure(ExecError(type(err).__name__, f"the saved deck could not be "
+                                                  f"read or rendered: {str(err)[:500]}"),
+                                        reward_parts={"exec": 0.0}, timings=timings)
+            return self._judge(view, pngs, run, timings, t0)
+
+    def _judge(self, view: DeckView, pngs, run: ProgramRun, timings: dict, t0: float) -> Feedback:
+        assign_spans(view)
+        images = [np.asarray(Image.open(p).convert("RGB")) for p in pngs]
+        defects: list[Defect] = []
+        per_slide: list[dict[str, float]] = []
+        for slide, rgb in enumerate(images):
+            offset = slide * view.height
+            findings = pptx_detectors.detect_all(view, slide, rgb, self.config.detectors)
+            for f in findings:
+                region = (f.region[0], f.region[1] + offset, f.region[2], f.region[3] + offset)
+                defects.append(Defect(f.kind, float(f.severity), region, f"slide {slide + 1}: {f.message}",
+                                      finding_lines(f, view, run)))
+            items = pptx_detectors.visual_items(view, slide)
+            boxes = [pptx_detectors.rendered_box(view, k) for k, s in enumerate(view.shapes) if s.slide == slide]
+            content = geometry.union_box([(0.0, 0.0, float(view.width), float(view.height)), *boxes])
+            per_slide.append(aeslides.measures(rgb, items, (view.width, view.height),
+                                               (content[2] - content[0], content[3] - content[1])))
+        scores = {k: float(np.mean([m[k] for m in per_slide])) for k in per_slide[0]}
+        parts = {"exec": 1.0, "cleanliness": cleanliness(defects), **scores}
+        w = self.config.aesthetic_weight
+        reward = w * scores["aeslides_avg"] + (1 - w) * parts["cleanliness"]
+        canvas = np.concatenate(images, axis=0)
+        buf = io.BytesIO()
+        Image.fromarray(canvas).save(buf, format="PNG")
+        elements = []
+        for shape in view.shapes:
+            if shape.slide >= len(images):
+                continue
+            lines = run.trace.get((shape.slide, shape.shape_id), {})
+            spans = tuple(sorted({tuple(s) for s in lines.get("created", []) + lines.get("edited", [])}))
+            off = shape.slide * view.height
+            elements.append(Element(kind=shape.kind, region=(shape.box[0], shape.box[1] + off, shape.box[2],
+                                                             shape.box[3] + off),
+                                    lines=spans, text=shape.text or None,
+                                    attrs={"slide": shape.slide, "shape_id": shape.shape_id, "name": shape.name}))
+        timings["total_s"] = time.monotonic() - t0
+        return Feedback(ok=True, reward=float(reward), reward_parts=parts, defects=defects,
+                        render_png=buf.getvalue(), elements=elements, timings=timings,
+                        render_size=(canvas.shape[1], canvas.shape[0]), stdout=run.stdout, stderr=run.stderr)
