@@ -5,6 +5,7 @@ Pure Python on purpose: it runs in env workers and in the trainer's host code al
 """
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable, Sequence
 
 Box = tuple[float, float, float, float]
@@ -61,3 +62,75 @@ def union_box(boxes: Iterable[Sequence[float]]) -> Box | None:
 def max_iou(box: Sequence[float], others: Iterable[Sequence[float]]) -> float:
     """Largest IoU of box with any of others (0 for none): how a region made of parts is scored."""
     return max((iou(box, o) for o in others), default=0.0)
+
+
+# ---------------------------------------------------------------- convex polygons
+# Rotated text is a rotated rectangle: comparing axis-aligned boxes of 45-degree tick labels
+# reports overlaps where the glyphs do not touch (benchmarks.md 5.3), so overlap tests on text
+# use these exact convex-polygon helpers. Points are (x, y) in render pixels.
+Point = tuple[float, float]
+
+
+def polygon_area(poly: Sequence[Point]) -> float:
+    """Unsigned area of a simple polygon (shoelace formula)."""
+    return abs(_signed_area(poly))
+
+
+def _signed_area(poly: Sequence[Point]) -> float:
+    n = len(poly)
+    return 0.5 * sum(poly[i][0] * poly[(i + 1) % n][1] - poly[(i + 1) % n][0] * poly[i][1]
+                     for i in range(n)) if n >= 3 else 0.0
+
+
+def clip_convex(subject: Sequence[Point], clip: Sequence[Point]) -> list[Point]:
+    """The part of convex polygon `subject` inside convex polygon `clip` (Sutherland-Hodgman);
+    either orientation; empty when they do not overlap."""
+    orientation = 1.0 if _signed_area(clip) >= 0 else -1.0
+    output = list(subject)
+    n = len(clip)
+    for i in range(n):
+        if not output:
+            break
+        (ax, ay), (bx, by) = clip[i], clip[(i + 1) % n]
+
+        def side(p: Point) -> float:
+            return orientation * ((bx - ax) * (p[1] - ay) - (by - ay) * (p[0] - ax))
+
+        current, output = output, []
+        for j, p in enumerate(current):
+            q = current[j - 1]
+            sp, sq = side(p), side(q)
+            if sp >= 0:
+                if sq < 0:
+                    output.append(_cross_point(q, p, sq, sp))
+                output.append(p)
+            elif sq >= 0:
+                output.append(_cross_point(q, p, sq, sp))
+    return output
+
+
+def _cross_point(q: Point, p: Point, sq: float, sp: float) -> Point:
+    t = sq / (sq - sp)
+    return (q[0] + t * (p[0] - q[0]), q[1] + t * (p[1] - q[1]))
+
+
+def convex_intersection_area(a: Sequence[Point], b: Sequence[Point]) -> float:
+    """Area shared by two convex polygons."""
+    return polygon_area(clip_convex(a, b))
+
+
+def box_corners(box: Sequence[float]) -> list[Point]:
+    x0, y0, x1, y1 = box[:4]
+    return [(x0, y0), (x1, y0), (x1, y1), (x0, y1)]
+
+
+def rotated_rect(cx: float, cy: float, width: float, height: float, angle_deg: float) -> list[Point]:
+    """Corners of a width x height rectangle centred at (cx, cy) and turned counter-clockwise by
+    angle_deg as seen on screen (render y grows downwards)."""
+    theta = math.radians(angle_deg)
+    c, s = math.cos(theta), math.sin(theta)
+    corners = []
+    for dx, dy in ((-width / 2, -height / 2), (width / 2, -height / 2),
+                   (width / 2, height / 2), (-width / 2, height / 2)):
+        corners.append((cx + dx * c - dy * s, cy - (dx * s + dy * c)))
+    return corners
