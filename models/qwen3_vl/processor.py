@@ -6,9 +6,11 @@ multiples of patch*merge inside [min_pixels, max_pixels] (small images are upsca
 (x-mean)/std in float32, and rows in 2x2 merge-block order, each row laid out (C, T, ph, pw)
 with the frame repeated T times.
 
-`Qwen3VLProcessor` renders messages with the chat template, tokenizes, and expands each
-`<|image_pad|>` to its image's merged-token count, like transformers' Qwen3VLProcessor.
-Host code (numpy + Pillow): it must never import jax or torch.
+`Qwen3VLProcessor` renders messages with the chat template, tokenizes, expands each
+`<|image_pad|>` to its image's merged-token count (like transformers' Qwen3VLProcessor) and adds
+the 3-row MRoPE positions (rope_index.py). It belongs to one model: its config decides the token
+ids and patch geometry, and a tokenizer or preprocessor that disagrees is refused up front.
+Host code (numpy + Pillow): it must never run jax computations or import torch.
 """
 from __future__ import annotations
 
@@ -23,6 +25,8 @@ import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 from models.qwen3_vl.chat_template import render_chat
+from models.qwen3_vl.config import Qwen3VLConfig
+from models.qwen3_vl.rope_index import rope_index
 from models.qwen3_vl.tokenizer import Qwen3Tokenizer
 
 # 1/255 as transformers spells it (rescale_factor in preprocessor_config.json).
@@ -78,11 +82,19 @@ class ImageProcessorConfig:
             rescale_factor=float(spec.get("rescale_factor", defaults.rescale_factor)))
 
     @classmethod
-    def from_pretrained(cls, folder: str) -> "ImageProcessorConfig":
-        """The folder's preprocessor_config.json, or the Qwen3-VL defaults if it has none."""
+    def for_model(cls, config: Qwen3VLConfig) -> "ImageProcessorConfig":
+        """Qwen3-VL defaults with the patch geometry of `config`'s vision tower."""
+        v = config.vision
+        return cls(patch_size=v.patch_size, temporal_patch_size=v.temporal_patch_size,
+                   merge_size=v.spatial_merge_size)
+
+    @classmethod
+    def from_pretrained(cls, folder: str, default: "ImageProcessorConfig | None" = None
+                        ) -> "ImageProcessorConfig":
+        """The folder's preprocessor_config.json, or `default` (Qwen3-VL's) if it has none."""
         path = os.path.join(folder, "preprocessor_config.json")
         if not os.path.exists(path):
-            return cls()
+            return default or cls()
         try:
             with open(path, encoding="utf-8") as f:
                 return cls.from_dict(json.load(f))
@@ -199,23 +211,55 @@ class ProcessedChat:
     text: str  # the rendered prompt, one placeholder per image
     input_ids: np.ndarray  # (L,) int32, each <|image_pad|> expanded to its token count
     mm_token_type_ids: np.ndarray  # (L,) int32: 0 text, 1 image
+    position_ids: np.ndarray  # (3, L) int32: MRoPE T/H/W positions
+    rope_delta: int  # the token after the prompt sits at position L + rope_delta
     pixel_values: np.ndarray  # (patch rows, C*T*P*P) float32
     image_grid_thw: np.ndarray  # (num_images, 3) int64
 
 
 class Qwen3VLProcessor:
-    """Chat messages (text + images) -> `ProcessedChat`, as transformers' Qwen3VLProcessor."""
+    """Chat messages (text + images) -> `ProcessedChat` for the model described by `config`."""
 
-    def __init__(self, tokenizer: Qwen3Tokenizer, image_processor: ImageProcessor | None = None):
-        self.tokenizer = tokenizer
-        self.image_processor = image_processor or ImageProcessor()
+    def __init__(self, config: Qwen3VLConfig, tokenizer: Qwen3Tokenizer | None = None,
+                 image_processor: ImageProcessor | None = None):
+        self.config = config
+        self.tokenizer = tokenizer or Qwen3Tokenizer.load()
+        self.image_processor = image_processor or ImageProcessor(
+            ImageProcessorConfig.for_model(config))
+        self._check_agreement()
 
     @classmethod
-    def load(cls, folder: str | None = None) -> "Qwen3VLProcessor":
-        """The folder's tokenizer.json and preprocessor_config.json where present, else the
-        bundled Qwen3 tokenizer and the Qwen3-VL preprocessing defaults."""
-        config = ImageProcessorConfig.from_pretrained(folder) if folder else ImageProcessorConfig()
-        return cls(Qwen3Tokenizer.load(folder), ImageProcessor(config))
+    def load(cls, folder: str, config: Qwen3VLConfig | None = None) -> "Qwen3VLProcessor":
+        """For a checkpoint folder (HF or Flax): its config.json (unless `config` is given),
+        tokenizer.json and preprocessor_config.json where present, else the bundled Qwen3
+        tokenizer and Qwen3-VL preprocessing with the model's patch geometry."""
+        config = config or Qwen3VLConfig.from_json_file(folder)
+        image_config = ImageProcessorConfig.from_pretrained(
+            folder, default=ImageProcessorConfig.for_model(config))
+        return cls(config, Qwen3Tokenizer.load(folder), ImageProcessor(image_config))
+
+    def _check_agreement(self) -> None:
+        special, cfg = self.tokenizer.special, self.config
+        ids = {"image_token_id": (special.image_pad, cfg.image_token_id),
+               "video_token_id": (special.video_pad, cfg.video_token_id),
+               "vision_start_token_id": (special.vision_start, cfg.vision_start_token_id),
+               "vision_end_token_id": (special.vision_end, cfg.vision_end_token_id)}
+        wrong = [f"{name}: tokenizer {tok}, model {model}" for name, (tok, model) in ids.items()
+                 if tok != model]
+        if len(self.tokenizer) > cfg.text.vocab_size:
+            wrong.append(f"tokenizer has {len(self.tokenizer)} tokens, model vocab_size is "
+                         f"{cfg.text.vocab_size}")
+        image, vision = self.image_processor.config, cfg.vision
+        geometry = {"patch_size": (image.patch_size, vision.patch_size),
+                    "temporal_patch_size": (image.temporal_patch_size, vision.temporal_patch_size),
+                    "merge_size": (image.merge_size, vision.spatial_merge_size)}
+        wrong += [f"{name}: preprocessor {ours}, model {model}"
+                  for name, (ours, model) in geometry.items() if ours != model]
+        if wrong:
+            raise ValueError("The tokenizer/preprocessor do not belong to this model: "
+                             + "; ".join(wrong) + ". Fix: use the checkpoint's own tokenizer "
+                             "and preprocessor_config.json, or a config with the real Qwen3 "
+                             "token ids (configs/model_sizes.py).")
 
     def __call__(self, messages: Sequence[Mapping], *, add_generation_prompt: bool = True,
                  add_vision_id: bool = False, tools: Sequence[Mapping] | None = None
@@ -226,7 +270,7 @@ class Qwen3VLProcessor:
 
     def encode(self, text: str, images: Sequence[Any]) -> ProcessedChat:
         """Tokenize an already rendered prompt whose `<|image_pad|>` tokens stand, in order,
-        for `images`, and expand each to that image's merged-token count."""
+        for `images`, expand each to that image's merged-token count, and add positions."""
         special = self.tokenizer.special
         ids = np.asarray(self.tokenizer.encode(text), np.int32)
         pads = np.flatnonzero(ids == special.image_pad)
@@ -242,7 +286,11 @@ class Qwen3VLProcessor:
         repeats = np.ones(len(ids), np.int64)
         repeats[pads] = [self.image_processor.num_tokens(g) for g in pixels.image_grid_thw]
         input_ids = np.repeat(ids, repeats)
+        token_types = (input_ids == special.image_pad).astype(np.int32)
+        positions, deltas = rope_index(input_ids[None], self.config,
+                                       image_grid_thw=pixels.image_grid_thw,
+                                       mm_token_type_ids=token_types[None])
         return ProcessedChat(
-            text=text, input_ids=input_ids,
-            mm_token_type_ids=(input_ids == special.image_pad).astype(np.int32),
+            text=text, input_ids=input_ids, mm_token_type_ids=token_types,
+            position_ids=positions[:, 0], rope_delta=int(deltas[0]),
             pixel_values=pixels.pixel_values, image_grid_thw=pixels.image_grid_thw)

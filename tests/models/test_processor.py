@@ -9,6 +9,8 @@ import pytest
 from hypothesis import given, settings, strategies as st
 from PIL import Image
 
+from configs import model_sizes
+from models.qwen3_vl.config import Qwen3VLConfig
 from models.qwen3_vl.processor import (
     ImageProcessor, ImageProcessorConfig, Qwen3VLProcessor, load_image, smart_resize)
 from qwen3vl_hf_reference import QWEN3_VL_PREPROCESSOR, SAMPLE_DATA, hf_processor
@@ -19,8 +21,29 @@ ICON = os.path.join(SAMPLE_DATA, "Minduka_Present_Blue_Pack.png")  # 128x128 RGB
 
 
 @functools.lru_cache(maxsize=1)
+def real_config() -> Qwen3VLConfig:
+    return Qwen3VLConfig.from_dict(model_sizes.get_config("8b"))
+
+
+@functools.lru_cache(maxsize=1)
 def ours() -> Qwen3VLProcessor:
-    return Qwen3VLProcessor.load()
+    return Qwen3VLProcessor(real_config())
+
+
+def hf_rope_index(input_ids, mm_token_type_ids, image_grid_thw):
+    """transformers' Qwen3VLModel.get_rope_index (it reads only the merge size off the model)."""
+    import types
+
+    import torch
+    from transformers.models.qwen3_vl.modeling_qwen3_vl import Qwen3VLModel
+
+    owner = types.SimpleNamespace(config=types.SimpleNamespace(
+        vision_config=types.SimpleNamespace(spatial_merge_size=2)))
+    owner.get_vision_position_ids = Qwen3VLModel.get_vision_position_ids.__get__(owner)
+    grid = None if image_grid_thw is None else torch.as_tensor(np.asarray(image_grid_thw))
+    positions, deltas = Qwen3VLModel.get_rope_index(
+        owner, torch.as_tensor(input_ids), torch.as_tensor(mm_token_type_ids), grid)
+    return positions.numpy(), deltas.numpy()
 
 
 def hf_pixels(images, **overrides):
@@ -135,6 +158,10 @@ def test_prompt_inputs_equal_transformers(name):
     assert got.input_ids.tolist() == expected["input_ids"][0]
     assert got.mm_token_type_ids.tolist() == expected["mm_token_type_ids"][0]
     assert got.input_ids.dtype == got.mm_token_type_ids.dtype == np.int32
+    positions, deltas = hf_rope_index(expected["input_ids"], expected["mm_token_type_ids"],
+                                      expected.get("image_grid_thw"))
+    assert got.position_ids.tolist() == positions[:, 0].tolist()
+    assert got.rope_delta == int(deltas[0, 0])
     if "pixel_values" in expected:
         assert got.image_grid_thw.tolist() == np.asarray(expected["image_grid_thw"]).tolist()
         np.testing.assert_array_equal(got.pixel_values, np.asarray(expected["pixel_values"]))
@@ -162,6 +189,18 @@ def test_image_tokens_sit_between_vision_markers():
     assert ids[start + 1:start + 1 + 19 * 16] == [special.image_pad] * (19 * 16)  # 38x32 patches / 4
     assert ids[start + 1 + 19 * 16] == special.vision_end
     assert int(got.mm_token_type_ids.sum()) == 19 * 16 + 8 * 8
+
+
+def test_processor_refuses_a_tokenizer_or_preprocessor_of_another_model(tmp_path):
+    tiny = Qwen3VLConfig.from_dict(model_sizes.get_config("tiny"))  # special ids remapped to 60..63
+    with pytest.raises(ValueError, match="image_token_id: tokenizer 151655, model 62"):
+        Qwen3VLProcessor(tiny)
+    with pytest.raises(ValueError, match="patch_size: preprocessor 14, model 16"):
+        Qwen3VLProcessor(real_config(), image_processor=ImageProcessor(
+            ImageProcessorConfig(patch_size=14)))
+    (tmp_path / "preprocessor_config.json").write_text('{"patch_size": 16, "min_pixels": 1024}')
+    loaded = Qwen3VLProcessor.load(str(tmp_path), config=real_config())
+    assert loaded.image_processor.config.min_pixels == 1024
 
 
 def test_placeholder_and_image_counts_must_agree():
