@@ -72,7 +72,7 @@ def _hex_rgb(text: str | None):
     return tuple(int(text[k:k + 2], 16) for k in (1, 3, 5))
 
 
-def _cause(ours, axe_fg, axe_bg, axe_expected) -> str:
+def _cause(ours, axe_fg, axe_bg, axe_ratio, axe_expected) -> str:
     fg, bg = _hex_rgb(axe_fg), _hex_rgb(axe_bg)
     if bg is None or wcolor.ciede2000(bg, ours.bg) > 2.0:
         return "different background (stacking, positioned or overlapping elements)"
@@ -80,6 +80,8 @@ def _cause(ours, axe_fg, axe_bg, axe_expected) -> str:
         return "different foreground (opacity, text-shadow or blending)"
     if axe_expected and abs(float(str(axe_expected).split(":")[0]) - ours.required) > 1e-6:
         return "different large-text threshold (font size/weight)"
+    if axe_ratio is not None and abs(float(axe_ratio) - ours.ratio) > 0.05:
+        return "same colours, different ratio (text-shadow rescue)"
     return "ratio at the threshold (rounding)"
 
 
@@ -103,7 +105,7 @@ def compare_page(browser: Browser, html: str, axe_source: str, agreement: Agreem
         if axe_fail == (m.ratio < m.required):
             agreement.agree += 1
             continue
-        cause = _cause(m, fg, bg, expected)
+        cause = _cause(m, fg, bg, ratio, expected)
         agreement.causes[cause] += 1
         if len(agreement.examples) < 40:
             agreement.examples.append({"page": page_id, "text": layout.records[idx]["text"][:40],

@@ -72,8 +72,13 @@ def _srgb_to_lab(rgb: Sequence[float]) -> tuple[float, float, float]:
 
 def ciede2000(rgb1: Sequence[float], rgb2: Sequence[float]) -> float:
     """CIEDE2000 colour difference of two sRGB colours (D65), as Design2Code's colour metric uses."""
-    l1, a1, b1 = _srgb_to_lab(rgb1)
-    l2, a2, b2 = _srgb_to_lab(rgb2)
+    return ciede2000_lab(_srgb_to_lab(rgb1), _srgb_to_lab(rgb2))
+
+
+def ciede2000_lab(lab1: Sequence[float], lab2: Sequence[float]) -> float:
+    """CIEDE2000 (Sharma, Wu, Dalal 2005) between two CIELAB colours."""
+    l1, a1, b1 = lab1
+    l2, a2, b2 = lab2
     c1, c2 = math.hypot(a1, b1), math.hypot(a2, b2)
     c_bar7 = ((c1 + c2) / 2) ** 7
     g = 0.5 * (1 - math.sqrt(c_bar7 / (c_bar7 + 25 ** 7)))

@@ -262,13 +262,19 @@ def detect_overlap(layout: PageLayout, cfg: DetectorConfig) -> list[Finding]:
     return list(findings.values())
 
 
-def detect_misalignment(layout: PageLayout, cfg: DetectorConfig) -> list[Finding]:
-    """Near-miss alignment among siblings: stacked siblings' left edges, row siblings' tops."""
+def peer_children(layout: PageLayout) -> dict[int, list[int]]:
+    """parent -> its in-flow, visible, block-level children (document order): alignment peers."""
     children: dict[int, list[int]] = {}
     for i, rec in enumerate(layout.records):
         if (rec["visible"] and rec["parent"] >= 0 and rec["display"] in BLOCK_DISPLAYS
                 and rec["position"] not in ("absolute", "fixed") and geometry.area(rec["box"]) > 64):
             children.setdefault(rec["parent"], []).append(i)
+    return children
+
+
+def detect_misalignment(layout: PageLayout, cfg: DetectorConfig) -> list[Finding]:
+    """Near-miss alignment among siblings: stacked siblings' left edges, row siblings' tops."""
+    children = peer_children(layout)
     findings = []
     for sibs in children.values():
         for a, b in zip(sibs, sibs[1:]):

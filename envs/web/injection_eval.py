@@ -1,0 +1,158 @@
+"""Detector recall and tracing on injected defects, and false-positive rates on clean artifacts.
+
+For each clean artifact: judge it (its defects give the false-positive rate per kind), inject
+each kind once, judge again. A detection is a defect of the injected kind that the clean render
+did not have (no clean defect of that kind with region IoU > 0.9). Recall = injected artifacts
+with a detection; tracing = detections whose line spans hold the edited line.
+
+`python -m envs.web.injection_eval --domain web|slide_html --limit N` prints the table and one
+JSON line. Never imports jax.
+"""
+from __future__ import annotations
+
+import argparse
+import collections
+import dataclasses
+import json
+import pathlib
+import random
+import sys
+import time
+from collections.abc import Callable, Iterable
+
+from envs import geometry
+from envs.feedback import Defect
+
+DATA = pathlib.Path(__file__).resolve().parents[2].parent / "shared" / "data"
+
+
+@dataclasses.dataclass
+class InjectionStats:
+    """Counts per defect kind across a corpus."""
+
+    injected: collections.Counter = dataclasses.field(default_factory=collections.Counter)
+    detected: collections.Counter = dataclasses.field(default_factory=collections.Counter)
+    detections: collections.Counter = dataclasses.field(default_factory=collections.Counter)
+    traced: collections.Counter = dataclasses.field(default_factory=collections.Counter)
+    no_target: collections.Counter = dataclasses.field(default_factory=collections.Counter)
+    clean_items: int = 0
+    clean_with_kind: collections.Counter = dataclasses.field(default_factory=collections.Counter)
+    misses: list = dataclasses.field(default_factory=list)
+
+    def record(self, kind: str, clean: list[Defect], judged: list[Defect] | None, line: int, item: str) -> None:
+        self.injected[kind] += 1
+        if judged is None:  # the injected artifact failed to render: a miss
+            self.misses.append((item, kind, "render failed"))
+            return
+        new = new_defects(clean, judged, kind)
+        if new:
+            self.detected[kind] += 1
+        else:
+            self.misses.append((item, kind, "not detected"))
+        self.detections[kind] += len(new)
+        self.traced[kind] += sum(any(a <= line <= b for a, b in d.lines) for d in new)
+
+    def record_clean(self, defects: list[Defect]) -> None:
+        self.clean_items += 1
+        self.clean_with_kind.update({d.kind for d in defects})
+
+    def table(self, kinds: Iterable[str]) -> dict[str, dict[str, float]]:
+        out = {}
+        for kind in kinds:
+            n, det = self.injected[kind], self.detections[kind]
+            out[kind] = {"injected": n, "recall": self.detected[kind] / n if n else float("nan"),
+                         "trace_rate": self.traced[kind] / det if det else float("nan"),
+                         "clean_fp_rate": self.clean_with_kind[kind] / self.clean_items if self.clean_items else float("nan"),
+                         "no_target": self.no_target[kind]}
+        return out
+
+
+def already_defective(judged, kind: str) -> frozenset[int]:
+    """Records of a judged page that already have a defect of `kind`."""
+    return frozenset(r for f in judged.findings if f.kind == kind for r in f.records)
+
+
+def new_defects(clean: list[Defect], judged: list[Defect], kind: str) -> list[Defect]:
+    before = [d.region for d in clean if d.kind == kind]
+    return [d for d in judged if d.kind == kind and geometry.max_iou(d.region, before) <= 0.9]
+
+
+def evaluate_html(rows: list[dict], judge: Callable, kinds: Iterable[str], seed: int = 0,
+                  viewport_only: bool = False, progress: bool = True) -> InjectionStats:
+    """Pages or HTML slides: judge(html) -> (JudgedPage, defects) raising PageError on failure."""
+    from envs.web.browser import PageError
+    from envs.web.inject import inject
+
+    stats = InjectionStats()
+    rng = random.Random(seed)
+    for n, row in enumerate(rows):
+        try:
+            clean_page, clean = judge(row["html"])
+        except PageError:
+            continue
+        stats.record_clean(clean)
+        for kind in kinds:
+            injection = inject(clean_page.source, clean_page.layout, kind, rng, viewport_only,
+                               avoid=already_defective(clean_page, kind))
+            if injection is None:
+                stats.no_target[kind] += 1
+                continue
+            try:
+                judged = judge(injection.html)[1]
+            except PageError:
+                judged = None
+            stats.record(kind, clean, judged, injection.line, row["id"])
+        if progress and (n + 1) % 10 == 0:
+            print(f"[inject] {n + 1}/{len(rows)}", file=sys.stderr, flush=True)
+    return stats
+
+
+def _judges(domain: str):
+    from envs.slide.html_slide import HtmlSlideEnv, collision_defects
+    from envs.web.env import WebEnv, to_defects
+
+    if domain == "web":
+        env = WebEnv()
+        return env, lambda html: _web(env, html, to_defects)
+    env = HtmlSlideEnv()
+
+    def slide(html):
+        judged, items, _ = env.judge(html, 1280, 720)
+        return judged, to_defects(judged) + collision_defects(judged, items)
+    return env, slide
+
+
+def _web(env, html, to_defects):
+    from envs.web.env import judge_page
+    judged = judge_page(env.browser, html, 1280, 720, max_elements=env.config.max_elements,
+                        detectors=env.config.detectors, screenshot_max_height=720, full_page=False)
+    return judged, to_defects(judged)
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--domain", choices=("web", "slide_html"), default="web")
+    parser.add_argument("--limit", type=int, default=None)
+    parser.add_argument("--seed", type=int, default=0)
+    args = parser.parse_args(argv)
+    from envs.web.inject import KINDS
+    name = "design2code_testset.jsonl" if args.domain == "web" else "aeslides_examples.jsonl"
+    rows = [json.loads(line) for line in open(DATA / name)][:args.limit]
+    t0 = time.monotonic()
+    env, judge = _judges(args.domain)
+    try:
+        stats = evaluate_html(rows, judge, KINDS, seed=args.seed, viewport_only=args.domain == "slide_html")
+    finally:
+        env.close()
+    table = stats.table(KINDS)
+    print(f"{args.domain}: {len(rows)} artifacts, {stats.clean_items} rendered, {time.monotonic() - t0:.0f}s")
+    for kind, row in table.items():
+        print(f"  {kind:13s} injected {row['injected']:4d}  recall {row['recall']:.3f}  "
+              f"trace {row['trace_rate']:.3f}  clean FP {row['clean_fp_rate']:.3f}  no target {row['no_target']}")
+    for miss in stats.misses[:15]:
+        print("  miss:", miss)
+    print(json.dumps({"domain": args.domain, "items": len(rows), "table": table}))
+
+
+if __name__ == "__main__":
+    main()
