@@ -151,15 +151,20 @@ def variable_logical_axes(variable: nnx.Variable) -> tuple[str | None, ...]:
     return tuple(axes)
 
 
-def state_shardings(state: nnx.State, mesh: Mesh, rules: Rules) -> nnx.State:
-    """A NamedSharding for every Variable of `state` (abstract or concrete), by its logical axes."""
-    shape = _mesh_shape(mesh)
+def state_specs(state: nnx.State, mesh_shape: dict[str, int], rules: Rules) -> nnx.State:
+    """A PartitionSpec for every Variable of `state` (abstract or concrete), by logical axes."""
 
     def one(v: nnx.Variable):
-        spec = logical_to_spec(variable_logical_axes(v), rules, shape, v.shape)
-        return v.replace(NamedSharding(mesh, spec))
+        return v.replace(logical_to_spec(variable_logical_axes(v), rules, mesh_shape, v.shape))
 
     return jax.tree.map(one, state, is_leaf=lambda x: isinstance(x, nnx.Variable))
+
+
+def state_shardings(state: nnx.State, mesh: Mesh, rules: Rules) -> nnx.State:
+    """A NamedSharding on `mesh` for every Variable of `state`, by its logical axes."""
+    specs = state_specs(state, _mesh_shape(mesh), rules)
+    return jax.tree.map(lambda spec: NamedSharding(mesh, spec), specs,
+                        is_leaf=lambda x: isinstance(x, PartitionSpec))
 
 
 def shard_module(module: nnx.Module, mesh: Mesh, rules: Rules) -> nnx.Module:
