@@ -16,6 +16,7 @@ from typing import Any
 
 import numpy as np
 
+from envs.registry import spec as domain_spec
 from envs.task import Task
 
 
@@ -92,31 +93,34 @@ def slide_brief_from_html(page: str, max_chars: int = 600) -> str:
     return " | ".join(parser.parts)[:max_chars]
 
 
+def _task(domain: str, task_id: Any, instruction: str, target: str | None, **meta) -> Task:
+    """A Task on its domain's default canvas (envs.registry), so data and envs agree on sizes."""
+    canvas = domain_spec(domain)
+    return Task(domain=domain, task_id=str(task_id), instruction=instruction, target=target,
+                width=canvas.width, height=canvas.height, dpi=canvas.dpi, meta=meta)
+
+
 def _chart(rec, where, i):
     code = _field(rec, ("code",), where)
-    return Task(domain="chart", task_id=str(rec.get("id", i)), instruction=CHART_INSTRUCTION,
-                target=code, width=640, height=480, dpi=100,
-                meta={"chart_type": rec.get("chart_type", "")})
+    return _task("chart", rec.get("id", i), CHART_INSTRUCTION, code,
+                 chart_type=rec.get("chart_type", ""))
 
 
 def _web(rec, where, i):
     page = _field(rec, ("html", "text"), where)
-    return Task(domain="web", task_id=str(rec.get("id", i)), instruction=WEB_INSTRUCTION,
-                target=page, width=1280, height=1024)
+    return _task("web", rec.get("id", i), WEB_INSTRUCTION, page)
 
 
 def _slide_html(rec, where, i):
     brief = rec.get("instruction") or slide_brief_from_html(_field(rec, ("html",), where))
-    return Task(domain="slide_html", task_id=str(rec.get("id", i)),
-                instruction=SLIDE_HTML_INSTRUCTION.format(brief=brief),
-                target=rec.get("html"), width=1280, height=720)
+    return _task("slide_html", rec.get("id", i), SLIDE_HTML_INSTRUCTION.format(brief=brief),
+                 rec.get("html"))
 
 
 def _slide_pptx(rec, where, i):
     brief = _field(rec, ("instruction", "brief"), where)
-    return Task(domain="slide_pptx", task_id=str(rec.get("id", i)),
-                instruction=SLIDE_PPTX_INSTRUCTION.format(brief=brief),
-                target=rec.get("code"), width=1280, height=720)
+    return _task("slide_pptx", rec.get("id", i), SLIDE_PPTX_INSTRUCTION.format(brief=brief),
+                 rec.get("code"))
 
 
 # format name -> how one JSON record becomes a Task.
