@@ -5,18 +5,21 @@ Two modes, chosen per machine (`probe_namespaces`), both always with the same in
 * ``namespaces`` (root on Linux): the run gets fresh PID, network and mount namespaces. Every
   mount is remounted read-only except a size-capped tmpfs that becomes the working dir, the
   network namespace has only a downed loopback (connect fails with "Network is unreachable"),
-  and the program is PID 1 of its own PID namespace, so when it dies the kernel kills every
-  process it started. The program then drops to uid/gid `nobody`, which takes away the
-  capabilities it would need to undo any of this and makes RLIMIT_NPROC count.
+  and the run's PID 1 is a reaper, so when the run ends the kernel kills every process it
+  started. The program then drops every capability (and may never regain one), so it cannot
+  undo any of this. (It keeps uid 0: the interpreter may live in root's private home, which a
+  drop to `nobody` would make unreadable; RLIMIT_NPROC therefore does not bind root, and the
+  process-creation ban below is what stops fork bombs.)
 * ``process`` (any user, the fallback): the run is its own session and process group (killed
   as a group), with a fresh temp dir; the audit hook below is the barrier for the network
   (socket creation is refused) and the file system.
 
 Inner walls in both modes: rlimits (CPU seconds, address space, file size, no core dumps, open
-files), a parent-death signal so nothing outlives its supervisor, and a `sys.addaudithook`
-guard refusing process creation (fork/exec/system/spawn/Popen), signals to other processes,
-ctypes (the way around all Python-level checks), frame/object walking through `gc`, and any
-write, delete, rename or permission change outside the working dir.
+files), a parent-death signal so nothing outlives its supervisor, a `sys.addaudithook` guard
+refusing process creation (fork/exec/system/spawn/Popen), signals to other processes, ctypes
+(the way around all Python-level checks), frame/object walking through `gc`, and any write,
+delete, rename or permission change outside the working dir; and the process-starting
+functions that raise no audit event (`_posixsubprocess.fork_exec`, `os.setsid`) replaced.
 
 The audit hook is a best-effort layer: determined native code can get around it, which is why
 the kernel layer is used whenever the machine allows it. Must never run in the trainer process:
@@ -32,10 +35,10 @@ import signal
 import sys
 from collections.abc import Callable
 
-NOBODY = 65534
 _CLONE_NEWNS, _CLONE_NEWPID, _CLONE_NEWNET = 0x00020000, 0x20000000, 0x40000000
 _MS_RDONLY, _MS_REMOUNT, _MS_BIND, _MS_REC, _MS_PRIVATE = 1, 32, 4096, 16384, 1 << 18
-_PR_SET_PDEATHSIG = 1
+_PR_SET_PDEATHSIG, _PR_CAPBSET_DROP, _PR_SET_NO_NEW_PRIVS = 1, 24, 38
+_LINUX_CAPABILITY_VERSION_3 = 0x20080522
 
 _WRITE_FLAGS = os.O_WRONLY | os.O_RDWR | os.O_CREAT | os.O_TRUNC | os.O_APPEND
 _PROCESS_EVENTS = frozenset({
@@ -89,20 +92,20 @@ def probe_namespaces() -> bool:
 
 def enter_run_namespaces(workdir: str, disk_bytes: int) -> None:
     """Called in the run's supervisor before it forks the program: fresh PID/net/mount
-    namespaces, a tmpfs of `disk_bytes` at `workdir` owned by `nobody`, everything else read-only.
+    namespaces, a tmpfs of `disk_bytes` at `workdir`, every other mount read-only.
     The next child forked becomes PID 1 of the new PID namespace."""
     libc = _libc()
     libc.mount.argtypes = [ctypes.c_char_p, ctypes.c_char_p, ctypes.c_char_p, ctypes.c_ulong,
                            ctypes.c_char_p]
     _check(libc.unshare(_CLONE_NEWNS | _CLONE_NEWPID | _CLONE_NEWNET), "unshare")
     _check(libc.mount(b"none", b"/", None, _MS_REC | _MS_PRIVATE, None), "make mounts private")
-    options = f"size={int(disk_bytes)},mode=0700,uid={NOBODY},gid={NOBODY}".encode()
+    options = f"size={int(disk_bytes)},mode=0700".encode()
     _check(libc.mount(b"sandbox", workdir.encode(), b"tmpfs", 0, options), f"tmpfs at {workdir}")
     for mount_point, flags in reversed(_mounts()):
         if mount_point == workdir or "ro" in flags:
             continue
-        # Best effort per mount (some special mounts refuse a remount); the audit guard and the
-        # drop to `nobody` still stand in front of any mount left writable.
+        # Best effort per mount (some special mounts refuse a remount); the audit guard still
+        # stands in front of any mount left writable.
         libc.mount(None, mount_point.encode(), None, _MS_REMOUNT | _MS_BIND | _MS_RDONLY, None)
 
 
@@ -115,11 +118,27 @@ def _mounts() -> list[tuple[str, set[str]]]:
     return out
 
 
-def drop_privileges() -> None:
-    """Become uid/gid nobody with no supplementary groups (and so no capabilities)."""
-    os.setgroups([])
-    os.setresgid(NOBODY, NOBODY, NOBODY)
-    os.setresuid(NOBODY, NOBODY, NOBODY)
+def drop_capabilities() -> None:
+    """Give up every capability for good (bounding set, then effective/permitted/inheritable),
+    and forbid regaining any through exec. The uid stays (root's files stay readable: the
+    interpreter may live under a private home), but without CAP_SYS_ADMIN the read-only mounts
+    cannot be undone and without CAP_DAC_OVERRIDE only owned files are writable."""
+    libc = _libc()
+    with open("/proc/sys/kernel/cap_last_cap", encoding="ascii") as f:
+        last_cap = int(f.read())
+    for cap in range(last_cap + 1):
+        libc.prctl(_PR_CAPBSET_DROP, cap, 0, 0, 0)
+    _check(libc.prctl(_PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0), "prctl(PR_SET_NO_NEW_PRIVS)")
+
+    class Header(ctypes.Structure):
+        _fields_ = [("version", ctypes.c_uint32), ("pid", ctypes.c_int)]
+
+    class Data(ctypes.Structure):
+        _fields_ = [("effective", ctypes.c_uint32), ("permitted", ctypes.c_uint32),
+                    ("inheritable", ctypes.c_uint32)]
+
+    header, data = Header(_LINUX_CAPABILITY_VERSION_3, 0), (Data * 2)()
+    _check(libc.capset(ctypes.byref(header), data), "capset")
 
 
 def die_with_parent(expected_parent: int) -> None:
@@ -151,6 +170,39 @@ def address_space_in_use() -> int:
             if line.startswith("VmSize:"):
                 return int(line.split()[1]) * 1024
     return 0
+
+
+_PROCESS_FUNCTIONS = {
+    "os": ("fork", "forkpty", "posix_spawn", "posix_spawnp", "system", "kill", "killpg", "execv",
+           "execve", "execvp", "execvpe", "execl", "execle", "execlp", "execlpe", "spawnv", "spawnve",
+           "spawnvp", "spawnvpe", "spawnl", "spawnle", "spawnlp", "spawnlpe", "popen", "setsid"),
+    "posix": ("fork", "forkpty", "posix_spawn", "posix_spawnp", "system", "kill", "killpg", "execv",
+              "execve", "setsid"),
+    "_posixsubprocess": ("fork_exec",),
+    "subprocess": ("_fork_exec",),
+    "signal": ("pthread_kill",),
+}
+
+
+def disable_process_functions() -> None:
+    """Replace every way to start or signal a process with a function that refuses.
+
+    Complements the audit hook: `_posixsubprocess.fork_exec` (and `os.setsid`) raise no audit
+    event, so without this a program could start a detached process in process-isolation mode.
+    """
+    import importlib
+
+    def refuse(*args, **kwargs):
+        raise PermissionError("sandbox: starting or signalling processes is not allowed for "
+                              "generated programs")
+    for module_name, names in _PROCESS_FUNCTIONS.items():
+        try:
+            module = importlib.import_module(module_name)
+        except ImportError:
+            continue
+        for name in names:
+            if hasattr(module, name):
+                setattr(module, name, refuse)
 
 
 def make_audit_guard(workdir: str, block_network: bool) -> Callable[[str, tuple], None]:

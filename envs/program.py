@@ -21,6 +21,7 @@ from envs.feedback import ExecError, LineSpan
 GEN_FILENAME = "<gen>"  # frames whose code has this filename are the model's
 MAX_MESSAGE_CHARS = 2000
 _FAULT_LINE = re.compile(r'File "<gen>", line (\d+)')
+_FENCE = re.compile(r"^```[ \t]*(?:python|py|python3)?[ \t]*\n(.*?)(?:^```|\Z)", re.S | re.M | re.I)
 
 
 class StopProgram(BaseException):
@@ -28,6 +29,19 @@ class StopProgram(BaseException):
 
     A BaseException so that the model's own `except Exception:` does not swallow it.
     """
+
+
+def extract_program(answer: str) -> tuple[str, int]:
+    """The program in a model answer and how many answer lines precede it.
+
+    The first fenced python block (an unclosed fence runs to the end, as when generation was cut
+    off) or, without a fence, the whole answer. Add the offset to the program's line numbers to
+    get the answer's own (what credit weighting indexes).
+    """
+    match = _FENCE.search(answer)
+    if match is None:
+        return answer, 0
+    return match.group(1), answer.count("\n", 0, match.start(1))
 
 
 def compile_program(code: str) -> CodeType | ExecError:

@@ -32,6 +32,7 @@ import uuid
 from typing import Any
 
 import envs
+from envs.config_dict import checked
 from envs.feedback import ExecError
 from envs.program import line_from_fault_dump
 from envs.sandbox_server import SETUP_FAILED_EXIT, decode_frame, encode_frame, unpack_artifacts
@@ -67,12 +68,7 @@ class SandboxLimits:
     @classmethod
     def from_dict(cls, values: dict[str, Any] | None) -> "SandboxLimits":
         """Limits from a config dict; unknown keys are an error naming the valid ones."""
-        values = dict(values or {})
-        known = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(values) - known)
-        if unknown:
-            raise ValueError(f"unknown sandbox limit(s) {unknown}; valid keys: {sorted(known)}")
-        return cls(**values)
+        return cls(**checked(cls, values, "sandbox limit"))
 
 
 @dataclasses.dataclass
@@ -111,6 +107,7 @@ class Sandbox:
         self._base_dir: str | None = None
         self._ready_mode: str | None = None
         self._buffer = b""
+        self.sandbox_id = uuid.uuid4().hex  # in the environment of the server and every run
         if start:
             self._spawn()
 
@@ -145,13 +142,12 @@ class Sandbox:
 
     def _spawn(self) -> None:
         self._base_dir = tempfile.mkdtemp(prefix="sdpo-sandbox-")
-        os.chmod(self._base_dir, 0o711)  # the run (uid nobody) must be able to reach its mount
         env = {k: v for k, v in os.environ.items() if k not in _DROPPED_ENV}
         project_root = os.path.dirname(os.path.dirname(os.path.abspath(envs.__file__)))
         env["PYTHONPATH"] = os.pathsep.join(p for p in (project_root, env.get("PYTHONPATH")) if p)
         env.update({name: "1" for name in _THREAD_ENV})
         env.update({"MPLBACKEND": "Agg", "PYTHONHASHSEED": "0", "PYTHONDONTWRITEBYTECODE": "1",
-                    "PYTHONUNBUFFERED": "1"})
+                    "PYTHONUNBUFFERED": "1", "SDPO_SANDBOX_ID": self.sandbox_id})
         self._proc = subprocess.Popen(
             [sys.executable, "-B", "-s", "-m", "envs.sandbox_server", self.runner, self._base_dir,
              self.requested_isolation],

@@ -4,7 +4,8 @@ Started by `envs.sandbox.Sandbox` as a clean exec of the interpreter (never fork
 trainer, whose jax/XLA threads do not survive a fork). It imports the runner's heavy libraries
 once (`runner.preload()`), then serves one request at a time over its stdin/stdout:
 
-    server --fork--> supervisor (own session; namespaces entered here) --fork--> program
+    server --fork--> supervisor (own session; namespaces entered here)
+                         [--fork--> PID-1 reaper, namespace mode] --fork--> program
 
 The program process raises the walls (`envs.isolation`), runs `runner.run(code, request)` and
 writes the runner's result as one frame to a pipe; its stdout/stderr go to pipes the server
@@ -231,17 +232,27 @@ class Server:
         return timed_out
 
     def _supervisor(self, header, limits, workdir, program_fds, status_w) -> None:
-        """Child 1: own session, namespaces; forks the program and reports how it ended."""
+        """Child 1: own session and, in namespace mode, the run's namespaces. The program's
+        parent reports how it ended: this process, or in namespace mode a PID-1 reaper below
+        it (the program must not be PID 1 itself: PID 1 ignores signals it has no handler for,
+        so a raised SIGSEGV or SIGXCPU would not end it)."""
         report: dict[str, Any] = {}
         try:
             os.setsid()
             if self.mode == "namespaces":
                 isolation.enter_run_namespaces(workdir, int(limits["disk_bytes"]))
-            supervisor_pid = os.getpid()
+                reaper = os.fork()
+                if reaper != 0:
+                    for fd in (*program_fds, status_w):
+                        os.close(fd)
+                    os.waitpid(reaper, 0)
+                    os._exit(0)
+                isolation.die_with_parent(0)  # PID 1: its parent lives outside the namespace
+            parent = os.getpid()
             program = os.fork()
             if program == 0:
                 os.close(status_w)
-                self._program(header, limits, workdir, program_fds, supervisor_pid)
+                self._program(header, limits, workdir, program_fds, parent)
             for fd in program_fds:
                 os.close(fd)
             _, wait_status, usage = os.wait4(program, 0)
@@ -256,12 +267,10 @@ class Server:
             finally:
                 os._exit(0)
 
-    def _program(self, header, limits, workdir, program_fds, supervisor_pid) -> None:
-        """Child 2: raise the walls, run the runner, write its result frame, exit."""
+    def _program(self, header, limits, workdir, program_fds, parent) -> None:
+        """The program's process: raise the walls, run the runner, write its result, exit."""
         data_w, out_w, err_w = program_fds
         code = SETUP_FAILED_EXIT
-        # As PID 1 of its own namespace the program sees its parent (outside) as pid 0.
-        parent = 0 if self.mode == "namespaces" else supervisor_pid
         try:
             isolation.die_with_parent(parent)
             os.dup2(out_w, 1)
@@ -280,8 +289,7 @@ class Server:
             tempfile.tempdir = workdir
             sys.dont_write_bytecode = True
             if self.mode == "namespaces":
-                isolation.drop_privileges()
-                isolation.die_with_parent(parent)  # setuid clears the death signal
+                isolation.drop_capabilities()
             isolation.apply_rlimits(
                 cpu_seconds=float(limits["cpu_seconds"]),
                 address_space_bytes=self.address_space + int(limits["memory_bytes"]),
@@ -290,6 +298,7 @@ class Server:
             import faulthandler
             faulthandler.enable(file=sys.stderr)
             sys.addaudithook(isolation.make_audit_guard(workdir, block_network=self.mode != "namespaces"))
+            isolation.disable_process_functions()
             code = 0
             try:
                 result, artifacts = self.runner.run(header["code"], header["request"])

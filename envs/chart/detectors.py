@@ -1,0 +1,409 @@
+"""Visual defects of a rendered chart, found from its scene (`envs.chart.extraction`).
+
+Pure functions of a ChartScene: no matplotlib objects, so they run on hand-made scenes in tests.
+Recipes follow benchmarks.md 5.1 and 5.3:
+
+* overlap: texts whose (rotated) rectangles intersect by more than `overlap_min` of the smaller
+  one; tick-label collisions are reported once per axis with severity = share of labels
+  involved; axis texts running into another subplot's plot area; subplots overlapping each other;
+* clipped_text: text partly outside its figure, or outside the box that clips it;
+* overflow: axes, legends or unclipped data artists reaching outside the figure, unclipped
+  data artists reaching well outside their axes;
+* legend_over_data: the share of a legend's area over data ink (lines within their width,
+  markers, filled patches and polygons, images), sampled on a pixel grid;
+* low_contrast: WCAG contrast of the text colour against the median of the render's non-text
+  pixels under it (4.5:1, or 3:1 for large text: >= 18 pt, or >= 14 pt bold);
+* misalignment: near-misses (0.75 px < offset <= 1.2% of the figure) between edges of subplots
+  in the same grid row/column, and between the titles and x-labels of a row.
+
+Every defect carries the statement spans of the elements involved. Never imports jax.
+"""
+from __future__ import annotations
+
+import dataclasses
+import statistics
+from collections import defaultdict
+from collections.abc import Iterable, Sequence
+
+import numpy as np
+from matplotlib.path import Path
+
+from envs.chart.extraction import ChartScene, MarkItem, TextItem
+from envs.config_dict import checked
+from envs.feedback import Defect, LineSpan
+from envs.geometry import (Box, area, convex_intersection_area, fraction_outside, intersection,
+                           intersection_area, polygon_area, union_box)
+from envs.web.color import blend, contrast_ratio, contrast_severity
+
+KINDS = ("overlap", "clipped_text", "overflow", "legend_over_data", "low_contrast", "misalignment")
+
+
+@dataclasses.dataclass(frozen=True)
+class ChartDetectorConfig:
+    """Thresholds of the chart detectors (defaults documented in the module docstring)."""
+
+    overlap_min: float = 0.1
+    axes_overlap_min: float = 0.02
+    clip_min: float = 0.02
+    overflow_min: float = 0.02
+    overflow_axes_min: float = 0.1
+    legend_coverage_min: float = 0.05
+    legend_sample_px: float = 3.0
+    background_fraction: float = 0.9  # a mark covering this much of its axes is a background
+    contrast_small: float = 4.5
+    contrast_large: float = 3.0
+    misalign_tolerance: float = 0.012
+    misalign_min_px: float = 0.75
+    max_per_kind: int = 12
+    kinds: tuple[str, ...] = KINDS
+
+    def __post_init__(self):
+        unknown = sorted(set(self.kinds) - set(KINDS))
+        if unknown:
+            raise ValueError(f"unknown chart defect kind(s) {unknown}; known: {list(KINDS)}")
+
+    @classmethod
+    def from_dict(cls, values: dict | None) -> "ChartDetectorConfig":
+        values = checked(cls, values, "chart detector")
+        if "kinds" in values:
+            values["kinds"] = tuple(values["kinds"])
+        return cls(**values)
+
+
+def detect(scene: ChartScene, config: ChartDetectorConfig | None = None) -> list[Defect]:
+    """All enabled detectors over one scene, most severe first within each kind."""
+    config = config or ChartDetectorConfig()
+    detectors = {"overlap": overlaps, "clipped_text": clipped_texts, "overflow": overflows,
+                 "legend_over_data": legends_over_data, "low_contrast": low_contrast,
+                 "misalignment": misalignments}
+    defects: list[Defect] = []
+    for kind in config.kinds:
+        found = sorted(detectors[kind](scene, config), key=lambda d: (-d.severity, d.region))
+        defects.extend(found[:config.max_per_kind])
+    return defects
+
+
+def _lines(items: Iterable) -> tuple[LineSpan, ...]:
+    return tuple(sorted({span for item in items for span in item.lines}))
+
+
+def _describe(t: TextItem) -> str:
+    text = t.text if len(t.text) <= 24 else t.text[:21] + "..."
+    return f"{t.role.replace('_', ' ')} {text!r}"
+
+
+def _clamp(value: float, low: float = 0.0, high: float = 1.0) -> float:
+    return max(low, min(high, value))
+
+
+# ---------------------------------------------------------------- overlap
+def overlaps(scene: ChartScene, config: ChartDetectorConfig) -> list[Defect]:
+    defects = _tick_collisions(scene, config)
+    texts = scene.texts
+    for i, a in enumerate(texts):
+        for b in texts[i + 1:]:
+            if a.role == b.role == "tick_label" and a.axes == b.axes and a.axis == b.axis:
+                continue  # reported per axis by _tick_collisions
+            if intersection(a.box, b.box) is None:
+                continue
+            ratio = _text_overlap(a, b)
+            if ratio > config.overlap_min:
+                defects.append(Defect(
+                    "overlap", _clamp(ratio), union_box([a.box, b.box]),
+                    f"{_describe(a)} overlaps {_describe(b)} ({ratio:.0%} of the smaller); move one, "
+                    f"shrink the font or leave more space", _lines([a, b])))
+    defects += _texts_into_other_axes(scene, config)
+    defects += _axes_overlaps(scene, config)
+    return defects
+
+
+def _text_overlap(a: TextItem, b: TextItem) -> float:
+    smaller = min(polygon_area(a.corners), polygon_area(b.corners))
+    return 0.0 if smaller <= 0 else convex_intersection_area(a.corners, b.corners) / smaller
+
+
+def _tick_collisions(scene: ChartScene, config: ChartDetectorConfig) -> list[Defect]:
+    groups: dict[tuple, list[TextItem]] = defaultdict(list)
+    for t in scene.texts:
+        if t.role == "tick_label":
+            groups[(t.axes, t.axis)].append(t)
+    defects = []
+    for (ax, axis), labels in groups.items():
+        along = 0 if axis == "x" else 1
+        labels.sort(key=lambda t: (t.box[along] + t.box[along + 2]) / 2)
+        colliding: set[int] = set()
+        for i in range(len(labels)):
+            for j in range(i + 1, min(i + 3, len(labels))):
+                if intersection(labels[i].box, labels[j].box) and \
+                        _text_overlap(labels[i], labels[j]) > config.overlap_min:
+                    colliding.update((i, j))
+        if colliding:
+            involved = [labels[i] for i in sorted(colliding)]
+            defects.append(Defect(
+                "overlap", _clamp(len(colliding) / len(labels)), union_box(t.box for t in involved),
+                f"{len(colliding)} of {len(labels)} {axis}-tick labels of axes {ax} overlap; use fewer "
+                f"ticks, a smaller font, shorter labels or rotate them", _lines(involved)))
+    return defects
+
+
+def _texts_into_other_axes(scene: ChartScene, config: ChartDetectorConfig) -> list[Defect]:
+    defects = []
+    for t in scene.texts:
+        if t.axes is None or t.role not in ("tick_label", "axis_label", "title"):
+            continue
+        own = scene.axes[t.axes]
+        for j, other in enumerate(scene.axes):
+            if j == t.axes or other.figure != own.figure or other.kind != "axes" or own.kind != "axes":
+                continue
+            if other.box == own.box or not other.visible_frame:
+                continue  # a twin sharing the plot area, or an axes without a frame
+            share = intersection_area(t.box, other.box) / max(area(t.box), 1e-9)
+            if share > config.overlap_min:
+                defects.append(Defect(
+                    "overlap", _clamp(share), t.box,
+                    f"{_describe(t)} of axes {t.axes} runs into the plot area of axes {j}; add space "
+                    f"between subplots (tight_layout, subplots_adjust) or shorten it",
+                    _lines([t, other])))
+    return defects
+
+
+def _axes_overlaps(scene: ChartScene, config: ChartDetectorConfig) -> list[Defect]:
+    defects = []
+    subplots = [(i, a) for i, a in enumerate(scene.axes) if a.kind == "axes"]
+    for n, (i, a) in enumerate(subplots):
+        for j, b in subplots[n + 1:]:
+            if a.figure != b.figure or a.box == b.box or a.grid == b.grid:
+                continue
+            smaller = min(area(a.box), area(b.box))
+            share = intersection_area(a.box, b.box) / smaller if smaller > 0 else 0.0
+            if share > config.axes_overlap_min:
+                defects.append(Defect(
+                    "overlap", _clamp(share * 2), intersection(a.box, b.box),
+                    f"axes {i} and axes {j} overlap ({share:.0%} of the smaller); fix their positions "
+                    f"or the grid spacing", _lines([a, b])))
+    return defects
+
+
+# ---------------------------------------------------------------- clipping and overflow
+def clipped_texts(scene: ChartScene, config: ChartDetectorConfig) -> list[Defect]:
+    defects = []
+    for t in scene.texts:
+        canvas = scene.figure_boxes[t.figure]
+        outside = fraction_outside(t.box, canvas)
+        where = "the figure"
+        if outside <= config.clip_min and t.clip is not None:
+            outside, where = fraction_outside(t.box, t.clip), "its axes"
+        if outside > config.clip_min:
+            defects.append(Defect(
+                "clipped_text", _clamp(2 * outside, 0.2), t.box,
+                f"{_describe(t)} is {outside:.0%} outside {where} and gets cut off; shorten it, "
+                f"shrink its font or move it inside", _lines([t])))
+    return defects
+
+
+def overflows(scene: ChartScene, config: ChartDetectorConfig) -> list[Defect]:
+    defects = []
+    boxes = [(a, f"{a.kind} {i}", "place it inside (positions are figure fractions 0..1)")
+             for i, a in enumerate(scene.axes)]
+    boxes += [(lg, "the legend", "move it inside (loc / bbox_to_anchor)") for lg in scene.legends]
+    for item, name, fix in boxes:
+        outside = fraction_outside(item.box, scene.figure_boxes[item.figure])
+        if outside > config.overflow_min:
+            defects.append(Defect("overflow", _clamp(2 * outside, 0.2), item.box,
+                                  f"{name} is {outside:.0%} outside the figure; {fix}", _lines([item])))
+    for m in scene.marks:
+        if m.clipped or area(m.box) <= 0:
+            continue
+        outside_fig = fraction_outside(m.box, scene.figure_boxes[m.figure])
+        outside_axes = fraction_outside(m.box, scene.axes[m.axes].box)
+        if outside_fig > config.overflow_min or outside_axes > config.overflow_axes_min:
+            where = "the figure" if outside_fig > config.overflow_min else f"axes {m.axes}"
+            share = outside_fig if outside_fig > config.overflow_min else outside_axes
+            defects.append(Defect("overflow", _clamp(share, 0.2), m.box,
+                                  f"an unclipped {m.kind} reaches {share:.0%} outside {where}; keep "
+                                  f"clipping on or fix its data/limits", _lines([m])))
+    return defects
+
+
+# ---------------------------------------------------------------- legend over data
+def legends_over_data(scene: ChartScene, config: ChartDetectorConfig) -> list[Defect]:
+    defects = []
+    for lg in scene.legends:
+        marks = [m for m in scene.marks if m.geometry is not None and intersection(m.box, lg.box)
+                 and not _is_background(m, scene, config)]
+        if not marks:
+            continue
+        samples = _grid(lg.box, config.legend_sample_px)
+        covered_by = [_covered(m, samples) for m in marks]
+        covered = np.logical_or.reduce(covered_by) if covered_by else np.zeros(len(samples), bool)
+        coverage = float(covered.mean()) if len(samples) else 0.0
+        if coverage > config.legend_coverage_min:
+            culprits = [m for m, hit in zip(marks, covered_by) if hit.any()]
+            defects.append(Defect(
+                "legend_over_data", _clamp(2 * coverage), lg.box,
+                f"the legend covers data ({coverage:.0%} of its area over plotted marks); move it "
+                f"(loc='best', or outside with bbox_to_anchor) or make room", _lines([lg, *culprits])))
+    return defects
+
+
+def _is_background(m: MarkItem, scene: ChartScene, config: ChartDetectorConfig) -> bool:
+    ax_area = area(scene.axes[m.axes].box)
+    return ax_area > 0 and intersection_area(m.box, scene.axes[m.axes].box) >= config.background_fraction * ax_area
+
+
+def _grid(box: Box, step: float) -> np.ndarray:
+    nx = max(4, int((box[2] - box[0]) / step))
+    ny = max(4, int((box[3] - box[1]) / step))
+    xs = np.linspace(box[0], box[2], nx + 2)[1:-1]
+    ys = np.linspace(box[1], box[3], ny + 2)[1:-1]
+    gx, gy = np.meshgrid(xs, ys)
+    return np.column_stack([gx.ravel(), gy.ravel()])
+
+
+def _covered(m: MarkItem, samples: np.ndarray) -> np.ndarray:
+    geo = m.geometry
+    hit = np.zeros(len(samples), dtype=bool)
+    for rect in geo.rects:
+        hit |= ((samples[:, 0] >= rect[0]) & (samples[:, 0] <= rect[2]) &
+                (samples[:, 1] >= rect[1]) & (samples[:, 1] <= rect[3]))
+    for poly in geo.polygons:
+        if len(poly) >= 3:
+            hit |= Path(poly).contains_points(samples)
+    for line in geo.polylines:
+        hit |= _near_polyline(samples, line, geo.half_width + 0.5)
+    if geo.points is not None and len(geo.points):
+        pts = geo.points[:5000]
+        radii = geo.radii[:len(pts)] if geo.radii is not None else np.ones(len(pts))
+        for start in range(0, len(samples), 256):
+            chunk = samples[start:start + 256]
+            d2 = ((chunk[:, None, :] - pts[None, :, :]) ** 2).sum(-1)
+            hit[start:start + 256] |= (d2 <= (radii[None, :] + 0.5) ** 2).any(axis=1)
+    return hit
+
+
+def _near_polyline(samples: np.ndarray, line: np.ndarray, reach: float) -> np.ndarray:
+    """Samples within `reach` px of any segment of the polyline (vectorised)."""
+    if len(line) > 4000:
+        line = line[np.linspace(0, len(line) - 1, 4000).astype(int)]
+    a, b = line[:-1], line[1:]
+    lo = np.minimum(a, b) - reach
+    hi = np.maximum(a, b) + reach
+    smin, smax = samples.min(axis=0), samples.max(axis=0)
+    keep = (hi[:, 0] >= smin[0]) & (lo[:, 0] <= smax[0]) & (hi[:, 1] >= smin[1]) & (lo[:, 1] <= smax[1])
+    a, b = a[keep], b[keep]
+    hit = np.zeros(len(samples), dtype=bool)
+    if not len(a):
+        return hit
+    ab = b - a
+    denom = np.maximum((ab ** 2).sum(-1), 1e-12)
+    for start in range(0, len(a), 512):
+        sa, sab, sden = a[start:start + 512], ab[start:start + 512], denom[start:start + 512]
+        rel = samples[:, None, :] - sa[None, :, :]
+        t = np.clip((rel * sab[None]).sum(-1) / sden[None], 0.0, 1.0)
+        nearest = sa[None] + t[..., None] * sab[None]
+        d2 = ((samples[:, None, :] - nearest) ** 2).sum(-1)
+        hit |= (d2 <= reach ** 2).any(axis=1)
+    return hit
+
+
+# ---------------------------------------------------------------- contrast
+def low_contrast(scene: ChartScene, config: ChartDetectorConfig) -> list[Defect]:
+    defects = []
+    image = scene.image
+    h, w = image.shape[:2]
+    for t in scene.texts:
+        x0, y0 = max(0, int(t.box[0])), max(0, int(t.box[1]))
+        x1, y1 = min(w, int(np.ceil(t.box[2]))), min(h, int(np.ceil(t.box[3])))
+        if x1 - x0 < 2 or y1 - y0 < 2:
+            continue
+        background = _background(image, (x0, y0, x1, y1), np.array(t.rgba[:3]) * 255)
+        foreground = blend((*(c * 255 for c in t.rgba[:3]), t.rgba[3]), background)
+        ratio = contrast_ratio(foreground, background)
+        large = t.size_pt >= 18 or (t.bold and t.size_pt >= 14)
+        required = config.contrast_large if large else config.contrast_small
+        if ratio < required:
+            defects.append(Defect(
+                "low_contrast", contrast_severity(ratio, required), t.box,
+                f"{_describe(t)} has contrast {ratio:.2f}:1 against its background (needs "
+                f"{required:g}:1); pick a darker/lighter colour", t.color_lines))
+    return defects
+
+
+def _background(image: np.ndarray, box: tuple[int, int, int, int], ink: np.ndarray) -> tuple[float, ...]:
+    """Median colour of the pixels under a text that are not its ink; the ring around the box
+    when nearly every pixel looks like ink (text drawn in the background's own colour)."""
+    x0, y0, x1, y1 = box
+    patch = image[y0:y1, x0:x1].reshape(-1, 3).astype(float)
+    not_ink = patch[np.abs(patch - ink).max(axis=1) > 40]
+    if len(not_ink) < 0.2 * len(patch):
+        h, w = image.shape[:2]
+        ring = np.concatenate([
+            image[max(0, y0 - 3):y0, x0:x1].reshape(-1, 3), image[y1:min(h, y1 + 3), x0:x1].reshape(-1, 3),
+            image[y0:y1, max(0, x0 - 3):x0].reshape(-1, 3), image[y0:y1, x1:min(w, x1 + 3)].reshape(-1, 3)])
+        not_ink = ring.astype(float) if len(ring) else patch
+    return tuple(float(v) for v in np.median(not_ink, axis=0))
+
+
+# ---------------------------------------------------------------- misalignment
+def misalignments(scene: ChartScene, config: ChartDetectorConfig) -> list[Defect]:
+    defects = []
+    rows: dict[tuple, list[int]] = defaultdict(list)
+    cols: dict[tuple, list[int]] = defaultdict(list)
+    for i, a in enumerate(scene.axes):
+        if a.kind == "axes" and a.grid is not None:
+            gs, r0, r1, c0, c1 = a.grid
+            rows[(a.figure, gs, r0, r1)].append(i)
+            cols[(a.figure, gs, c0, c1)].append(i)
+    for groups, edges, axis_name in ((rows, (1, 3), "row"), (cols, (0, 2), "column")):
+        for members in groups.values():
+            if len(members) < 2:
+                continue
+            for edge in edges:
+                values = {i: scene.axes[i].position[edge] for i in members}
+                defects += _near_misses(scene, config, values, f"{_EDGE[edge]} edge", axis_name,
+                                        [scene.axes[i] for i in members], along_x=edge in (0, 2),
+                                        by_axes=True)
+    defects += _label_misalignments(scene, config, rows)
+    return defects
+
+
+_EDGE = {0: "left", 1: "top", 2: "right", 3: "bottom"}
+
+
+def _near_misses(scene: ChartScene, config: ChartDetectorConfig, values: dict[int, float], what: str,
+                 group: str, items: Sequence, along_x: bool, by_axes: bool) -> list[Defect]:
+    """Members whose coordinate misses the group's median by a little (an intended alignment
+    that failed); a large offset is taken as intended."""
+    reference = statistics.median(values.values())
+    fig = scene.figure_boxes[items[0].figure]
+    size = (fig[2] - fig[0]) if along_x else (fig[3] - fig[1])
+    tolerance = config.misalign_tolerance * size
+    defects = []
+    for (key, value), item in zip(values.items(), items):
+        offset = value - reference
+        if config.misalign_min_px < abs(offset) <= tolerance:
+            name = f"axes {key}" if by_axes else _describe(item)
+            defects.append(Defect(
+                "misalignment", 0.5, item.box,
+                f"the {what} of {name} is {abs(offset):.1f} px off the rest of its {group}; align it "
+                f"(same positions / fig.align_labels())", _lines([item])))
+    return defects
+
+
+def _label_misalignments(scene: ChartScene, config: ChartDetectorConfig, rows) -> list[Defect]:
+    """Titles and x-labels of one grid row should share a height. (Y-labels of a column are left
+    out on purpose: matplotlib places each after its own tick labels, so unaligned y-labels are
+    the norm in clean charts, not a near-miss.)"""
+    by_axes: dict[tuple[int, str], TextItem] = {}
+    for t in scene.texts:
+        if t.axes is not None and (t.role == "title" or (t.role == "axis_label" and t.axis == "x")):
+            by_axes[(t.axes, t.role)] = t
+    defects = []
+    for role in ("title", "axis_label"):
+        for members in rows.values():
+            labels = {i: by_axes[(i, role)] for i in members if (i, role) in by_axes}
+            if len(labels) >= 2:
+                centres = {i: (t.box[1] + t.box[3]) / 2 for i, t in labels.items()}
+                defects += _near_misses(scene, config, centres, "vertical centre", "row",
+                                        list(labels.values()), along_x=False, by_axes=False)
+    return defects

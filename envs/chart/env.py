@@ -1,0 +1,167 @@
+"""The chart environment: a matplotlib program -> sandboxed render -> defects -> Feedback.
+
+    env = ChartEnv(ChartEnvConfig.from_dict({"reward": {"fidelity": 0.6}}))
+    feedback = env.step(task, answer)   # never raises for what the answer does
+
+The answer may be a bare program or a model reply with a fenced ```python block (the first one
+is used, and every line span is shifted back into the reply's own line numbers). The program
+runs in a `Sandbox` with the chart runner (`envs.chart.runner`); with a target program
+(ChartMimic Direct Mimic) both are recorded ChartMimic-style and scored (`envs.chart.metrics`);
+targets are recorded once and cached.
+
+Reward (weights from the config's "reward" dict; defaults exec 0.2, fidelity 0.5,
+cleanliness 0.3), for a program that ran and drew:
+    reward = (w_exec * 1 + w_fidelity * fidelity + w_cleanliness * cleanliness) / sum(weights used)
+with cleanliness = 1 / (1 + sum of defect severities) (the web env's form) and the fidelity
+term only when the task has a target. A failed program gets reward 0. One instance per worker;
+not thread-safe. Never imports jax.
+"""
+from __future__ import annotations
+
+import collections
+import dataclasses
+import hashlib
+import time
+import warnings
+from typing import Any
+
+from envs.chart import metrics
+from envs.chart.detectors import ChartDetectorConfig
+from envs.config_dict import checked
+from envs.feedback import Defect, ExecError, Feedback
+from envs.outcome import domain_result, feedback_from_run
+from envs.program import extract_program
+from envs.sandbox import Sandbox, SandboxLimits
+from envs.task import Task
+
+RUNNER = "envs.chart.runner"
+DEFAULT_REWARD_WEIGHTS = {"exec": 0.2, "fidelity": 0.5, "cleanliness": 0.3}
+
+
+@dataclasses.dataclass(frozen=True)
+class ChartEnvConfig:
+    """Everything the chart env can be told; `from_dict` validates a plain config dict."""
+
+    limits: SandboxLimits = SandboxLimits(cpu_seconds=20.0, wall_seconds=30.0)
+    isolation: str = "auto"
+    detectors: ChartDetectorConfig = ChartDetectorConfig()
+    reward: dict[str, float] = dataclasses.field(default_factory=lambda: dict(DEFAULT_REWARD_WEIGHTS))
+    detect: bool = True
+    max_code_chars: int = 100_000
+    max_figures: int = 4
+    max_pixels: int = 16_000_000
+    max_elements: int = 2000
+    target_cache_size: int = 512
+
+    def __post_init__(self):
+        unknown = sorted(set(self.reward) - set(DEFAULT_REWARD_WEIGHTS))
+        if unknown:
+            raise ValueError(f"unknown chart reward weight(s) {unknown}; valid: {sorted(DEFAULT_REWARD_WEIGHTS)}")
+        if any(not isinstance(w, (int, float)) or w < 0 for w in self.reward.values()):
+            raise ValueError(f"chart reward weights must be non-negative numbers, got {self.reward}")
+        for name in ("max_code_chars", "max_figures", "max_pixels", "max_elements", "target_cache_size"):
+            if getattr(self, name) <= 0:
+                raise ValueError(f"ChartEnvConfig.{name} must be positive, got {getattr(self, name)}")
+
+    @classmethod
+    def from_dict(cls, values: dict[str, Any] | None) -> "ChartEnvConfig":
+        values = checked(cls, values, "chart env")
+        if "limits" in values:
+            values["limits"] = SandboxLimits.from_dict({**dataclasses.asdict(cls.limits), **values["limits"]})
+        if "detectors" in values:
+            values["detectors"] = ChartDetectorConfig.from_dict(values["detectors"])
+        if "reward" in values:
+            values["reward"] = {**DEFAULT_REWARD_WEIGHTS, **values["reward"]}
+        return cls(**values)
+
+
+def cleanliness(defects: list[Defect]) -> float:
+    """1 for a clean render, falling with the summed severity of its defects."""
+    return 1.0 / (1.0 + sum(d.severity for d in defects))
+
+
+class ChartEnv:
+    """matplotlib charts in a sandbox; see the module docstring."""
+
+    domain = "chart"
+
+    def __init__(self, config: ChartEnvConfig | None = None):
+        self.config = config or ChartEnvConfig()
+        self.sandbox = Sandbox(RUNNER, self.config.limits, isolation=self.config.isolation)
+        self._targets: collections.OrderedDict[str, dict | None] = collections.OrderedDict()
+
+    def close(self) -> None:
+        self.sandbox.close()
+
+    def __enter__(self) -> "ChartEnv":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def request(self, task: Task, fidelity: bool, detect: bool | None = None) -> dict[str, Any]:
+        config = self.config
+        return {"width": task.width, "height": task.height, "dpi": task.dpi, "fidelity": fidelity,
+                "detect": config.detect if detect is None else detect,
+                "detectors": dataclasses.asdict(config.detectors), "max_figures": config.max_figures,
+                "max_pixels": config.max_pixels, "max_elements": config.max_elements}
+
+    def step(self, task: Task, code: str) -> Feedback:
+        """Judge one answer; see the module docstring. Raises only for a non-chart task."""
+        if task.domain != self.domain:
+            raise ValueError(f"ChartEnv got a {task.domain!r} task ({task.task_id}); route it to its own env")
+        start = time.perf_counter()
+        if not isinstance(code, str):
+            return Feedback.failure(ExecError("InvalidProgram", f"the answer must be text, got "
+                                              f"{type(code).__name__}"), reward_parts={"exec": 0.0})
+        program, line_offset = extract_program(code)
+        if not program.strip():
+            return Feedback.failure(ExecError("EmptyProgram", "the answer holds no program; write a "
+                                              "matplotlib script"), reward_parts={"exec": 0.0})
+        if len(program) > self.config.max_code_chars:
+            return Feedback.failure(ExecError("ProgramTooLarge", f"the program is {len(program)} "
+                                              f"characters, over the limit of {self.config.max_code_chars}; "
+                                              "write a shorter program"), reward_parts={"exec": 0.0})
+        target = self.target_recording(task) if task.target else None
+        target_s = time.perf_counter() - start
+        run = self.sandbox.run(program, self.request(task, fidelity=task.target is not None))
+        feedback = feedback_from_run(run, line_offset=line_offset)
+        feedback.timings["target_s"] = target_s
+        if feedback.ok:
+            self._reward(feedback, domain_result(run, "fidelity"), target, has_target=task.target is not None)
+        feedback.timings["total_s"] = time.perf_counter() - start
+        return feedback
+
+    def _reward(self, feedback: Feedback, recording: dict | None, target: dict | None,
+                has_target: bool) -> None:
+        weights = self.config.reward
+        parts = {"exec": 1.0, "cleanliness": cleanliness(feedback.defects)}
+        used = ["exec", "cleanliness"]
+        if has_target:
+            used.append("fidelity")
+            if target is None or recording is None:
+                parts.update(fidelity=0.0, target_error=1.0)
+            else:
+                parts.update(metrics.score(recording, target))
+        total = sum(weights[k] for k in used)
+        feedback.reward = sum(weights[k] * parts[k] for k in used) / total if total > 0 else 0.0
+        feedback.reward_parts = parts
+
+    def target_recording(self, task: Task) -> dict | None:
+        """ChartMimic recording of the task's target program (cached); None if it cannot run."""
+        key = hashlib.sha1(f"{task.width}x{task.height}@{task.dpi}\0{task.target}".encode(
+            "utf-8", "surrogatepass")).hexdigest()
+        if key in self._targets:
+            self._targets.move_to_end(key)
+            return self._targets[key]
+        target_program, _ = extract_program(task.target)
+        run = self.sandbox.run(target_program, self.request(task, fidelity=True, detect=False))
+        recording = domain_result(run, "fidelity")
+        if recording is None:
+            error = run.error or (run.result or {}).get("error")
+            warnings.warn(f"chart task {task.task_id}: its target program does not render ({error}); "
+                          f"fidelity is scored 0 for this task. Fix the task's target code.")
+        self._targets[key] = recording
+        if len(self._targets) > self.config.target_cache_size:
+            self._targets.popitem(last=False)
+        return recording

@@ -1,0 +1,377 @@
+"""What a rendered matplotlib chart contains, where, and which statements made it: the scene.
+
+Runs inside the sandbox after the program has drawn: every drawn text (titles, labels, tick
+labels, legend entries, annotations...), every axes, legend and data artist (lines, patches,
+collections, images) with its pixel box on the render (top-left origin; several figures are
+stacked top to bottom), colours, and the statement spans traced to it (`envs.chart.tracing`).
+The scene is plain data (numpy arrays, tuples) so detectors are pure functions of it and can be
+tested on hand-made scenes. Never imports jax.
+"""
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+import matplotlib.colors as mcolors
+import numpy as np
+from matplotlib.artist import Artist
+from matplotlib.axes import Axes
+from matplotlib.collections import Collection, LineCollection, PathCollection, QuadMesh
+from matplotlib.figure import Figure
+from matplotlib.font_manager import weight_dict
+from matplotlib.image import AxesImage
+from matplotlib.legend import Legend
+from matplotlib.lines import Line2D
+from matplotlib.patches import Patch
+from matplotlib.text import Annotation, Text
+
+from envs.chart import tracing
+from envs.feedback import Element, LineSpan
+from envs.geometry import Box, Point, box_corners, intersection, rotated_rect
+from envs.program import StatementIndex
+
+Spans = tuple[LineSpan, ...]
+
+
+@dataclasses.dataclass
+class TextItem:
+    """One drawn text. `corners` is its (possibly rotated) rectangle; `clip` the box clipping it."""
+
+    box: Box
+    corners: list[Point]
+    text: str
+    rgba: tuple[float, float, float, float]
+    size_pt: float
+    bold: bool
+    role: str  # tick_label, axis_label, title, suptitle, legend, annotation, offset, table, text
+    axes: int | None
+    figure: int
+    lines: Spans = ()
+    color_lines: Spans = ()
+    axis: str | None = None  # "x", "y", "z" for tick labels and axis labels
+    clip: Box | None = None
+
+
+@dataclasses.dataclass
+class AxesItem:
+    box: Box
+    position: Box  # the box before aspect adjustment (what the layout asked for)
+    figure: int
+    grid: tuple[int, int, int, int, int] | None  # (gridspec id, row0, row1, col0, col1)
+    kind: str  # axes, colorbar, inset
+    visible_frame: bool
+    lines: Spans = ()
+
+
+@dataclasses.dataclass
+class LegendItem:
+    box: Box
+    axes: int | None
+    figure: int
+    lines: Spans = ()
+
+
+@dataclasses.dataclass
+class MarkGeometry:
+    """Where a data artist puts ink, for coverage tests: polylines (with half width), filled
+    polygons, disks (points with radii) and filled rectangles, all in render pixels."""
+
+    polylines: list[np.ndarray] = dataclasses.field(default_factory=list)
+    half_width: float = 1.0
+    polygons: list[np.ndarray] = dataclasses.field(default_factory=list)
+    points: np.ndarray | None = None
+    radii: np.ndarray | None = None
+    rects: list[Box] = dataclasses.field(default_factory=list)
+
+
+@dataclasses.dataclass
+class MarkItem:
+    kind: str  # line, patch, collection, image
+    box: Box
+    axes: int
+    figure: int
+    clipped: bool  # clipped to its axes when drawn
+    lines: Spans = ()
+    geometry: MarkGeometry | None = None  # only for marks near a legend (legend_over_data)
+
+
+@dataclasses.dataclass
+class ChartScene:
+    width: int
+    height: int
+    image: np.ndarray  # (height, width, 3) uint8, the render
+    figure_boxes: list[Box]
+    texts: list[TextItem] = dataclasses.field(default_factory=list)
+    axes: list[AxesItem] = dataclasses.field(default_factory=list)
+    legends: list[LegendItem] = dataclasses.field(default_factory=list)
+    marks: list[MarkItem] = dataclasses.field(default_factory=list)
+
+
+@dataclasses.dataclass
+class RenderedFigure:
+    """One figure's pixels; (left, top) is the rendered region's top-left corner in the
+    figure's display coordinates (0, height unless the program saved a tight box)."""
+
+    figure: Figure
+    renderer: Any
+    rgb: np.ndarray
+    offset_y: int
+    left: float
+    top: float
+
+
+class _Frame:
+    """Display coordinates of one figure (origin bottom-left) -> render pixels of the stack."""
+
+    def __init__(self, rendered: RenderedFigure):
+        self.left, self.top, self.offset_y = rendered.left, rendered.top, rendered.offset_y
+
+    def box(self, bbox) -> Box:
+        x0, y0, x1, y1 = bbox.x0, bbox.y0, bbox.x1, bbox.y1
+        return (float(min(x0, x1)) - self.left, self.offset_y + self.top - float(max(y0, y1)),
+                float(max(x0, x1)) - self.left, self.offset_y + self.top - float(min(y0, y1)))
+
+    def points(self, xy: np.ndarray) -> np.ndarray:
+        out = np.asarray(xy, dtype=float).reshape(-1, 2).copy()
+        out[:, 0] -= self.left
+        out[:, 1] = self.offset_y + self.top - out[:, 1]
+        return out[np.isfinite(out).all(axis=1)]
+
+
+def stack_renders(rendered: Sequence[RenderedFigure]) -> np.ndarray:
+    """One white-padded image holding every figure's render, top to bottom."""
+    width = max(r.rgb.shape[1] for r in rendered)
+    height = sum(r.rgb.shape[0] for r in rendered)
+    image = np.full((height, width, 3), 255, dtype=np.uint8)
+    for r in rendered:
+        image[r.offset_y:r.offset_y + r.rgb.shape[0], :r.rgb.shape[1]] = r.rgb
+    return image
+
+
+class SceneBuilder:
+    """Builds a ChartScene (and the Feedback elements) from rendered figures."""
+
+    def __init__(self, index: StatementIndex, max_marks_per_axes: int = 200):
+        self.index = index
+        self.max_marks_per_axes = max_marks_per_axes
+
+    def spans(self, *owners: object, color_only: bool = False) -> Spans:
+        lines = [line for owner in owners for line, op in tracing.records(owner)
+                 if not color_only or op == tracing.CREATE or tracing.is_color_op(op)]
+        return self.index.spans(lines)
+
+    def build(self, rendered: Sequence[RenderedFigure], drawn: Iterable[Text]) -> ChartScene:
+        image = stack_renders(rendered)
+        scene = ChartScene(width=image.shape[1], height=image.shape[0], image=image, figure_boxes=[])
+        axes_index: dict[int, int] = {}
+        gridspec_ids: dict[int, int] = {}
+        roles: dict[int, tuple[str, str | None, tuple[object, ...], Axes | None]] = {}
+        frames = []
+        for fig_i, r in enumerate(rendered):
+            frame = _Frame(r)
+            frames.append(frame)
+            scene.figure_boxes.append((0.0, float(r.offset_y), float(r.rgb.shape[1]),
+                                       float(r.offset_y + r.rgb.shape[0])))
+            for ax in r.figure.get_axes():
+                if not ax.get_visible():
+                    continue
+                axes_index[id(ax)] = len(scene.axes)
+                scene.axes.append(self._axes_item(ax, fig_i, frame, gridspec_ids))
+                _collect_roles(ax, roles)
+            for legend in _legends(r.figure):
+                scene.legends.append(LegendItem(
+                    box=frame.box(legend.get_window_extent(r.renderer)),
+                    axes=axes_index.get(id(legend.axes)) if legend.axes is not None else None,
+                    figure=fig_i, lines=self.spans(legend)))
+                for text in [*legend.texts, legend.get_title()]:
+                    roles[id(text)] = ("legend", None, (legend,), legend.axes)
+            for attr in ("_suptitle", "_supxlabel", "_supylabel"):
+                text = getattr(r.figure, attr, None)
+                if text is not None:
+                    roles[id(text)] = ("suptitle", None, (), None)
+        fig_of = {id(r.figure): i for i, r in enumerate(rendered)}
+        seen: set[int] = set()
+        for text in drawn:
+            if text is None or id(text) in seen:
+                continue
+            seen.add(id(text))
+            fig = text.get_figure(root=True)
+            if id(fig) not in fig_of:
+                continue
+            fig_i = fig_of[id(fig)]
+            item = self._text_item(text, rendered[fig_i].renderer, frames[fig_i], fig_i, roles,
+                                   axes_index)
+            if item is not None:
+                scene.texts.append(item)
+        legend_boxes = [lg.box for lg in scene.legends]
+        for r_i, r in enumerate(rendered):
+            for ax in r.figure.get_axes():
+                if id(ax) in axes_index:
+                    self._add_marks(scene, ax, axes_index[id(ax)], r_i, r.renderer, frames[r_i],
+                                    legend_boxes)
+        return scene
+
+    # ------------------------------------------------------------ items
+    def _axes_item(self, ax: Axes, fig_i: int, frame: _Frame, gridspec_ids: dict[int, int]) -> AxesItem:
+        fig = ax.get_figure(root=True)
+        position = ax.get_position(original=True).transformed(fig.transFigure)
+        spec = ax.get_subplotspec()
+        grid = None
+        if spec is not None:
+            gs_id = gridspec_ids.setdefault(id(spec.get_gridspec()), len(gridspec_ids))
+            grid = (gs_id, spec.rowspan.start, spec.rowspan.stop - 1, spec.colspan.start,
+                    spec.colspan.stop - 1)
+        if hasattr(ax, "_colorbar"):
+            kind = "colorbar"
+        elif spec is None:
+            kind = "inset"
+        else:
+            kind = "axes"
+        return AxesItem(box=frame.box(ax.bbox), position=frame.box(position), figure=fig_i, grid=grid,
+                        kind=kind, visible_frame=bool(ax.axison), lines=self.spans(ax))
+
+    def _text_item(self, text: Text, renderer, frame: _Frame, fig_i: int, roles, axes_index) -> TextItem | None:
+        content = text.get_text()
+        if not content or not content.strip() or not text.get_visible():
+            return None
+        extent = Text.get_window_extent(text, renderer)  # text only, not an annotation's arrow
+        if extent.width <= 0 or extent.height <= 0 or not np.isfinite([extent.x0, extent.y1]).all():
+            return None
+        box = frame.box(extent)
+        corners = _text_corners(text, renderer, box)
+        role, axis_name, owners, ax = roles.get(id(text), (None, None, (), text.axes))
+        if role is None:
+            role = "annotation" if isinstance(text, Annotation) else "text"
+        own = self.spans(text, *owners)
+        lines = own or (self.spans(ax) if ax is not None else ())
+        clip = None
+        if text.get_clip_on() and text.get_clip_box() is not None and role in ("text", "annotation"):
+            clip = frame.box(text.get_clip_box())
+        weight = text.get_fontweight()
+        bold = (weight if isinstance(weight, (int, float)) else weight_dict.get(str(weight), 400)) >= 600
+        return TextItem(box=box, corners=corners, text=content[:200],
+                        rgba=tuple(mcolors.to_rgba(text.get_color(), text.get_alpha())),
+                        size_pt=float(text.get_fontsize()), bold=bold, role=role,
+                        axes=axes_index.get(id(ax)) if ax is not None else None, figure=fig_i,
+                        lines=lines, color_lines=self.spans(text, color_only=True) or lines,
+                        axis=axis_name, clip=clip)
+
+    def _add_marks(self, scene: ChartScene, ax: Axes, ax_i: int, fig_i: int, renderer, frame: _Frame,
+                   legend_boxes: list[Box]) -> None:
+        count = 0
+        for artist in [*ax.lines, *ax.patches, *ax.collections, *ax.images]:
+            if count >= self.max_marks_per_axes or not artist.get_visible():
+                continue
+            try:
+                extent = artist.get_window_extent(renderer)
+            except Exception:  # noqa: BLE001 - some artists cannot measure themselves
+                continue
+            if not np.isfinite([extent.x0, extent.y0, extent.x1, extent.y1]).all():
+                continue
+            box = frame.box(extent)
+            if box[2] - box[0] <= 0 and box[3] - box[1] <= 0:
+                continue
+            count += 1
+            near_legend = any(intersection(box, lb) for lb in legend_boxes)
+            scene.marks.append(MarkItem(
+                kind=_mark_kind(artist), box=box, axes=ax_i, figure=fig_i,
+                clipped=bool(artist.get_clip_on()), lines=self.spans(artist) or self.spans(ax),
+                geometry=_geometry(artist, frame, renderer) if near_legend else None))
+
+    def elements(self, scene: ChartScene) -> list[Element]:
+        """The scene as Feedback elements (texts, axes, legends, marks) for credit weighting."""
+        out = [Element(kind="text", region=t.box, lines=t.lines, text=t.text,
+                       color=mcolors.to_hex(t.rgba[:3]),
+                       attrs={"role": t.role, "axes": t.axes, "size_pt": round(t.size_pt, 2)})
+               for t in scene.texts]
+        out += [Element(kind=a.kind, region=a.box, lines=a.lines, attrs={"index": i})
+                for i, a in enumerate(scene.axes)]
+        out += [Element(kind="legend", region=lg.box, lines=lg.lines, attrs={"axes": lg.axes})
+                for lg in scene.legends]
+        out += [Element(kind=m.kind, region=m.box, lines=m.lines, attrs={"axes": m.axes})
+                for m in scene.marks]
+        return out
+
+
+def _legends(fig: Figure) -> list[Legend]:
+    found = [ax.get_legend() for ax in fig.get_axes()] + list(fig.legends)
+    return [lg for lg in found if lg is not None and lg.get_visible()]
+
+
+def _collect_roles(ax: Axes, roles: dict) -> None:
+    """Role, axis name, owners (whose trace records also describe it) and axes of its texts."""
+    for title in (ax.title, getattr(ax, "_left_title", None), getattr(ax, "_right_title", None)):
+        if title is not None:
+            roles[id(title)] = ("title", None, (), ax)
+    for name, axis in getattr(ax, "_axis_map", {}).items():
+        roles[id(axis.label)] = ("axis_label", name, (axis,), ax)
+        roles[id(axis.offsetText)] = ("offset", name, (axis,), ax)
+        for tick in axis.majorTicks + axis.minorTicks:
+            for label in (tick.label1, tick.label2):
+                roles[id(label)] = ("tick_label", name, (axis, tick), ax)
+    for table in getattr(ax, "tables", ()):
+        for cell in table.get_celld().values():
+            roles[id(cell.get_text())] = ("table", None, (table,), ax)
+
+
+def _text_corners(text: Text, renderer, box: Box) -> list[Point]:
+    angle = text.get_rotation() % 180.0
+    if min(angle, 180.0 - angle) < 1.0 or abs(angle - 90.0) < 1.0:
+        return box_corners(box)
+    rotation = text.get_rotation()
+    text.set_rotation(0.0)  # the unrotated size; the rotated box shares its centre
+    try:
+        flat = Text.get_window_extent(text, renderer)
+    finally:
+        text.set_rotation(rotation)
+    cx, cy = (box[0] + box[2]) / 2, (box[1] + box[3]) / 2
+    return rotated_rect(cx, cy, flat.width, flat.height, rotation)
+
+
+def _mark_kind(artist: Artist) -> str:
+    if isinstance(artist, Line2D):
+        return "line"
+    if isinstance(artist, Patch):
+        return "patch"
+    if isinstance(artist, (AxesImage, QuadMesh)):
+        return "image"
+    return "collection"
+
+
+def _geometry(artist: Artist, frame: _Frame, renderer) -> MarkGeometry:
+    """Ink of one data artist in render pixels (see MarkGeometry)."""
+    px_per_pt = renderer.points_to_pixels(1.0)
+    geo = MarkGeometry()
+    if isinstance(artist, Line2D):
+        xy = frame.points(artist.get_transform().transform(artist.get_xydata()))
+        if artist.get_linestyle() not in ("None", "none", "", " ") and len(xy) > 1:
+            geo.polylines.append(xy)
+            geo.half_width = max(1.0, artist.get_linewidth() * px_per_pt / 2)
+        if artist.get_marker() not in (None, "None", "none", "", " "):
+            geo.points = xy
+            geo.radii = np.full(len(xy), max(1.0, artist.get_markersize() * px_per_pt / 2))
+    elif isinstance(artist, (AxesImage, QuadMesh)):
+        geo.rects.append(frame.box(artist.get_window_extent(renderer)))
+    elif isinstance(artist, Patch):
+        path = artist.get_transform().transform_path(artist.get_path())
+        geo.polygons.extend(frame.points(p) for p in path.to_polygons() if len(p) >= 3)
+    elif isinstance(artist, PathCollection) and len(artist.get_offsets()):
+        offsets = artist.get_offset_transform().transform(artist.get_offsets())
+        geo.points = frame.points(offsets)
+        sizes = np.asarray(artist.get_sizes(), dtype=float)
+        radii = np.sqrt(sizes if len(sizes) else np.array([36.0])) * px_per_pt / 2
+        geo.radii = np.resize(np.maximum(radii, 1.0), len(geo.points))
+    elif isinstance(artist, LineCollection):
+        transform = artist.get_transform()
+        geo.polylines.extend(frame.points(transform.transform(seg)) for seg in artist.get_segments()
+                             if len(seg) > 1)
+        widths = artist.get_linewidths()
+        geo.half_width = max(1.0, float(np.max(widths) if len(widths) else 1.0) * px_per_pt / 2)
+    elif isinstance(artist, Collection):
+        transform = artist.get_transform()
+        for path in artist.get_paths()[:2000]:
+            geo.polygons.extend(frame.points(p) for p in transform.transform_path(path).to_polygons()
+                                if len(p) >= 3)
+    return geo
+

@@ -1,0 +1,120 @@
+"""ChartMimic's low-level fidelity scores (benchmarks.md 2.3) between two chart recordings.
+
+Recordings come from `envs.chart.fidelity` (made inside the sandbox for both the model's
+program and the target). Per view, precision = matched / |generated|, recall = matched / |gold|,
+F1; `fidelity` is their mean (ChartMimic's "Low" score of one item, in [0, 1]).
+
+* text: multiset exact string match;
+* layout: multiset exact match of (nrows, ncols, row/col start/end) entries;
+* type: n_correct = sum over function ids of min(count_gen, count_gold);
+* colour: per function-id group, the assignment between the two colour lists maximising the
+  summed similarity (Hungarian), similarity = max(0, 1 - CIEDE2000/100) for two hex colours,
+  1 for two equal colormap names, else 0; lists over 10 colours are first thinned greedily
+  (drop a colour more than 0.7 similar to one kept).
+
+Deliberate deviation: ChartMimic scores 0 when both sides of a view are empty (e.g. a chart
+with no titles or labels scored against itself); here both-empty scores 1, so a program always
+scores 1.0 against itself. One side empty scores 0, as in ChartMimic. Never imports jax.
+"""
+from __future__ import annotations
+
+import collections
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+from scipy.optimize import linear_sum_assignment
+
+from envs.web.color import ciede2000
+
+VIEWS = ("text", "layout", "type", "color")
+MAX_COLORS = 10
+SIMILAR = 0.7
+
+
+def f1(matched: float, n_generated: float, n_gold: float) -> float:
+    """F1 of a match count; both sides empty counts as a perfect match (see module docstring)."""
+    if n_generated == 0 and n_gold == 0:
+        return 1.0
+    if n_generated == 0 or n_gold == 0 or matched <= 0:
+        return 0.0
+    precision, recall = matched / n_generated, matched / n_gold
+    return 2 * precision * recall / (precision + recall)
+
+
+def _multiset_f1(generated: Sequence, gold: Sequence) -> float:
+    gen, ref = collections.Counter(generated), collections.Counter(gold)
+    matched = sum(min(count, ref[key]) for key, count in gen.items())
+    return f1(matched, sum(gen.values()), sum(ref.values()))
+
+
+def text_f1(generated: Sequence[str], gold: Sequence[str]) -> float:
+    return _multiset_f1(generated, gold)
+
+
+def layout_f1(generated: Sequence[dict[str, int]], gold: Sequence[dict[str, int]]) -> float:
+    def key(entry: dict[str, int]) -> tuple:
+        return tuple(sorted(entry.items()))
+    return _multiset_f1([key(e) for e in generated], [key(e) for e in gold])
+
+
+def type_f1(generated: dict[str, int], gold: dict[str, int]) -> float:
+    matched = sum(min(int(count), int(gold.get(key, 0))) for key, count in generated.items())
+    return f1(matched, sum(int(v) for v in generated.values()), sum(int(v) for v in gold.values()))
+
+
+def color_similarity(a: str, b: str) -> float:
+    """max(0, 1 - CIEDE2000/100) for hex colours, equality for colormap names, 0 for a mix."""
+    a_hex, b_hex = a.startswith("#"), b.startswith("#")
+    if a_hex and b_hex:
+        return max(0.0, 1.0 - ciede2000(_rgb(a), _rgb(b)) / 100.0)
+    if not a_hex and not b_hex:
+        return 1.0 if a == b else 0.0
+    return 0.0
+
+
+def _rgb(hex_color: str) -> tuple[int, int, int]:
+    h = hex_color.lstrip("#")
+    return int(h[0:2], 16), int(h[2:4], 16), int(h[4:6], 16)
+
+
+def thin_colors(keys: Sequence[str]) -> list[str]:
+    """Keys "group--colour" after ChartMimic's greedy thinning of lists longer than 10."""
+    keys = sorted(set(keys))
+    if len(keys) <= MAX_COLORS:
+        return keys
+    kept: list[str] = []
+    for key in keys:
+        colour = key.rsplit("--", 1)[-1]
+        if all(color_similarity(colour, k.rsplit("--", 1)[-1]) <= SIMILAR for k in kept):
+            kept.append(key)
+    return kept
+
+
+def color_f1(generated: Sequence[str], gold: Sequence[str]) -> float:
+    gen, ref = thin_colors(generated), thin_colors(gold)
+    groups_gen: dict[str, list[str]] = collections.defaultdict(list)
+    groups_ref: dict[str, list[str]] = collections.defaultdict(list)
+    for key in gen:
+        group, _, colour = key.rpartition("--")
+        groups_gen[group].append(colour)
+    for key in ref:
+        group, _, colour = key.rpartition("--")
+        groups_ref[group].append(colour)
+    total = 0.0
+    for group in groups_gen.keys() & groups_ref.keys():
+        a, b = groups_gen[group], groups_ref[group]
+        sim = np.array([[color_similarity(x, y) for y in b] for x in a])
+        rows, cols = linear_sum_assignment(-sim)
+        total += float(sim[rows, cols].sum())
+    return f1(total, len(gen), len(ref))
+
+
+def score(generated: dict[str, Any], gold: dict[str, Any]) -> dict[str, float]:
+    """The four F1s and their mean ("fidelity") of a generated recording against the target's."""
+    scores = {"text": text_f1(generated.get("text", []), gold.get("text", [])),
+              "layout": layout_f1(generated.get("layout", []), gold.get("layout", [])),
+              "type": type_f1(generated.get("types", {}), gold.get("types", {})),
+              "color": color_f1(generated.get("colors", []), gold.get("colors", []))}
+    scores["fidelity"] = sum(scores[v] for v in VIEWS) / len(VIEWS)
+    return scores
