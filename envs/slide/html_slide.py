@@ -17,6 +17,7 @@ from PIL import Image
 
 from envs import geometry
 from envs.feedback import Defect, ExecError, Feedback
+from envs.outcome import shift_lines
 from envs.slide import aeslides
 from envs.slide.aeslides import VisualItem
 from envs.task import Task
@@ -119,7 +120,7 @@ class HtmlSlideEnv:
 
     def step(self, task: Task, code: str) -> Feedback:
         t0 = time.monotonic()
-        html = extract_html(code)
+        html, offset = extract_html(code)
         if not html.strip():
             return Feedback.failure(ExecError("EmptyPage", "the answer holds no HTML"),
                                     reward_parts={"exec": 0.0})
@@ -131,9 +132,10 @@ class HtmlSlideEnv:
         parts = {"exec": 1.0, "cleanliness": cleanliness(defects), **scores}
         w = self.config.aesthetic_weight
         reward = w * scores["aeslides_avg"] + (1 - w) * parts["cleanliness"]
-        return Feedback(ok=True, reward=float(reward), reward_parts=parts, defects=defects,
-                        render_png=judged.png, elements=to_elements(judged, 4000),
-                        timings={"total_s": time.monotonic() - t0}, render_size=judged.png_size)
+        return shift_lines(Feedback(
+            ok=True, reward=float(reward), reward_parts=parts, defects=defects, render_png=judged.png,
+            elements=to_elements(judged, 4000), timings={"total_s": time.monotonic() - t0},
+            render_size=judged.png_size), offset)
 
 
 def collision_defects(judged, items: list[VisualItem]) -> list[Defect]:

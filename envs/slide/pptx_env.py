@@ -1,7 +1,7 @@
 """The python-pptx slide environment: program -> sandbox -> .pptx -> warm LibreOffice -> PDF.
 
-`PptxSlideEnv.step(task, code)` runs the program in a sandbox child (tracing shapes to the
-statements that created or edited them), converts the deck with a long-lived LibreOffice,
+`PptxSlideEnv.step(task, code)` runs the program in the project sandbox (envs.sandbox, runner
+envs/slide/pptx_runner.py, tracing shapes to the statements that created or edited them), converts the deck with a long-lived LibreOffice,
 rasterises with pdftoppm, reads shape geometry (python-pptx, in this process) and text extents
 (PDF spans), detects defects per slide, computes the AeSlides measures, and traces every defect
 to line spans. It never raises for bad programs: errors, time-outs, crashes of the program or
@@ -13,7 +13,8 @@ from __future__ import annotations
 
 import dataclasses
 import io
-import re
+import pathlib
+import tempfile
 import time
 
 import numpy as np
@@ -23,23 +24,22 @@ from envs import geometry
 from envs.feedback import Defect, Element, ExecError, Feedback
 from envs.slide import aeslides, pptx_detectors
 from envs.slide.deck import DeckView, assign_spans, rasterise, read_shapes, read_spans
+from envs.outcome import feedback_from_run, shift_lines
+from envs.program import extract_program
+from envs.sandbox import Sandbox, SandboxLimits
 from envs.slide.office import Office, OfficeError
-from envs.slide.pptx_runner import ProgramRun, RunLimits, run_pptx_program, scratch_dir
+from envs.slide.pptx_runner import DECK
 from envs.task import Task
 from envs.web.detectors import Finding
 from envs.web.env import cleanliness
 
-_FENCE = re.compile(r"```(?:python|py)?[^\n]*\n(.*?)(?:```|$)", re.S)
-
-
-def extract_python(text: str) -> str:
-    match = _FENCE.search(text)
-    return match.group(1) if match else text
+Trace = dict[tuple[int, int], dict[str, list[list[int]]]]
 
 
 @dataclasses.dataclass
 class PptxEnvConfig:
-    limits: RunLimits = dataclasses.field(default_factory=RunLimits)
+    limits: SandboxLimits = dataclasses.field(
+        default_factory=lambda: SandboxLimits(cpu_seconds=15.0, wall_seconds=20.0))
     detectors: pptx_detectors.PptxDetectorConfig = dataclasses.field(
         default_factory=pptx_detectors.PptxDetectorConfig)
     max_slides: int = 4              # judged and rendered per program
@@ -51,15 +51,24 @@ class PptxEnvConfig:
             raise ValueError(f"PptxEnvConfig.max_slides must be >= 1, got {self.max_slides}")
 
 
-def finding_lines(finding: Finding, view: DeckView, run: ProgramRun) -> tuple[tuple[int, int], ...]:
+def parse_trace(raw) -> Trace:
+    """The runner's trace (from the process that ran model code): checked, never trusted blindly."""
+    trace: Trace = {}
+    for slide, shape, lines in raw:
+        trace[(int(slide), int(shape))] = {
+            key: [[int(a), int(b)] for a, b in lines.get(key, [])] for key in ("created", "edited")}
+    return trace
+
+
+def finding_lines(finding: Finding, view: DeckView, trace: Trace) -> tuple[tuple[int, int], ...]:
     """Creation and edit statements of the shapes a finding names (+ slide-level edits for contrast)."""
     spans: set[tuple[int, int]] = set()
     for k in finding.records:
         shape = view.shapes[k]
-        lines = run.trace.get((shape.slide, shape.shape_id), {})
+        lines = trace.get((shape.slide, shape.shape_id), {})
         spans.update(tuple(s) for s in lines.get("created", []) + lines.get("edited", []))
         if finding.kind == "low_contrast":
-            slide_lines = run.trace.get((shape.slide, 0), {})
+            slide_lines = trace.get((shape.slide, 0), {})
             spans.update(tuple(s) for s in slide_lines.get("edited", []))
     return tuple(sorted(spans))
 
@@ -72,26 +81,35 @@ class PptxSlideEnv:
     def __init__(self, config: PptxEnvConfig | None = None):
         self.config = config or PptxEnvConfig()
         self.office = Office(convert_timeout_s=self.config.convert_timeout_s)
+        self.sandbox = Sandbox("envs.slide.pptx_runner", self.config.limits)
 
     def close(self) -> None:
+        self.sandbox.close()
         self.office.close()
 
     def step(self, task: Task, code: str) -> Feedback:
         t0 = time.monotonic()
-        program = extract_python(code)
-        with scratch_dir() as workdir:
-            run = run_pptx_program(program, self.config.limits, workdir)
-            timings = {"run_s": run.seconds}
-            if run.error is not None or run.deck is None:
-                error = run.error or ExecError("NoPresentation", "the program produced no deck")
-                return Feedback.failure(error, reward_parts={"exec": 0.0}, timings=timings,
-                                        stdout=run.stdout, stderr=run.stderr)
+        program, offset = extract_program(code)
+        run = self.sandbox.run(program, {})
+        timings = {"run_s": time.monotonic() - t0}
+        if not run.ok or not (run.result or {}).get("ok") or DECK not in run.artifacts:
+            return shift_lines(feedback_from_run(run, timings), offset)
+        try:
+            trace = parse_trace(run.result.get("trace", []))
+        except (TypeError, ValueError, AttributeError) as err:
+            return Feedback.failure(ExecError("ProtocolError", f"the run's trace is malformed ({err}); "
+                                              "programs must not tamper with the runner"),
+                                    reward_parts={"exec": 0.0}, timings=timings)
+        with tempfile.TemporaryDirectory(prefix="sdpo_pptx_") as tmp:
+            workdir = pathlib.Path(tmp)
+            deck = workdir / DECK
+            deck.write_bytes(run.artifacts[DECK])
             try:
                 t1 = time.monotonic()
                 pdf = workdir / "deck.pdf"
-                self.office.convert(run.deck, pdf)
+                self.office.convert(deck, pdf)
                 timings["convert_s"] = time.monotonic() - t1
-                width, height, n_slides, shapes, backgrounds = read_shapes(run.deck)
+                width, height, n_slides, shapes, backgrounds = read_shapes(deck)
                 pages = min(n_slides, self.config.max_slides)
                 if pages == 0:
                     return Feedback.failure(ExecError("EmptyPresentation", "the deck has no slides: "
@@ -99,6 +117,7 @@ class PptxSlideEnv:
                                             reward_parts={"exec": 0.0}, timings=timings)
                 pngs = rasterise(pdf, workdir / "page", pages)
                 view = DeckView(width, height, n_slides, shapes, read_spans(pdf, pages), backgrounds)
+                images = [np.asarray(Image.open(p).convert("RGB")) for p in pngs]
             except OfficeError as err:
                 return Feedback.failure(ExecError("OfficeError", str(err)), reward_parts={"exec": 0.0},
                                         timings=timings, stdout=run.stdout, stderr=run.stderr)
@@ -106,11 +125,13 @@ class PptxSlideEnv:
                 return Feedback.failure(ExecError(type(err).__name__, f"the saved deck could not be "
                                                   f"read or rendered: {str(err)[:500]}"),
                                         reward_parts={"exec": 0.0}, timings=timings)
-            return self._judge(view, pngs, run, timings, t0)
+        feedback = self._judge(view, images, trace, timings, t0)
+        feedback.stdout, feedback.stderr = run.stdout, run.stderr
+        return shift_lines(feedback, offset) if offset else feedback
 
-    def _judge(self, view: DeckView, pngs, run: ProgramRun, timings: dict, t0: float) -> Feedback:
+    def _judge(self, view: DeckView, images: list[np.ndarray], trace: Trace, timings: dict,
+               t0: float) -> Feedback:
         assign_spans(view)
-        images = [np.asarray(Image.open(p).convert("RGB")) for p in pngs]
         defects: list[Defect] = []
         per_slide: list[dict[str, float]] = []
         for slide, rgb in enumerate(images):
@@ -119,7 +140,7 @@ class PptxSlideEnv:
             for f in findings:
                 region = (f.region[0], f.region[1] + offset, f.region[2], f.region[3] + offset)
                 defects.append(Defect(f.kind, float(f.severity), region, f"slide {slide + 1}: {f.message}",
-                                      finding_lines(f, view, run)))
+                                      finding_lines(f, view, trace)))
             items = pptx_detectors.visual_items(view, slide)
             boxes = [pptx_detectors.rendered_box(view, k) for k, s in enumerate(view.shapes) if s.slide == slide]
             content = geometry.union_box([(0.0, 0.0, float(view.width), float(view.height)), *boxes])
@@ -136,7 +157,7 @@ class PptxSlideEnv:
         for shape in view.shapes:
             if shape.slide >= len(images):
                 continue
-            lines = run.trace.get((shape.slide, shape.shape_id), {})
+            lines = trace.get((shape.slide, shape.shape_id), {})
             spans = tuple(sorted({tuple(s) for s in lines.get("created", []) + lines.get("edited", [])}))
             off = shape.slide * view.height
             elements.append(Element(kind=shape.kind, region=(shape.box[0], shape.box[1] + off, shape.box[2],
@@ -146,4 +167,4 @@ class PptxSlideEnv:
         timings["total_s"] = time.monotonic() - t0
         return Feedback(ok=True, reward=float(reward), reward_parts=parts, defects=defects,
                         render_png=buf.getvalue(), elements=elements, timings=timings,
-                        render_size=(canvas.shape[1], canvas.shape[0]), stdout=run.stdout, stderr=run.stderr)
+                        render_size=(canvas.shape[1], canvas.shape[0]))

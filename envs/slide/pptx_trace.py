@@ -13,18 +13,18 @@ Installed in the sandbox child before the model's program runs (compiled as "<ge
   is kept so a program that never saves still yields a deck.
 
 Only the caller's line is looked up (frame walk to "<gen>"), so tracing costs little.
-Must only run inside a sandbox child (it patches python-pptx for the whole process). Never imports jax.
+Must only run inside the sandbox (it patches python-pptx for the whole process); installed once
+in the warm server by envs/slide/pptx_runner.py. Never imports jax.
 """
 from __future__ import annotations
 
-import ast
-import bisect
 import functools
 import inspect
 import sys
 from typing import Any
 
-GEN_FILENAME = "<gen>"
+from envs.program import GEN_FILENAME, StatementIndex
+
 SHAPE_TAGS = ("sp", "pic", "graphicFrame", "grpSp", "cxnSp")
 CREATORS = ("add_textbox", "add_shape", "add_picture", "add_table", "add_chart", "add_connector",
             "add_group_shape", "add_movie", "add_ole_object", "build_freeform")
@@ -37,36 +37,15 @@ _PROXY_MODULES = ("pptx.text.text", "pptx.dml.color", "pptx.dml.fill", "pptx.dml
                   "pptx.enum.text")
 
 
-class StatementSpans:
-    """Line -> the innermost simple statement's (first, last) line, from the program's AST."""
-
-    def __init__(self, code: str):
-        self._spans: list[tuple[int, int]] = []
-        try:
-            tree = ast.parse(code)
-        except (SyntaxError, ValueError):
-            return
-        for node in ast.walk(tree):
-            if isinstance(node, ast.stmt) and not hasattr(node, "body"):
-                self._spans.append((node.lineno, node.end_lineno or node.lineno))
-        self._spans.sort(key=lambda s: (s[0], -s[1]))
-        self._starts = [s[0] for s in self._spans]
-
-    def of(self, line: int) -> tuple[int, int]:
-        k = bisect.bisect_right(self._starts, line) - 1 if self._spans else -1
-        while k >= 0:
-            first, last = self._spans[k]
-            if first <= line <= last:
-                return first, last
-            k -= 1
-        return line, line
-
-
 class Tracer:
     """Statement spans per (slide index, shape id); shape id 0 = the slide itself."""
 
-    def __init__(self, code: str, output_path: str):
-        self.spans = StatementSpans(code)
+    def __init__(self, code: str = "", output_path: str = "deck.pptx"):
+        self.reset(code, output_path)
+
+    def reset(self, code: str, output_path: str) -> None:
+        """Forget everything: a new program is about to run (one tracer serves many forks)."""
+        self.spans = StatementIndex(code)
         self.output_path = output_path
         self.created: dict[tuple[int, int], set[tuple[int, int]]] = {}
         self.edited: dict[tuple[int, int], set[tuple[int, int]]] = {}
@@ -79,7 +58,7 @@ class Tracer:
         frame = sys._getframe(2)
         while frame is not None:
             if frame.f_code.co_filename == GEN_FILENAME:
-                return self.spans.of(frame.f_lineno)
+                return self.spans.span(frame.f_lineno)
             frame = frame.f_back
         return None
 

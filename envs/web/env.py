@@ -21,7 +21,9 @@ from typing import Any
 
 from PIL import Image
 
+from envs.config_dict import checked
 from envs.feedback import Defect, Element, ExecError, Feedback
+from envs.outcome import shift_lines
 from envs.task import Task
 from envs.web import design2code
 from envs.web.browser import Browser, BrowserConfig, PageError
@@ -33,10 +35,16 @@ EXTRACT_JS = (pathlib.Path(__file__).with_name("extract.js")).read_text()
 _FENCE = re.compile(r"```(?:html|HTML)?[^\n]*\n(.*?)(?:```|$)", re.S)
 
 
-def extract_html(text: str) -> str:
-    """The page in a model answer: the first fenced block if there is one, else the whole text."""
-    match = _FENCE.search(text)
-    return match.group(1) if match and "<" in match.group(1) else text
+def extract_html(answer: str) -> tuple[str, int]:
+    """The page in a model answer and how many answer lines precede it.
+
+    The first fenced block holding markup (an unclosed fence runs to the end), else the whole
+    answer. Add the offset to the page's line numbers to get the answer's own.
+    """
+    match = _FENCE.search(answer)
+    if match and "<" in match.group(1):
+        return match.group(1), answer.count("\n", 0, match.start(1))
+    return answer, 0
 
 
 @dataclasses.dataclass
@@ -71,6 +79,20 @@ class JudgedPage:
     log_blocked: list[str]
     capture: design2code.PageCapture | None = None
     extra: dict[str, Any] = dataclasses.field(default_factory=dict)
+
+
+def config_from_dict(cls: type, values: dict[str, Any] | None, what: str):
+    """A config dataclass from plain data; nested dataclass fields take nested dicts.
+
+    Unknown keys fail with the valid names (envs.config_dict.checked); missing ones keep defaults.
+    """
+    values = checked(cls, values, what)
+    defaults = cls()
+    for name, value in values.items():
+        current = getattr(defaults, name)
+        if dataclasses.is_dataclass(current) and isinstance(value, dict):
+            values[name] = dataclasses.replace(current, **checked(type(current), value, f"{what}.{name}"))
+    return dataclasses.replace(defaults, **values)
 
 
 def cleanliness(defects: list[Defect]) -> float:
@@ -162,7 +184,7 @@ class WebEnv:
     def step(self, task: Task, code: str) -> Feedback:
         t0 = time.monotonic()
         timings: dict[str, float] = {}
-        html = extract_html(code)
+        html, offset = extract_html(code)
         if not html.strip():
             return Feedback.failure(ExecError("EmptyPage", "the answer holds no HTML"),
                                     reward_parts={"exec": 0.0})
@@ -187,7 +209,8 @@ class WebEnv:
             w = self.config.fidelity_weight
             reward = w * parts["d2c_final"] + (1 - w) * parts["cleanliness"]
         timings["total_s"] = time.monotonic() - t0
-        return Feedback(ok=True, reward=float(reward), reward_parts=parts, defects=defects,
-                        render_png=judged.png, elements=to_elements(judged, self.config.max_feedback_elements),
-                        timings=timings, render_size=judged.png_size,
-                        stderr="\n".join(f"blocked: {u}" for u in judged.log_blocked[:20]))
+        return shift_lines(Feedback(
+            ok=True, reward=float(reward), reward_parts=parts, defects=defects, render_png=judged.png,
+            elements=to_elements(judged, self.config.max_feedback_elements), timings=timings,
+            render_size=judged.png_size, stderr="\n".join(f"blocked: {u}" for u in judged.log_blocked[:20])),
+            offset)

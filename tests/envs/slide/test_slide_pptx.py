@@ -6,14 +6,14 @@ import pytest
 
 from envs.slide import pptx_samples
 from envs.slide.pptx_env import PptxEnvConfig, PptxSlideEnv
-from envs.slide.pptx_runner import RunLimits
+from envs.sandbox import SandboxLimits
 from envs.task import Task
 from envs.web.injection_eval import new_defects
 
 
 @pytest.fixture(scope="module")
 def env():
-    slide_env = PptxSlideEnv(PptxEnvConfig(limits=RunLimits(wall_seconds=6.0, cpu_seconds=5.0)))
+    slide_env = PptxSlideEnv(PptxEnvConfig(limits=SandboxLimits(wall_seconds=6.0, cpu_seconds=5.0)))
     yield slide_env
     slide_env.close()
 
@@ -28,9 +28,11 @@ def test_clean_program_renders_without_defects_and_traces_shapes(env):
     assert fb.ok, fb.error
     assert fb.render_size == (1280, 720) and fb.render_png.startswith(b"\x89PNG")
     assert fb.defects == [], [d.message for d in fb.defects]
-    textboxes = {b.create_line for b in program.boxes}
-    traced = {span[0] for e in fb.elements for span in e.lines}
+    # Lines are in the answer's coordinates: the fence line shifts the program's lines by one.
+    textboxes = {b.create_line + 1 for b in program.boxes}
+    traced = {span[0] for e in fb.elements if e.kind == "text" for span in e.lines}
     assert textboxes <= traced, f"every add_textbox line must be traced; missing {textboxes - traced}"
+    assert min(traced) > 8, "no text shape is traced to the imports or the presentation setup"
     for measure in ("aspect_ratio_reward", "whitespace_reward", "imbalance_reward", "collision_reward"):
         assert 0.0 <= fb.reward_parts[measure] <= 1.0
 
