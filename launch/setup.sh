@@ -59,9 +59,11 @@ if [ ! -f "$STAMP" ]; then
   touch "$STAMP"
 fi
 
-# --- npm test tools (axe-core, run inside Chromium by the web env tests).
-if [[ ",$EXTRAS," == *",test,"* ]] && [ -f package.json ] && [ ! -d node_modules/axe-core ]; then
-  log "installing npm test tools"
+# --- npm tools served to pages (Tailwind, Material Icons: HTML slides need them at run time) and
+# axe-core (the web env tests' oracle). Reinstalls whenever package-lock.json is newer than the
+# installed tree (npm writes node_modules/.package-lock.json), so added packages arrive.
+if [ -f package.json ] && { [ ! -f node_modules/.package-lock.json ] || [ package-lock.json -nt node_modules/.package-lock.json ]; }; then
+  log "installing npm tools"
   npm install --no-audit --no-fund --silent >/dev/null
 fi
 log "ready: $ROOT/.venv"

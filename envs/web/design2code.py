@@ -42,8 +42,10 @@ SHIFT = 50
 METRICS = ("block_match", "text", "position", "color", "visual_ssim")
 
 _INJECT_JS = """
-([tags, palette, shift]) => {
+([tags, levels, shift]) => {
   if (!window.__d2c) {
+    const palette = [];
+    for (const r of levels) for (const g of levels) for (const b of levels) palette.push([r, g, b]);
     const wanted = new Set(tags);
     const pool = palette.slice();
     const painted = [];
@@ -111,19 +113,15 @@ def _png(data: bytes) -> np.ndarray:
     return np.asarray(Image.open(io.BytesIO(data)).convert("RGB"))
 
 
-def palette() -> list[list[int]]:
-    return [[r, g, b] for r in LEVELS for g in LEVELS for b in LEVELS]
-
-
 def capture(page: Any, max_height: int = 8192) -> PageCapture:
     """Screenshot the open page as written, then with colours injected (twice); extract blocks.
 
     Leaves the page modified: call it after every other use of the page.
     """
     original = _png(page.screenshot(full_page=True, max_height=max_height))
-    pairs = page.evaluate(_INJECT_JS, [list(TEXT_TAGS), palette(), 0])
+    pairs = page.evaluate(_INJECT_JS, [list(TEXT_TAGS), list(LEVELS), 0])
     first = _png(page.screenshot(full_page=True, max_height=max_height))
-    page.evaluate(_INJECT_JS, [list(TEXT_TAGS), palette(), SHIFT])
+    page.evaluate(_INJECT_JS, [list(TEXT_TAGS), list(LEVELS), SHIFT])
     second = _png(page.screenshot(full_page=True, max_height=max_height))
     return PageCapture(screenshot=original, blocks=blocks_from_screens(original, first, second, pairs))
 

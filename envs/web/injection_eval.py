@@ -107,7 +107,7 @@ def evaluate_html(rows: list[dict], judge: Callable, kinds: Iterable[str], seed:
     return stats
 
 
-def _judges(domain: str):
+def judges(domain: str):
     from envs.slide.html_slide import HtmlSlideEnv, collision_defects
     from envs.web.env import WebEnv, to_defects
 
@@ -139,7 +139,7 @@ def main(argv: list[str] | None = None) -> None:
     name = "design2code_testset.jsonl" if args.domain == "web" else "aeslides_examples.jsonl"
     rows = [json.loads(line) for line in open(DATA / name)][:args.limit]
     t0 = time.monotonic()
-    env, judge = _judges(args.domain)
+    env, judge = judges(args.domain)
     try:
         stats = evaluate_html(rows, judge, KINDS, seed=args.seed, viewport_only=args.domain == "slide_html")
     finally:

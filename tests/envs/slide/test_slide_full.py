@@ -1,0 +1,73 @@
+"""Whole-dataset checks for the slide environments (slow: minutes on 2 cores).
+
+    pytest -m slow tests/envs/slide/test_slide_full.py
+"""
+import json
+import pathlib
+import random
+
+import pytest
+
+from envs.slide import pptx_samples
+from envs.slide.aeslides import MEASURES
+from envs.slide.html_slide import HtmlSlideEnv
+from envs.slide.pptx_env import PptxSlideEnv
+from envs.task import Task
+from envs.web.inject import KINDS as HTML_KINDS
+from envs.web.injection_eval import InjectionStats, judges, evaluate_html
+
+DATA = pathlib.Path(__file__).resolve().parents[3].parent / "shared" / "data" / "aeslides_examples.jsonl"
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def rows():
+    return [json.loads(line) for line in DATA.open()]
+
+
+def test_all_aeslides_examples_get_all_four_measures(rows):
+    env = HtmlSlideEnv()
+    try:
+        for row in rows:
+            fb = env.step(Task(domain="slide_html", task_id=row["id"], instruction="", width=1280,
+                               height=720), row["html"])
+            assert fb.ok, f"{row['id']}: {fb.error}"
+            for measure in MEASURES:
+                assert 0.0 <= fb.reward_parts[f"{measure}_reward"] <= 1.0, (row["id"], measure)
+    finally:
+        env.close()
+
+
+def test_injection_recall_and_tracing_on_html_slides(rows):
+    env, judge = judges("slide_html")
+    try:
+        stats = evaluate_html(rows, judge, HTML_KINDS, seed=0, viewport_only=True, progress=False)
+    finally:
+        env.close()
+    for kind, row in stats.table(HTML_KINDS).items():
+        if row["injected"] < 10:
+            continue  # e.g. few aligned peers: reported, not judged on a handful
+        assert row["recall"] >= 0.9, f"{kind}: recall {row['recall']:.3f}; misses {stats.misses[:5]}"
+        assert row["trace_rate"] >= 0.9, f"{kind}: trace rate {row['trace_rate']:.3f}"
+
+
+def test_injection_recall_and_tracing_on_pptx_programs():
+    env = PptxSlideEnv()
+    task = Task(domain="slide_pptx", task_id="p", instruction="", width=1280, height=720)
+    stats, rng = InjectionStats(), random.Random(0)
+    try:
+        for seed in range(20):
+            program = pptx_samples.clean_program(seed)
+            clean = env.step(task, program.code)
+            assert clean.ok, clean.error
+            stats.record_clean(clean.defects)
+            for kind in pptx_samples.KINDS:
+                code, line = pptx_samples.inject(program, kind, rng)
+                fb = env.step(task, code)
+                stats.record(kind, clean.defects, fb.defects if fb.ok else None, line, str(seed))
+    finally:
+        env.close()
+    for kind, row in stats.table(pptx_samples.KINDS).items():
+        assert row["recall"] >= 0.9 and row["trace_rate"] >= 0.9, (kind, row, stats.misses[:5])
+        assert row["clean_fp_rate"] == 0.0, (kind, row)

@@ -1,0 +1,61 @@
+"""Whole-dataset checks for the web environment (slow: tens of minutes on 2 cores).
+
+    pytest -m slow tests/envs/web/test_web_full.py
+"""
+import json
+import pathlib
+
+import pytest
+
+from envs.web import design2code
+from envs.web.axe_agreement import run as axe_run
+from envs.web.browser import Browser, PageError
+from envs.web.inject import KINDS
+from envs.web.injection_eval import judges, evaluate_html
+
+DATA = pathlib.Path(__file__).resolve().parents[3].parent / "shared" / "data" / "design2code_testset.jsonl"
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def rows():
+    return [json.loads(line) for line in DATA.open()]
+
+
+def test_all_design2code_pages_render_and_self_score_perfectly(rows):
+    failures = []
+    with Browser() as browser:
+        for row in rows:
+            try:
+                captures = []
+                for _ in range(2):
+                    with browser.open(row["html"], 1280, 720) as page:
+                        captures.append(design2code.capture(page))
+            except PageError as err:
+                failures.append(f"{row['id']}: render failed: {err}")
+                continue
+            scores = design2code.score(*captures)
+            bad = {k: v for k, v in scores.items() if abs(v - 1.0) > 1e-9}
+            if bad:
+                failures.append(f"{row['id']}: {bad}")
+    assert not failures, f"{len(failures)} of {len(rows)} pages: " + "; ".join(failures[:10])
+
+
+def test_low_contrast_agrees_with_axe_core(rows):
+    agreement, failed = axe_run(rows, progress=False)
+    assert not failed, failed[:5]
+    assert agreement.rate >= 0.95, (
+        f"agreement {agreement.rate:.4f} over {agreement.both} elements; causes {dict(agreement.causes)}")
+
+
+def test_injection_recall_and_tracing_on_design2code(rows):
+    env, judge = judges("web")
+    try:
+        stats = evaluate_html(rows[:60], judge, KINDS, seed=0, progress=False)
+    finally:
+        env.close()
+    for kind, row in stats.table(KINDS).items():
+        assert row["injected"] >= 10, f"{kind}: only {row['injected']} injections"
+        assert row["recall"] >= 0.9, f"{kind}: recall {row['recall']:.3f}; misses {stats.misses[:5]}"
+        assert row["trace_rate"] >= 0.9, f"{kind}: trace rate {row['trace_rate']:.3f}"
