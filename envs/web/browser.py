@@ -219,7 +219,11 @@ class Browser:
         context = page = None
         healthy = True
         try:
-            context, page = self._run(self._new_page(html, width, height, log), "setup", 15)
+            try:
+                context, page = self._run(self._new_page(html, width, height, log), "setup", 15)
+            except PageError:  # the browser died between pages: relaunch once, then give up
+                self.restart()
+                context, page = self._run(self._new_page(html, width, height, log), "setup", 15)
             t0 = time.monotonic()
             self._run(page.goto(PAGE_URL, wait_until="load", timeout=0), "load",
                       self.config.load_budget_s)

@@ -4,6 +4,7 @@ import pathlib
 import random
 import time
 
+import psutil
 import pytest
 
 from envs.task import Task
@@ -104,3 +105,15 @@ def test_hostile_pages_fail_in_time_and_the_worker_keeps_serving(env, name):
 def test_large_static_dom_is_refused_with_a_clear_error(env):
     fb = env.step(task(), "<div>" + "<span>x</span>" * 6_000 + "</div>")
     assert not fb.ok and "elements" in fb.error.message
+
+
+def test_a_crashed_browser_is_relaunched_for_the_next_page(env):
+    chromium = [p for pid in env.browser._own_pids for p in psutil.Process(pid).children(recursive=True)
+                if "chrom" in p.name()]
+    assert chromium, "the env should own a running Chromium"
+    for proc in chromium:
+        proc.kill()
+    restarts = env.browser.restarts
+    fb = env.step(task(), "<p>back again</p>")
+    assert fb.ok, fb.error
+    assert env.browser.restarts == restarts + 1
