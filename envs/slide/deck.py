@@ -124,7 +124,12 @@ def read_shapes(path: pathlib.Path) -> tuple[int, int, int, list[ShapeInfo], dic
                 visit(sub, slide_idx, inner)
             return
         filled, rgb = fill_of(shape)
-        text = shape.text_frame.text if getattr(shape, "has_text_frame", False) and shape.has_text_frame else ""
+        if kind == "table":
+            text = "\n".join(cell.text for row in shape.table.rows for cell in row.cells)
+        elif getattr(shape, "has_text_frame", False) and shape.has_text_frame:
+            text = shape.text_frame.text
+        else:
+            text = ""
         area = max(0.0, box[2] - box[0]) * max(0.0, box[3] - box[1])
         shapes.append(ShapeInfo(slide=slide_idx, shape_id=shape.shape_id, name=shape.name, kind=kind,
                                 box=box, text=text, filled=filled, fill_rgb=rgb, lined=lined(shape),

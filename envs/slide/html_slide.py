@@ -93,6 +93,10 @@ class HtmlSlideEnvConfig:
     max_elements: int = 20_000
     aesthetic_weight: float = 0.5  # share of the AeSlides average in the reward
 
+    def __post_init__(self):
+        if not 0.0 <= self.aesthetic_weight <= 1.0:
+            raise ValueError(f"HtmlSlideEnvConfig.aesthetic_weight must be in [0, 1], got {self.aesthetic_weight}")
+
 
 class HtmlSlideEnv:
     """HTML slides at the task's canvas (1280x720 for AeSlides). One per worker."""

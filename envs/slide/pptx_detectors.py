@@ -158,7 +158,10 @@ def visual_items(view: DeckView, slide: int) -> list[VisualItem]:
         if shape.kind in ("picture", "chart", "table"):
             items.append(VisualItem(shape.box, geometry.area(shape.box), "image", k))
         elif shape.filled and not shape.text.strip():
-            items.append(VisualItem(shape.box, geometry.area(shape.box), "background", k))
+            covered = sum(geometry.intersection_area(s.box, shape.box) for s in view.spans if s.slide == slide)
+            free = geometry.area(shape.box) - covered
+            if free > 0:
+                items.append(VisualItem(shape.box, free, "background", k))
     return items
 
 

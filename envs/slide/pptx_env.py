@@ -49,6 +49,8 @@ class PptxEnvConfig:
     def __post_init__(self):
         if self.max_slides < 1:
             raise ValueError(f"PptxEnvConfig.max_slides must be >= 1, got {self.max_slides}")
+        if not 0.0 <= self.aesthetic_weight <= 1.0:
+            raise ValueError(f"PptxEnvConfig.aesthetic_weight must be in [0, 1], got {self.aesthetic_weight}")
 
 
 def parse_trace(raw) -> Trace:

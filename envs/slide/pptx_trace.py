@@ -130,9 +130,10 @@ def install(tracer: Tracer) -> None:
             return shape
         return creator
 
-    for name in CREATORS:
-        if hasattr(shapetree._BaseGroupShapes, name):
-            setattr(shapetree._BaseGroupShapes, name, wrap_creator(getattr(shapetree._BaseGroupShapes, name)))
+    for cls in (shapetree._BaseGroupShapes, shapetree.SlideShapes, shapetree.GroupShapes):
+        for name in CREATORS:
+            if name in vars(cls):  # wrap where defined (add_table lives on SlideShapes only)
+                setattr(cls, name, wrap_creator(vars(cls)[name]))
 
     add_slide = pptx.slide.Slides.add_slide
 
