@@ -1,0 +1,182 @@
+"""Token choice: the next token of every row from its logits, and that token's log-probs.
+
+This is the policy the sampler runs (and what GRPO's ratio must be measured against), kept apart
+from the decode loop so it can be tested directly, with many keys, against known distributions.
+
+The sampled distribution, in transformers' warper order: logits / temperature, then top-k (exactly
+k tokens; ties at the k-th logit are cut arbitrarily, where transformers keeps them), then top-p
+(the smallest most-likely set whose mass reaches top_p, at least one token). Each row draws one
+uniform from its own key and inverts the CDF of that distribution (two-level prefix sums, so a
+zero-probability token can never be picked and no per-vocabulary-entry random numbers are needed:
+on CPU, Gumbel noise over 152k entries costs more than the LM head). Top-p over the whole
+vocabulary finds its probability floor by bisection on the float bits (31 masked sums) instead of
+sorting 152k entries. Greedy (temperature 0) is argmax.
+
+Suppressed tokens (e.g. <|image_pad|>, which would corrupt a teacher-forced forward over the
+response) get -inf before anything else, so they are never chosen, greedy or not.
+
+For every chosen token three log-probs come back (all float32):
+  logprobs          log-softmax of the suppressed, tempered, truncated distribution actually
+                    sampled from (the behaviour policy; never -inf: only kept tokens are drawn);
+  tempered_logprobs log-softmax(logits / temperature) over the full vocabulary (no truncation):
+                    what a teacher-forced forward with `LossConfig.temperature` = temperature gives;
+  full_logprobs     log-softmax(logits) over the full vocabulary (temperature 1, no truncation).
+Greedy decoding samples from a point mass; there all three equal `full_logprobs` (documented
+convention: a log-prob of 0 would carry no information for the trainer).
+This module never touches the model or the host.
+"""
+from __future__ import annotations
+
+import dataclasses
+import math
+
+import jax
+import jax.numpy as jnp
+from flax import struct
+
+# Prefix sums run over blocks of this many entries (then over the block totals), which keeps the
+# float32 rounding of a 152k-entry CDF near 1e-6 instead of growing with the vocabulary.
+_CDF_BLOCK = 1024
+# Positive float32 values are ordered like their int32 bit patterns: 31 halvings pin any float
+# in [0, 1] exactly.
+_BISECTION_STEPS = 31
+
+
+@dataclasses.dataclass(frozen=True)
+class Sampling:
+    """How the next token is chosen (Qwen3-VL-Instruct's generation_config by default).
+
+    temperature 0 means greedy (argmax); top_k 0 and top_p 1 switch those filters off.
+    """
+
+    temperature: float = 0.7
+    top_k: int = 20
+    top_p: float = 0.8
+
+    def __post_init__(self):
+        if not (isinstance(self.temperature, (int, float)) and math.isfinite(self.temperature)
+                and self.temperature >= 0):
+            raise ValueError(f"temperature={self.temperature} must be a finite number >= 0 "
+                             f"(0 = greedy).")
+        if isinstance(self.top_k, bool) or not isinstance(self.top_k, int) or self.top_k < 0:
+            raise ValueError(f"top_k={self.top_k} must be an integer >= 0 (0 = no top-k filter).")
+        if not (isinstance(self.top_p, (int, float)) and 0 < self.top_p <= 1):
+            raise ValueError(f"top_p={self.top_p} must be in (0, 1] (1 = no nucleus filter).")
+
+    @property
+    def greedy(self) -> bool:
+        return self.temperature == 0
+
+
+@struct.dataclass
+class TokenChoice:
+    """Chosen tokens [B] int32 and their log-probs [B] float32 (see the module docstring)."""
+    tokens: jax.Array
+    logprobs: jax.Array
+    tempered_logprobs: jax.Array
+    full_logprobs: jax.Array
+
+
+def _nucleus_floor(probs: jax.Array, top_p: float) -> jax.Array:
+    """Per row [B], the smallest probability inside the nucleus of probs [B, V].
+
+    A token is in the nucleus iff the mass of the tokens more likely than it is < top_p. That
+    mass only falls as the probability rises, so the floor is the smallest x with
+    sum(p > x) < top_p, found by bisection over the bit patterns of x.
+    """
+    def inside(x: jax.Array) -> jax.Array:
+        return jnp.sum(jnp.where(probs > x[:, None], probs, 0.0), axis=-1) < top_p
+
+    def halve(_, bounds):
+        low, high = bounds
+        mid = low + (high - low) // 2
+        ok = inside(jax.lax.bitcast_convert_type(mid, jnp.float32))
+        return jnp.where(ok, low, mid + 1), jnp.where(ok, mid, high)
+
+    high = jax.lax.bitcast_convert_type(jnp.max(probs, axis=-1), jnp.int32)
+    _, high = jax.lax.fori_loop(0, _BISECTION_STEPS, halve, (jnp.zeros_like(high), high))
+    return jax.lax.bitcast_convert_type(high, jnp.float32)
+
+
+def sampling_candidates(logits: jax.Array, sampling: Sampling) -> tuple[jax.Array, jax.Array]:
+    """The tokens a non-greedy draw may pick, as (tempered logits [B, K], token ids [B, K]);
+    filtered-out entries hold -inf. Top-k first keeps the nucleus to k sorted entries; top-p
+    alone keeps the whole vocabulary (K = V) and masks below the nucleus floor."""
+    logits = logits.astype(jnp.float32) / sampling.temperature
+    vocab = logits.shape[-1]
+    if 0 < sampling.top_k < vocab:
+        candidates, token_ids = jax.lax.top_k(logits, sampling.top_k)
+        if sampling.top_p < 1:  # sorted, most likely first
+            probs = jax.nn.softmax(candidates, axis=-1)
+            mass_before = jnp.cumsum(probs, axis=-1) - probs
+            keep = (mass_before < sampling.top_p).at[:, 0].set(True)
+            candidates = jnp.where(keep, candidates, -jnp.inf)
+        return candidates, token_ids.astype(jnp.int32)
+    token_ids = jnp.broadcast_to(jnp.arange(vocab, dtype=jnp.int32), logits.shape)
+    if sampling.top_p < 1:
+        probs = jax.nn.softmax(logits, axis=-1)
+        logits = jnp.where(probs >= _nucleus_floor(probs, sampling.top_p)[:, None], logits,
+                           -jnp.inf)
+    return logits, token_ids
+
+
+def _first_above(cumulative: jax.Array, target: jax.Array, weights: jax.Array) -> jax.Array:
+    """Index of the first entry whose running total exceeds target, over the last axis.
+
+    Zero-weight entries add exactly 0 to a running total, so they can never be the first to
+    exceed it; if rounding puts target at or past the total, the last positive entry is taken.
+    """
+    index = jnp.sum(cumulative <= jnp.maximum(target, 0.0)[..., None], axis=-1)
+    positive = jnp.arange(weights.shape[-1]) * (weights > 0)
+    return jnp.where(index < weights.shape[-1], index, jnp.max(positive, axis=-1))
+
+
+def inverse_cdf(probs: jax.Array, uniforms: jax.Array) -> jax.Array:
+    """Index drawn from each row of probs [B, K] (>= 0, rows summing to ~1) for uniforms [B].
+
+    Two levels: choose a block of _CDF_BLOCK entries by the prefix sums of the block totals, then
+    the entry inside it, so no prefix sum runs over more than max(K / _CDF_BLOCK, _CDF_BLOCK)
+    terms.
+    """
+    rows, size = probs.shape
+    block = min(size, _CDF_BLOCK)
+    blocks = -(-size // block)
+    padded = jnp.pad(probs, ((0, 0), (0, blocks * block - size))).reshape(rows, blocks, block)
+    block_mass = padded.sum(axis=-1)
+    block_cumulative = jnp.cumsum(block_mass, axis=-1)
+    target = uniforms * block_cumulative[:, -1]
+    chosen_block = _first_above(block_cumulative, target, block_mass)
+    inside = jnp.take_along_axis(padded, chosen_block[:, None, None], axis=1)[:, 0]
+    before = jnp.take_along_axis(block_cumulative - block_mass, chosen_block[:, None], axis=1)
+    offset = _first_above(jnp.cumsum(inside, axis=-1), target - before[:, 0], inside)
+    return chosen_block * block + offset
+
+
+def _logprob_of(logits: jax.Array, tokens: jax.Array) -> jax.Array:
+    chosen = jnp.take_along_axis(logits, tokens[:, None], axis=-1)[:, 0]
+    return chosen - jax.nn.logsumexp(logits, axis=-1)
+
+
+def choose_tokens(logits: jax.Array, keys: jax.Array, sampling: Sampling,
+                  suppress: tuple[int, ...] = ()) -> TokenChoice:
+    """Next token per row from float32 logits [B, V], one PRNG key per row (keys [B]); the
+    `suppress` ids are never chosen.
+
+    A row's draw depends only on its own logits and key, never on the other rows.
+    """
+    logits = logits.astype(jnp.float32)
+    full = jax.nn.log_softmax(logits, axis=-1)
+    allowed = logits.at[:, jnp.asarray(suppress, jnp.int32)].set(-jnp.inf) if suppress else logits
+    if sampling.greedy:
+        tokens = jnp.argmax(allowed, axis=-1).astype(jnp.int32)
+        logprob = jnp.take_along_axis(full, tokens[:, None], axis=-1)[:, 0]
+        return TokenChoice(tokens=tokens, logprobs=logprob, tempered_logprobs=logprob,
+                           full_logprobs=logprob)
+    candidates, token_ids = sampling_candidates(allowed, sampling)
+    uniforms = jax.vmap(jax.random.uniform)(keys)
+    choice = inverse_cdf(jax.nn.softmax(candidates, axis=-1), uniforms)
+    tokens = jnp.take_along_axis(token_ids, choice[:, None], axis=-1)[:, 0]
+    return TokenChoice(
+        tokens=tokens, logprobs=_logprob_of(candidates, choice),
+        tempered_logprobs=_logprob_of(logits / sampling.temperature, tokens),
+        full_logprobs=jnp.take_along_axis(full, tokens[:, None], axis=-1)[:, 0])
