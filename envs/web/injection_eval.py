@@ -5,8 +5,8 @@ each kind once, judge again. A detection is a defect of the injected kind that t
 did not have (no clean defect of that kind with region IoU > 0.9). Recall = injected artifacts
 with a detection; tracing = detections whose line spans hold the edited line.
 
-`python -m envs.web.injection_eval --domain web|slide_html --limit N` prints the table and one
-JSON line. Never imports jax.
+`python -m envs.web.injection_eval --domain web|slide_html|slide_pptx --limit N` prints the table
+and one JSON line (slide_pptx: N seeded programs from envs.slide.pptx_samples). Never imports jax.
 """
 from __future__ import annotations
 
@@ -107,6 +107,32 @@ def evaluate_html(rows: list[dict], judge: Callable, kinds: Iterable[str], seed:
     return stats
 
 
+def evaluate_pptx(programs: int, seed: int = 0) -> InjectionStats:
+    """Seeded python-pptx programs (envs.slide.pptx_samples): clean run, then each kind injected."""
+    from envs.slide import pptx_samples
+    from envs.slide.pptx_env import PptxSlideEnv
+    from envs.task import Task
+
+    env = PptxSlideEnv()
+    task = Task(domain="slide_pptx", task_id="inject", instruction="", width=1280, height=720)
+    stats, rng = InjectionStats(), random.Random(seed)
+    try:
+        for n in range(programs):
+            program = pptx_samples.clean_program(seed * 1000 + n)
+            clean = env.step(task, program.code)
+            if not clean.ok:
+                stats.misses.append((str(n), "clean", str(clean.error)))
+                continue
+            stats.record_clean(clean.defects)
+            for kind in pptx_samples.KINDS:
+                code, line = pptx_samples.inject(program, kind, rng)
+                fb = env.step(task, code)
+                stats.record(kind, clean.defects, fb.defects if fb.ok else None, line, str(n))
+    finally:
+        env.close()
+    return stats
+
+
 def judges(domain: str):
     from envs.slide.html_slide import HtmlSlideEnv, collision_defects
     from envs.web.env import WebEnv, to_defects
@@ -131,19 +157,24 @@ def _web(env, html, to_defects):
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--domain", choices=("web", "slide_html"), default="web")
+    parser.add_argument("--domain", choices=("web", "slide_html", "slide_pptx"), default="web")
     parser.add_argument("--limit", type=int, default=None)
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)
-    from envs.web.inject import KINDS
-    name = "design2code_testset.jsonl" if args.domain == "web" else "aeslides_examples.jsonl"
-    rows = [json.loads(line) for line in open(DATA / name)][:args.limit]
     t0 = time.monotonic()
-    env, judge = judges(args.domain)
-    try:
-        stats = evaluate_html(rows, judge, KINDS, seed=args.seed, viewport_only=args.domain == "slide_html")
-    finally:
-        env.close()
+    if args.domain == "slide_pptx":
+        from envs.slide.pptx_samples import KINDS
+        rows = list(range(args.limit or 20))
+        stats = evaluate_pptx(len(rows), seed=args.seed)
+    else:
+        from envs.web.inject import KINDS
+        name = "design2code_testset.jsonl" if args.domain == "web" else "aeslides_examples.jsonl"
+        rows = [json.loads(line) for line in open(DATA / name)][:args.limit]
+        env, judge = judges(args.domain)
+        try:
+            stats = evaluate_html(rows, judge, KINDS, seed=args.seed, viewport_only=args.domain == "slide_html")
+        finally:
+            env.close()
     table = stats.table(KINDS)
     print(f"{args.domain}: {len(rows)} artifacts, {stats.clean_items} rendered, {time.monotonic() - t0:.0f}s")
     for kind, row in table.items():

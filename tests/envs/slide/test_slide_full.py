@@ -4,17 +4,15 @@
 """
 import json
 import pathlib
-import random
 
 import pytest
 
 from envs.slide import pptx_samples
 from envs.slide.aeslides import MEASURES
 from envs.slide.html_slide import HtmlSlideEnv
-from envs.slide.pptx_env import PptxSlideEnv
 from envs.task import Task
 from envs.web.inject import KINDS as HTML_KINDS
-from envs.web.injection_eval import InjectionStats, judges, evaluate_html
+from envs.web.injection_eval import evaluate_html, evaluate_pptx, judges
 
 DATA = pathlib.Path(__file__).resolve().parents[3].parent / "shared" / "data" / "aeslides_examples.jsonl"
 
@@ -53,21 +51,8 @@ def test_injection_recall_and_tracing_on_html_slides(rows):
 
 
 def test_injection_recall_and_tracing_on_pptx_programs():
-    env = PptxSlideEnv()
-    task = Task(domain="slide_pptx", task_id="p", instruction="", width=1280, height=720)
-    stats, rng = InjectionStats(), random.Random(0)
-    try:
-        for seed in range(20):
-            program = pptx_samples.clean_program(seed)
-            clean = env.step(task, program.code)
-            assert clean.ok, clean.error
-            stats.record_clean(clean.defects)
-            for kind in pptx_samples.KINDS:
-                code, line = pptx_samples.inject(program, kind, rng)
-                fb = env.step(task, code)
-                stats.record(kind, clean.defects, fb.defects if fb.ok else None, line, str(seed))
-    finally:
-        env.close()
+    stats = evaluate_pptx(20)
+    assert stats.clean_items == 20, stats.misses
     for kind, row in stats.table(pptx_samples.KINDS).items():
         assert row["recall"] >= 0.9 and row["trace_rate"] >= 0.9, (kind, row, stats.misses[:5])
         assert row["clean_fp_rate"] == 0.0, (kind, row)
