@@ -14,6 +14,7 @@ This module is pure text processing: it never launches a browser and never impor
 """
 from __future__ import annotations
 
+import bisect
 import dataclasses
 import html.parser
 import re
@@ -145,9 +146,10 @@ def parse_css_rules(css: str, first_line: int = 1) -> list[CssRule]:
     """
     text = _COMMENT.sub(lambda m: re.sub(r"[^\n]", " ", m.group(0)), css)
     rules: list[CssRule] = []
+    newlines = [m.start() for m in re.finditer("\n", text)]
 
     def line_at(pos: int) -> int:
-        return first_line + text.count("\n", 0, pos)
+        return first_line + bisect.bisect_left(newlines, pos)
 
     def walk(start: int, stop: int, media: str | None) -> None:
         pos = start

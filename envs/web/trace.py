@@ -38,16 +38,19 @@ MAX_RULES_PER_ELEMENT = 4
 _TRACE_JS = """
 ([items, rules, attr]) => items.map(([index, relevant, inherited]) => {
   const startsWith = (prop, prefixes) => prefixes.some((p) => prop.startsWith(p));
-  const hits = (el, prefixes) => {
-    const out = [];
-    rules.forEach(([selector, media, props], k) => {
-      if (!props.some((p) => startsWith(p, prefixes))) return;
-      try {
-        if ((!media || matchMedia(media).matches) && el.matches(selector)) out.push(k);
-      } catch (e) { /* selectors the browser rejects (vendor hacks) match nothing */ }
-    });
-    return out;
+  const cache = window.__sdpoRuleCache || (window.__sdpoRuleCache = new Map());
+  const candidates = (prefixes) => {  // rules declaring any of these properties, computed once
+    const key = prefixes.join('|');
+    if (!cache.has(key)) {
+      cache.set(key, rules.map((r, k) => k).filter((k) => rules[k][2].some((p) => startsWith(p, prefixes))
+        && (!rules[k][1] || matchMedia(rules[k][1]).matches)));
+    }
+    return cache.get(key);
   };
+  const hits = (el, prefixes) => candidates(prefixes).filter((k) => {
+    try { return el.matches(rules[k][0]); }
+    catch (e) { return false; }  // selectors the browser rejects (vendor hacks) match nothing
+  });
   const inlineSets = (el, prefixes) => Array.from(el.style || []).some((p) => startsWith(p, prefixes));
   const el = (window.__sdpoNodes || [])[index];
   if (!el) return [];
