@@ -59,7 +59,7 @@ class BrowserConfig:
 
     executable: str = "/usr/bin/chromium"
     load_budget_s: float = 8.0      # parse + scripts until the load event
-    settle_s: float = 0.15          # after load, for late layout (web fonts, Tailwind)
+    settle_s: float = 0.05          # after load + fonts, then one frame (Tailwind, late layout)
     op_timeout_s: float = 20.0      # any single later operation (extract, screenshot)
     max_source_chars: int = 2_000_000
     launch_timeout_s: float = 30.0
