@@ -5,99 +5,34 @@
     python -m sdpo_jax.generate --demo      # a tiny RANDOM-weight model on a real chart image
 
 DIR is a Hugging Face folder (config.json + safetensors) or a Flax checkpoint written by
-`models.qwen3_vl.convert`. The prompt goes through the Qwen3-VL chat template and processor;
-decoding runs a jitted prefill into the KV cache, then one jitted step per token, and stops at
-`<|im_end|>` / `<|endoftext|>`. `--temperature 0` is greedy and reproduces transformers' greedy
-`generate` token for token. This is the one-prompt path for people; batched rollouts for
-training belong to the sampler. Must never touch the environments or the trainer.
+`models.qwen3_vl.convert`. The prompt goes through the Qwen3-VL chat template and processor,
+then through the rollout sampler (sdpo_jax/sampler.py: jitted prefill into the KV cache and a
+jitted decode loop) with one sample, stopping at `<|im_end|>` / `<|endoftext|>`.
+`--temperature 0` is greedy and reproduces transformers' greedy `generate` token for token.
+This is the one-prompt path for people; it must never touch the environments or the trainer.
 """
 from __future__ import annotations
 
 import argparse
 import dataclasses
-import functools
-import math
 import os
 import sys
 import tempfile
 import time
 from collections.abc import Mapping, Sequence
 
-import jax
-import jax.numpy as jnp
 import numpy as np
-from flax import nnx
 
 from models.qwen3_vl.config import Qwen3VLConfig
 from models.qwen3_vl.convert import (
     PARAMS_DIR, DictSource, hf_shapes, load_flax_checkpoint, load_hf_checkpoint, load_params)
-from models.qwen3_vl.kv_cache import KVCache
 from models.qwen3_vl.model import Qwen3VL
-from models.qwen3_vl.processor import ProcessedChat, Qwen3VLProcessor
-from models.qwen3_vl.vision_inputs import prepare_vision_inputs
+from models.qwen3_vl.processor import Qwen3VLProcessor
+from sdpo_jax.sampler import FINISH_STOP, Prompt, Sampler, SamplerConfig
+from sdpo_jax.sampling import Sampling
 
-# Prompt lengths and patch counts are padded up to these multiples so that prompts of similar
-# size share one compiled prefill.
-_TOKEN_BUCKET = 64
-_PATCH_BUCKET = 64
-
-
-@dataclasses.dataclass(frozen=True)
-class Sampling:
-    """How the next token is chosen (Qwen3-VL-Instruct's generation_config by default).
-
-    temperature 0 means greedy (argmax); top_k 0 and top_p 1 switch those filters off.
-    """
-
-    temperature: float = 0.7
-    top_k: int = 20
-    top_p: float = 0.8
-
-    def __post_init__(self):
-        if not (math.isfinite(self.temperature) and self.temperature >= 0):
-            raise ValueError(f"temperature={self.temperature} must be >= 0 (0 = greedy).")
-        if self.top_k < 0:
-            raise ValueError(f"top_k={self.top_k} must be >= 0 (0 = no top-k filter).")
-        if not 0 < self.top_p <= 1:
-            raise ValueError(f"top_p={self.top_p} must be in (0, 1] (1 = no nucleus filter).")
-
-    @property
-    def greedy(self) -> bool:
-        return self.temperature == 0
-
-
-def sampling_candidates(logits: jax.Array, sampling: Sampling
-                        ) -> tuple[jax.Array, jax.Array]:
-    """The tokens a non-greedy draw may pick, as (logits [B, K], token ids [B, K]); filtered-out
-    entries hold -inf. Same filters, in the same order, as transformers' warpers: temperature,
-    top-k (exactly k: ties at the k-th logit are cut arbitrarily, where transformers keeps them),
-    then top-p (the smallest most-likely set whose mass reaches top_p, at least one token).
-    Top-k first keeps the nucleus sort to k entries instead of the whole vocabulary."""
-    logits = logits / sampling.temperature
-    vocab = logits.shape[-1]
-    if 0 < sampling.top_k < vocab:
-        candidates, token_ids = jax.lax.top_k(logits, sampling.top_k)
-    elif sampling.top_p < 1:
-        token_ids = jnp.argsort(-logits, axis=-1)
-        candidates = jnp.take_along_axis(logits, token_ids, axis=-1)
-    else:
-        return logits, jnp.broadcast_to(jnp.arange(vocab), logits.shape)
-    if sampling.top_p < 1:  # candidates are sorted, most likely first
-        probs = jax.nn.softmax(candidates, axis=-1)
-        mass_before = jnp.cumsum(probs, axis=-1) - probs
-        keep = (mass_before < sampling.top_p).at[:, 0].set(True)
-        candidates = jnp.where(keep, candidates, -jnp.inf)
-    return candidates, token_ids
-
-
-def choose_tokens(logits: jax.Array, key: jax.Array, sampling: Sampling) -> jax.Array:
-    """Next token per row [B] from float32 logits [B, V]: argmax when greedy, else a draw
-    from `sampling_candidates`."""
-    if sampling.greedy:
-        return jnp.argmax(logits, axis=-1).astype(jnp.int32)
-    candidates, token_ids = sampling_candidates(logits, sampling)
-    choice = jax.random.categorical(key, candidates, axis=-1)
-    return jnp.take_along_axis(token_ids, choice[:, None], axis=-1)[:, 0].astype(jnp.int32)
+_DEFAULT_NEW_TOKENS = 256
+_DEMO_NEW_TOKENS = 24
 
 
 @dataclasses.dataclass(frozen=True)
@@ -109,79 +44,30 @@ class Completion:
     seconds: float
 
 
-def _round_up(n: int, multiple: int) -> int:
-    return -(-n // multiple) * multiple
-
-
-# Module-level so that models of one architecture (equal graphdefs) share the compiled code.
-@functools.partial(jax.jit, static_argnums=(0, 1))
-def _prefill(graphdef: nnx.GraphDef, sampling: Sampling, state: nnx.State, cache: KVCache,
-             input_ids, positions, mask, vision, key) -> tuple[jax.Array, KVCache]:
-    logits, cache = nnx.merge(graphdef, state).prefill(cache, input_ids, positions, mask, vision)
-    return choose_tokens(logits, key, sampling), cache
-
-
-@functools.partial(jax.jit, static_argnums=(0, 1), donate_argnums=(3,))
-def _decode_step(graphdef: nnx.GraphDef, sampling: Sampling, state: nnx.State, cache: KVCache,
-                 tokens, key) -> tuple[jax.Array, KVCache]:
-    logits, cache = nnx.merge(graphdef, state).decode_step(cache, tokens)
-    return choose_tokens(logits, key, sampling), cache
-
-
 class Generator:
-    """A model + its processor; prompts run through the jitted prefill and decode step."""
+    """A model + its processor: one chat in, one completion out, through the rollout sampler."""
 
     def __init__(self, model: Qwen3VL, processor: Qwen3VLProcessor):
-        self.config: Qwen3VLConfig = model.config
+        self.model = model
         self.processor = processor
-        self._graphdef, self._state = nnx.split(model)
-        self.stop_ids = tuple(processor.tokenizer.special.eos)
 
     @classmethod
     def from_checkpoint(cls, folder: str, dtype: str = "float32") -> "Generator":
         config, model = load_checkpoint(folder, dtype)
         return cls(model, Qwen3VLProcessor.load(folder, config=config))
 
-    def _prompt_arrays(self, prompt: ProcessedChat):
-        """Right-padded [1, bucket] ids, mask, positions, and bucket-padded vision inputs."""
-        length = len(prompt.input_ids)
-        padded = _round_up(length, _TOKEN_BUCKET)
-        ids = np.zeros((1, padded), np.int32)
-        ids[0, :length] = prompt.input_ids
-        mask = np.arange(padded)[None] < length
-        positions = np.zeros((3, 1, padded), np.int32)
-        positions[:, 0, :length] = prompt.position_ids
-        vision = None
-        if len(prompt.image_grid_thw):
-            vision = prepare_vision_inputs(
-                self.config.vision, pixel_values=prompt.pixel_values,
-                image_grid_thw=prompt.image_grid_thw,
-                pad_to=_round_up(len(prompt.pixel_values), _PATCH_BUCKET))
-        return ids, mask, positions, vision
-
-    def __call__(self, messages: Sequence[Mapping], *, max_new_tokens: int = 256,
+    def __call__(self, messages: Sequence[Mapping], *, max_new_tokens: int = _DEFAULT_NEW_TOKENS,
                  sampling: Sampling = Sampling(), seed: int = 0) -> Completion:
-        if max_new_tokens < 1:
-            raise ValueError(f"max_new_tokens={max_new_tokens} must be >= 1.")
         start = time.perf_counter()
-        prompt = self.processor(messages, add_generation_prompt=True)
-        ids, mask, positions, vision = self._prompt_arrays(prompt)
-        capacity = _round_up(ids.shape[1] + max_new_tokens, _TOKEN_BUCKET)
-        cache = KVCache.create(self.config, batch=1, capacity=capacity)
-        key = jax.random.key(seed)
-        tokens, cache = _prefill(self._graphdef, sampling, self._state, cache, ids, positions,
-                                 mask, vision, jax.random.fold_in(key, 0))
-        # Decoding continues after the padded prompt; padded slots stay masked out.
-        generated = [int(tokens[0])]
-        while generated[-1] not in self.stop_ids and len(generated) < max_new_tokens:
-            tokens, cache = _decode_step(self._graphdef, sampling, self._state, cache, tokens,
-                                         jax.random.fold_in(key, len(generated)))
-            generated.append(int(tokens[0]))
+        chat = self.processor(messages, add_generation_prompt=True)
+        sampler = Sampler(SamplerConfig(max_new_tokens=max_new_tokens, sampling=sampling),
+                          self.processor.tokenizer)
+        rollouts = sampler(self.model, [Prompt.from_chat(0, chat)], key=seed)
+        length = int(rollouts.lengths[0])
         return Completion(
-            token_ids=generated,
-            text=self.processor.tokenizer.decode(generated, skip_special_tokens=True),
-            stopped=generated[-1] in self.stop_ids, prompt_tokens=len(prompt.input_ids),
-            seconds=time.perf_counter() - start)
+            token_ids=rollouts.tokens[0, :length].tolist(), text=rollouts.texts[0],
+            stopped=rollouts.finish_reasons[0] == FINISH_STOP,
+            prompt_tokens=len(chat.input_ids), seconds=time.perf_counter() - start)
 
 
 def load_checkpoint(folder: str, dtype: str = "float32") -> tuple[Qwen3VLConfig, Qwen3VL]:
@@ -255,7 +141,8 @@ def random_model(config: Qwen3VLConfig, seed: int = 0) -> Qwen3VL:
     return load_params(config, DictSource(tensors))
 
 
-def run_demo(max_new_tokens: int = 24, seed: int = 0) -> Completion:
+def run_demo(max_new_tokens: int = _DEMO_NEW_TOKENS, sampling: Sampling = Sampling(),
+             seed: int = 0) -> Completion:
     """Generate from a freshly drawn tiny random model: exercises the whole path (chat
     template, image processor, vision tower, MRoPE, KV cache, sampling) in seconds."""
     config = demo_config()
@@ -264,7 +151,7 @@ def run_demo(max_new_tokens: int = 24, seed: int = 0) -> Completion:
     with tempfile.TemporaryDirectory() as folder:
         messages = chat_messages("Write the matplotlib code that reproduces this chart.",
                                  [render_demo_chart(folder)])
-        return generator(messages, max_new_tokens=max_new_tokens, sampling=Sampling(), seed=seed)
+        return generator(messages, max_new_tokens=max_new_tokens, sampling=sampling, seed=seed)
 
 
 # -------------------------------------------------------------------------------------- the CLI
@@ -275,7 +162,9 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--prompt", help="the user message")
     parser.add_argument("--image", action="append", default=[], help="image file (repeatable)")
     parser.add_argument("--system", default=None, help="optional system message")
-    parser.add_argument("--max_new_tokens", type=int, default=256)
+    parser.add_argument("--max_new_tokens", type=int, default=None,
+                        help=f"generation budget (default {_DEFAULT_NEW_TOKENS}; "
+                             f"{_DEMO_NEW_TOKENS} for --demo)")
     parser.add_argument("--temperature", type=float, default=Sampling.temperature,
                         help="0 = greedy")
     parser.add_argument("--top_p", type=float, default=Sampling.top_p)
@@ -291,23 +180,28 @@ def _parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = _parser()
     args = parser.parse_args(argv)
+    if not args.demo and (not args.checkpoint or args.prompt is None):
+        parser.error("--checkpoint and --prompt are required (or use --demo).")
+    budget = args.max_new_tokens
+    if budget is None:
+        budget = _DEMO_NEW_TOKENS if args.demo else _DEFAULT_NEW_TOKENS
     try:
+        if budget < 1:
+            raise ValueError(f"--max_new_tokens={budget} must be >= 1.")
+        sampling = Sampling(args.temperature, args.top_k, args.top_p)
         if args.demo:
             print("[demo] tiny random-weight Qwen3-VL (not a trained model: the text is noise); "
                   "real tokenizer, chat template, image processor and decoding.", file=sys.stderr)
-            completion = run_demo(seed=args.seed)
+            completion = run_demo(max_new_tokens=budget, sampling=sampling, seed=args.seed)
         else:
-            if not args.checkpoint or args.prompt is None:
-                parser.error("--checkpoint and --prompt are required (or use --demo).")
             messages = chat_messages(args.prompt, args.image, args.system)
-            sampling = Sampling(args.temperature, args.top_k, args.top_p)
             loaded = time.perf_counter()
             generator = Generator.from_checkpoint(args.checkpoint, args.dtype)
             print(f"[generate] loaded {args.checkpoint} in {time.perf_counter() - loaded:.1f}s",
                   file=sys.stderr)
-            completion = generator(messages, max_new_tokens=args.max_new_tokens,
-                                   sampling=sampling, seed=args.seed)
-    except (OSError, ValueError) as err:  # incl. ConfigError, CheckpointError
+            completion = generator(messages, max_new_tokens=budget, sampling=sampling,
+                                   seed=args.seed)
+    except (OSError, ValueError) as err:  # incl. ConfigError, CheckpointError, SamplerError
         print(f"error: {err}", file=sys.stderr)
         return 2
     print(completion.text)

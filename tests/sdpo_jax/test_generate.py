@@ -1,19 +1,17 @@
 """`python -m sdpo_jax.generate`: greedy tokens equal transformers' `generate` on the same tiny
-model (saved with `save_pretrained`, and converted to a Flax checkpoint), the sampling filters
-equal transformers' warpers, and bad arguments give clear errors."""
+model (saved with `save_pretrained`, and converted to a Flax checkpoint), and bad arguments give
+clear errors. (Sampling itself is tested with the sampler, tests/sdpo_jax/test_sampler.py.)"""
 from __future__ import annotations
 
 import os
 import sys
 
-import jax
-import numpy as np
 import pytest
 
 from models.qwen3_vl.convert import load_hf_checkpoint, save_flax_checkpoint
 from sdpo_jax.generate import (
-    Generator, Sampling, chat_messages, demo_config, main, render_demo_chart, run_demo,
-    sampling_candidates)
+    Generator, chat_messages, demo_config, main, render_demo_chart, run_demo)
+from sdpo_jax.sampling import Sampling
 
 # The HF reference helpers live with the model tests.
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), os.pardir, "models"))
@@ -69,28 +67,6 @@ def test_greedy_tokens_equal_transformers_from_hf_and_flax_folders(folders, caps
     assert completion.text == hf_processor().tokenizer.decode(expected, skip_special_tokens=True)
 
 
-@pytest.mark.parametrize("sampling", [Sampling(0.7, 20, 0.8), Sampling(1.3, 0, 0.5),
-                                      Sampling(0.5, 7, 1.0), Sampling(1.0, 0, 1.0)])
-def test_sampling_filters_equal_transformers_warpers(sampling):
-    import torch
-    from transformers.generation.logits_process import (
-        TemperatureLogitsWarper, TopKLogitsWarper, TopPLogitsWarper)
-
-    logits = np.random.default_rng(0).standard_normal((3, 500)).astype(np.float32) * 3
-    scores = torch.from_numpy(logits)
-    scores = TemperatureLogitsWarper(sampling.temperature)(None, scores)
-    if sampling.top_k:
-        scores = TopKLogitsWarper(sampling.top_k)(None, scores)
-    if sampling.top_p < 1:
-        scores = TopPLogitsWarper(sampling.top_p)(None, scores)
-    expected = torch.softmax(scores, dim=-1).numpy()
-
-    candidates, token_ids = sampling_candidates(jax.numpy.asarray(logits), sampling)
-    got = np.zeros_like(expected)
-    np.put_along_axis(got, np.asarray(token_ids), np.asarray(jax.nn.softmax(candidates)), axis=-1)
-    np.testing.assert_allclose(got, expected, atol=1e-6)
-
-
 def test_cli_errors_name_the_missing_thing(tmp_path, capsys):
     assert main(["--checkpoint", str(tmp_path / "absent"), "--prompt", "hi"]) == 2
     assert "Checkpoint folder not found" in capsys.readouterr().err
@@ -101,6 +77,8 @@ def test_cli_errors_name_the_missing_thing(tmp_path, capsys):
     assert "config.json" in capsys.readouterr().err
     assert main(["--checkpoint", str(tmp_path), "--prompt", "hi", "--top_p", "0"]) == 2
     assert "top_p" in capsys.readouterr().err
+    assert main(["--demo", "--max_new_tokens", "0"]) == 2
+    assert "max_new_tokens" in capsys.readouterr().err
     with pytest.raises(SystemExit):
         main(["--prompt", "hi"])
 
