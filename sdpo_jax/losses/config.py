@@ -41,8 +41,10 @@ class LossConfig:
       ref_kl_coef: weight of the k3 estimator exp(lp_ref - lp) - (lp_ref - lp) - 1 to a reference.
     Both:
       temperature: logits are divided by it (use the sampler's, so lp matches lp_old).
-      chunk_size: response positions per chunk (a chunk holds batch * chunk_size * vocab floats).
-      vocab_chunk_size: vocabulary columns per tile of the LM-head gradient pass.
+      chunk_size: response positions per chunk. The forward holds a few (about 9 for "full")
+        float32 arrays of batch * chunk_size * vocab; the backward arrays of the same size.
+      vocab_chunk_size: vocabulary columns per tile of the LM-head gradient pass (the backward
+        takes chunk_size * vocab // vocab_chunk_size positions per block to keep that size).
     """
 
     distill_support: str = "full"
@@ -59,8 +61,8 @@ class LossConfig:
     drop_flat_groups: bool = False
     ref_kl_coef: float = 0.0
     temperature: float = 1.0
-    chunk_size: int = 256
-    vocab_chunk_size: int = 8192
+    chunk_size: int = 32
+    vocab_chunk_size: int = 4096
 
     def __post_init__(self):
         _choice("distill_support", self.distill_support, DISTILL_SUPPORTS)
