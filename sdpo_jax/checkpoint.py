@@ -37,6 +37,10 @@ class TrainCheckpointer:
             arrays=ocp.args.StandardRestore(abstract_arrays), host=ocp.args.JsonRestore()))
         return out["arrays"], out["host"]
 
+    def restore_host(self, step: int) -> dict[str, Any]:
+        """Only the JSON host state of `step` (to decide what else to restore)."""
+        return self._mngr.restore(step, args=ocp.args.Composite(host=ocp.args.JsonRestore()))["host"]
+
     def wait(self) -> None:
         """Block until pending async saves are on disk (before exit, or a test reading them)."""
         self._mngr.wait_until_finished()

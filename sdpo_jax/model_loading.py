@@ -1,0 +1,54 @@
+"""The policy's starting point: a size from configs/model_sizes.py (random weights) or a local
+checkpoint folder (Hugging Face safetensors or this project's Flax/orbax layout), placed on the
+mesh by the model's logical axis rules. Never downloads anything.
+"""
+from __future__ import annotations
+
+import os
+
+from flax import nnx
+from jax.sharding import Mesh
+
+from configs import model_sizes
+from models.qwen3_vl.config import Qwen3VLConfig
+from models.qwen3_vl.convert import PARAMS_DIR, load_flax_checkpoint, load_hf_checkpoint
+from models.qwen3_vl.model import Qwen3VL
+from models.sharding import shard_module
+
+
+def size_config(size: str, real_tokenizer: bool = True, **runtime) -> Qwen3VLConfig:
+    """The architecture `size`; with `real_tokenizer`, small sizes get the real Qwen3 vocabulary
+    and special-token ids (the real sizes have them already), so the real tokenizer drives them."""
+    spec = model_sizes.get_config(size).to_dict()
+    if real_tokenizer:
+        real = model_sizes.get_config("8b").to_dict()
+        spec["text_config"]["vocab_size"] = max(spec["text_config"]["vocab_size"],
+                                                real["text_config"]["vocab_size"])
+        for name in ("image_token_id", "video_token_id", "vision_start_token_id",
+                     "vision_end_token_id"):
+            spec[name] = real[name]
+    return Qwen3VLConfig.from_dict(spec, **runtime)
+
+
+def load_model(folder: str, mesh: Mesh | None = None, **runtime) -> tuple[Qwen3VLConfig, Qwen3VL]:
+    """An HF folder or a Flax checkpoint folder, told apart by the `params/` orbax folder."""
+    if not os.path.isdir(folder):
+        raise FileNotFoundError(
+            f"Checkpoint folder not found: {folder}. Fix: pass a local Hugging Face Qwen3-VL "
+            f"folder (config.json + *.safetensors) or a Flax checkpoint made by "
+            f"`python -m models.qwen3_vl.convert hf-to-flax SRC DST`.")
+    if os.path.isdir(os.path.join(folder, PARAMS_DIR)):
+        return load_flax_checkpoint(folder, mesh=mesh, **runtime)
+    return load_hf_checkpoint(folder, mesh=mesh, **runtime)
+
+
+def build_model(run_config, mesh: Mesh) -> tuple[Qwen3VLConfig, Qwen3VL]:
+    """config.model -> (architecture, model placed on `mesh`)."""
+    m = run_config.model
+    runtime = dict(param_dtype=m["param_dtype"], dtype=m["dtype"], scan_layers=m["scan_layers"],
+                   remat=m["remat"])
+    if m["checkpoint"]:
+        return load_model(m["checkpoint"], mesh=mesh, **runtime)
+    config = size_config(m["size"], **runtime)
+    model = Qwen3VL(config, rngs=nnx.Rngs(run_config.seed))
+    return config, shard_module(model, mesh, config.sharding_rules)

@@ -1,0 +1,178 @@
+"""One Visual-SDPO update as a single jitted, sharded function.
+
+    student pass (gradient)   : policy(prompt + response)           -> hidden at response slots
+    teacher pass (no gradient): teacher(prompt + feedback + response) -> hidden at response slots
+    loss = credit-weighted distillation(teacher || student) + beta * GRPO   (fused, chunked)
+    optax update (AdamW, warm-up + cosine, global-norm clipping, optional accumulation)
+    EMA teacher refresh every `ema_every` optimizer steps (teacher_weights == "ema")
+
+The teacher's weights are `live` (the current parameters, stop-gradient), `ema` (a moving
+average kept in the train state) or `base` (the initial parameters, frozen). Parameters are
+an `nnx.State` of `nnx.Param`s; everything here is a pure function of (state, batch), so the
+same code runs on one CPU device, fake devices and a pod slice.
+"""
+from __future__ import annotations
+
+import dataclasses
+import functools
+from collections.abc import Mapping
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import optax
+from flax import nnx, struct
+
+from models.qwen3_vl.model import Qwen3VL
+from sdpo_jax.losses import LossBatch, LossConfig, sdpo_loss
+from sdpo_jax.sequences import Sequences
+
+TEACHER_WEIGHTS = ("live", "ema", "base")
+
+
+@dataclasses.dataclass(frozen=True)
+class OptimConfig:
+    """config.optim: AdamW with linear warm-up then cosine (or constant) decay."""
+
+    learning_rate: float = 1e-5
+    warmup_steps: int = 0
+    schedule: str = "cosine"  # cosine | constant
+    decay_steps: int = 1000
+    end_lr_ratio: float = 0.1
+    weight_decay: float = 0.0
+    b1: float = 0.9
+    b2: float = 0.999
+    eps: float = 1e-8
+    max_grad_norm: float = 1.0
+    grad_accum: int = 1
+
+    def __post_init__(self):
+        if self.schedule not in ("cosine", "constant"):
+            raise ValueError(f"config.optim.schedule={self.schedule!r}: use 'cosine' or 'constant'")
+        if not self.learning_rate > 0:
+            raise ValueError(f"config.optim.learning_rate={self.learning_rate} must be > 0")
+        for name in ("warmup_steps", "decay_steps", "grad_accum"):
+            value = getattr(self, name)
+            if not isinstance(value, int) or value < (1 if name == "grad_accum" else 0):
+                raise ValueError(f"config.optim.{name}={value!r} must be an integer "
+                                 f">= {1 if name == 'grad_accum' else 0}")
+        if self.max_grad_norm <= 0:
+            raise ValueError(f"config.optim.max_grad_norm={self.max_grad_norm} must be > 0")
+
+    def schedule_fn(self) -> optax.Schedule:
+        if self.schedule == "constant":
+            return optax.linear_schedule(0.0, self.learning_rate, max(self.warmup_steps, 1)) \
+                if self.warmup_steps else optax.constant_schedule(self.learning_rate)
+        return optax.warmup_cosine_decay_schedule(
+            0.0, self.learning_rate, self.warmup_steps,
+            max(self.decay_steps, self.warmup_steps + 1), self.learning_rate * self.end_lr_ratio)
+
+    def optimizer(self) -> optax.GradientTransformation:
+        tx = optax.chain(optax.clip_by_global_norm(self.max_grad_norm),
+                         optax.adamw(self.schedule_fn(), b1=self.b1, b2=self.b2, eps=self.eps,
+                                     weight_decay=self.weight_decay))
+        return optax.MultiSteps(tx, every_k_schedule=self.grad_accum) if self.grad_accum > 1 else tx
+
+
+@dataclasses.dataclass(frozen=True)
+class StepConfig:
+    """The static part of the train step (a jit cache key)."""
+
+    loss: LossConfig
+    teacher_weights: str = "live"
+    ema_rate: float = 0.05
+    ema_every: int = 1
+
+    def __post_init__(self):
+        if self.teacher_weights not in TEACHER_WEIGHTS:
+            raise ValueError(f"config.teacher.weights={self.teacher_weights!r}: use one of "
+                             f"{TEACHER_WEIGHTS}")
+        if not 0.0 < self.ema_rate <= 1.0:
+            raise ValueError(f"config.teacher.ema_rate={self.ema_rate} must be in (0, 1]")
+        if self.ema_every < 1:
+            raise ValueError(f"config.teacher.ema_every={self.ema_every} must be >= 1")
+
+
+class TrainState(struct.PyTreeNode):
+    """Everything on device that a checkpoint must hold."""
+
+    step: jax.Array  # optimizer updates applied (micro-steps with accumulation)
+    params: nnx.State
+    opt_state: Any
+    teacher_params: nnx.State | None  # ema / base teacher; None for a live teacher
+
+
+def init_train_state(model: Qwen3VL, optim: OptimConfig, teacher_weights: str
+                     ) -> tuple[nnx.GraphDef, TrainState]:
+    """Split the (already placed) model; optimizer and teacher state inherit its shardings."""
+    graphdef, params = nnx.split(model, nnx.Param)
+
+    def build(params):
+        teacher = None if teacher_weights == "live" else jax.tree.map(jnp.copy, params)
+        return TrainState(step=jnp.zeros((), jnp.int32), params=params,
+                          opt_state=optim.optimizer().init(params), teacher_params=teacher)
+
+    return graphdef, jax.jit(build)(params)
+
+
+def shardings_of(tree: Any) -> Any:
+    """The sharding of every array of a placed pytree (the train step keeps state where it is)."""
+    return jax.tree.map(lambda x: x.sharding, tree)
+
+
+def _response_hidden(model: Qwen3VL, seq: Sequences) -> jax.Array:
+    """Final hidden states at the slots that predict the response tokens: [N, R, D]."""
+    hidden = model.hidden_states(seq.input_ids, seq.positions, seq.mask, seq.vision)
+    start = seq.prompt_length - 1
+    return jax.lax.dynamic_slice_in_dim(hidden, start, seq.response_length, axis=1)
+
+
+def train_step(graphdef: nnx.GraphDef, state: TrainState, student: Sequences, teacher: Sequences,
+               batch: LossBatch, *, config: StepConfig, optim: OptimConfig
+               ) -> tuple[TrainState, dict[str, jax.Array]]:
+    """Un-jitted body; `make_train_step` jits it (donating the state)."""
+    teacher_params = state.params if state.teacher_params is None else state.teacher_params
+    teacher_model = nnx.merge(graphdef, jax.lax.stop_gradient(teacher_params))
+    teacher_hidden = jax.lax.stop_gradient(_response_hidden(teacher_model, teacher))
+    teacher_head = jax.lax.stop_gradient(teacher_model.lm_head_matrix())
+
+    def loss_fn(params):
+        model = nnx.merge(graphdef, params)
+        return sdpo_loss(_response_hidden(model, student), teacher_hidden, model.lm_head_matrix(),
+                         batch, config.loss, teacher_lm_head=teacher_head)
+
+    (loss, metrics), grads = jax.value_and_grad(loss_fn, has_aux=True)(state.params)
+    tx = optim.optimizer()
+    updates, opt_state = tx.update(grads, state.opt_state, state.params)
+    params = optax.apply_updates(state.params, updates)
+    step = state.step + 1
+    new_teacher = state.teacher_params
+    if config.teacher_weights == "ema":
+        refresh = (step % config.ema_every) == 0
+        rate = jnp.where(refresh, config.ema_rate, 0.0)
+        new_teacher = jax.tree.map(lambda t, p: (1 - rate) * t + rate * p.astype(t.dtype),
+                                   state.teacher_params, params)
+    metrics = dict(metrics, **{"loss/total": loss, "optim/grad_norm": optax.global_norm(grads),
+                               "optim/update_norm": optax.global_norm(updates),
+                               "optim/learning_rate": optim.schedule_fn()(state.step)})
+    return state.replace(step=step, params=params, opt_state=opt_state,
+                         teacher_params=new_teacher), metrics
+
+
+def make_train_step(graphdef: nnx.GraphDef, config: StepConfig, optim: OptimConfig,
+                    state_shardings: Any = None):
+    """jit(train_step) with the state donated (and placed by `state_shardings` when given)."""
+    body = functools.partial(train_step, graphdef, config=config, optim=optim)
+    if state_shardings is None:
+        return jax.jit(body, donate_argnums=(0,))
+    return jax.jit(body, donate_argnums=(0,), out_shardings=(state_shardings, None))
+
+
+def optim_from_mapping(raw: Mapping[str, Any], decay_steps: int) -> OptimConfig:
+    values = dict(raw)
+    values.setdefault("decay_steps", decay_steps)
+    known = {f.name for f in dataclasses.fields(OptimConfig)}
+    unknown = sorted(set(values) - known)
+    if unknown:
+        raise ValueError(f"unknown config.optim key(s) {unknown}; known: {sorted(known)}")
+    return OptimConfig(**values)

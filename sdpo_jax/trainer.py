@@ -1,0 +1,279 @@
+"""The Visual-SDPO device loop: tasks -> rollouts -> env feedback -> credit + teacher -> update.
+
+    trainer = Trainer(config, workdir)     # validates the config, builds model/mesh/pool/data
+    trainer.run()                          # resumes from the latest checkpoint in workdir
+
+Overlap: with `rollout.max_off_policy_lag = 1`, batch k+1 is sampled on the device while the env
+workers render batch k, so batch k+1 comes from the parameters one update older than the ones
+it trains (the lag is logged as `rollout/policy_lag`). With 0 the loop is strictly on-policy.
+Exact resume: the checkpoint after step k holds the parameters, optimizer and teacher state,
+the data position, and the already-sampled rollouts of batch k+1 (when lagging), so a resumed
+run reproduces an uninterrupted one bit for bit on CPU.
+"""
+from __future__ import annotations
+
+import dataclasses
+import logging
+import os
+import time
+from collections import Counter
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from flax import nnx
+from PIL import Image
+
+from envs.pool import EnvPool
+from envs.task import Task
+from models.qwen3_vl.processor import ImageProcessor, ImageProcessorConfig, Qwen3VLProcessor
+from models.sharding import make_mesh
+from sdpo_jax.checkpoint import TrainCheckpointer, abstract_like
+from sdpo_jax.data import DataState, TaskMixture
+from sdpo_jax.metrics import MetricsWriter, plot_metrics
+from sdpo_jax.model_loading import build_model
+from sdpo_jax.rollout_batch import build_train_batch, program_of, replies_of
+from sdpo_jax.run_config import RunConfig
+from sdpo_jax.sampler import Prompt, Sampler
+from sdpo_jax.teacher_prompt import png_image, student_messages
+from sdpo_jax.train_step import init_train_state, make_train_step, shardings_of
+
+log = logging.getLogger("sdpo_jax")
+
+
+@dataclasses.dataclass
+class Batch:
+    """One prompt batch and its rollouts, as the loop carries it from sampling to training."""
+
+    data_before: dict[str, Any]  # data position before these tasks were drawn (for resume)
+    tasks: list[Task]
+    images: list[Image.Image | None]
+    chats: list[Any]
+    tokens: np.ndarray
+    logprobs: np.ndarray
+    lengths: np.ndarray
+    policy_version: int
+    sample_s: float = 0.0
+
+
+class Trainer:
+    def __init__(self, config: Any, workdir: str):
+        self.run_config = RunConfig.from_config(config)
+        rc = self.run_config
+        self.workdir = workdir
+        self.is_main = jax.process_index() == 0
+        self.mesh = make_mesh(**rc.mesh)
+        self.model_config, model = build_model(rc, self.mesh)
+        image_config = ImageProcessorConfig.for_model(self.model_config)
+        image_config = dataclasses.replace(image_config, max_pixels=rc.image_max_pixels,
+                                           min_pixels=rc.image_min_pixels)
+        self.processor = Qwen3VLProcessor(self.model_config,
+                                          image_processor=ImageProcessor(image_config))
+        self.shapes = rc.shapes(self.model_config)
+        self.graphdef, self.state = init_train_state(model, rc.optim, rc.step.teacher_weights)
+        self.state_shardings = shardings_of(self.state)
+        del model
+        self.train_step = make_train_step(self.graphdef, rc.step, rc.optim, self.state_shardings)
+        self.sampler = Sampler(rc.sampler, self.processor.tokenizer, mesh=self.mesh)
+        self.data = TaskMixture(rc.sources, seed=rc.seed)
+        self.pool = EnvPool(rc.env_workers, rc.env_config, item_timeout_s=rc.env_timeout_s)
+        self.checkpointer = TrainCheckpointer(os.path.join(workdir, "checkpoints"),
+                                              max_to_keep=rc.keep_checkpoints)
+        self.metrics = MetricsWriter(workdir, enabled=self.is_main)
+        self.target_images: dict[tuple[str, str], Image.Image | None] = {}
+        self.skipped_targets = 0
+
+    # ------------------------------------------------------------------ prompts and rollouts
+    def _target_images(self, tasks: list[Task]) -> list[Image.Image | None]:
+        """Renders of the reference programs/pages (cached): the image the student imitates."""
+        todo = {(t.domain, t.task_id): t for t in tasks
+                if t.target is not None and t.domain in ("chart", "web")
+                and (t.domain, t.task_id) not in self.target_images}
+        ids = {self.pool.submit(task, task.target): key for key, task in todo.items()}
+        for item_id, feedback in self.pool.results(list(ids)):
+            ok = feedback.ok and feedback.render_png is not None
+            self.target_images[ids[item_id]] = png_image(feedback.render_png) if ok else None
+        return [self.target_images.get((t.domain, t.task_id)) for t in tasks]
+
+    def _draw_tasks(self, count: int) -> tuple[list[Task], list[Image.Image | None]]:
+        """`count` tasks whose reference renders (where they need one) succeeded."""
+        tasks, images = [], []
+        while len(tasks) < count:
+            drawn = self.data.next_batch(count - len(tasks))
+            for task, image in zip(drawn, self._target_images(drawn)):
+                if image is None and task.domain in ("chart", "web"):
+                    self.skipped_targets += 1
+                    log.warning("skipping task %s: its reference did not render", task.task_id)
+                    continue
+                tasks.append(task)
+                images.append(image)
+        return tasks, images
+
+    def _prompts(self, tasks, images):
+        return [self.processor(student_messages(t, im)) for t, im in zip(tasks, images)]
+
+    def _sample(self, step: int) -> Batch:
+        before = self.data.state.to_json()
+        tasks, images = self._draw_tasks(self.run_config.prompts_per_step)
+        chats = self._prompts(tasks, images)
+        start = time.perf_counter()
+        prompts = [Prompt.from_chat(i, chat) for i, chat in enumerate(chats)]
+        model = nnx.merge(self.graphdef, self.state.params)
+        key = jax.random.fold_in(jax.random.key(self.run_config.seed), step)
+        rollouts = self.sampler(model, prompts, key)
+        r = self.shapes.response_length
+        tokens = np.zeros((len(rollouts.lengths), r), np.int32)
+        logprobs = np.zeros((len(rollouts.lengths), r), np.float32)
+        width = min(r, rollouts.tokens.shape[1])
+        tokens[:, :width] = rollouts.tokens[:, :width]
+        logprobs[:, :width] = rollouts.tempered_logprobs[:, :width]
+        return Batch(before, tasks, images, chats, tokens, logprobs,
+                     np.minimum(rollouts.lengths, r).astype(np.int32), policy_version=step,
+                     sample_s=time.perf_counter() - start)
+
+    # ------------------------------------------------------------------ the loop
+    def run(self) -> dict[str, float]:
+        rc = self.run_config
+        start_step, pending = self._restore()
+        if start_step >= rc.num_steps:
+            log.info("workdir %s already holds step %d; nothing to do", self.workdir, start_step)
+            return {}
+        batch = pending or self._sample(start_step)
+        last: dict[str, float] = {}
+        progress = _progress(start_step, rc.num_steps, self.is_main)
+        for step in range(start_step, rc.num_steps):
+            step_start = time.perf_counter()
+            replies = replies_of(self.processor, batch.tokens, _mask(batch))
+            group = rc.sampler.num_samples
+            ids = [self.pool.submit(batch.tasks[row // group],
+                                    program_of(batch.tasks[row // group], reply))
+                   for row, reply in enumerate(replies)]
+            lagging = rc.max_off_policy_lag >= 1 and step + 1 < rc.num_steps
+            next_batch = self._sample(step + 1) if lagging else None
+            wait_start = time.perf_counter()
+            feedbacks = dict(self.pool.results(ids))
+            env_wait = time.perf_counter() - wait_start
+            feedbacks = [feedbacks[i] for i in ids]
+            train_start = time.perf_counter()
+            train = build_train_batch(
+                self.processor, batch.tasks, batch.images, batch.chats, group, batch.tokens,
+                batch.lengths, batch.logprobs, feedbacks, shapes=self.shapes,
+                teacher_config=rc.teacher_prompt, credit=rc.credit,
+                failed_exec_path=rc.failed_exec_path)
+            self.state, device_metrics = self.train_step(self.state, train.student, train.teacher,
+                                                         train.loss)
+            device_metrics = jax.device_get(device_metrics)
+            train_s = time.perf_counter() - train_start
+            if next_batch is None and step + 1 < rc.num_steps:
+                next_batch = self._sample(step + 1)
+            step_s = time.perf_counter() - step_start
+            last = self._step_metrics(step, batch, feedbacks, train.stats, device_metrics,
+                                      env_wait=env_wait, train_s=train_s, step_s=step_s)
+            self.metrics.write(step + 1, last)
+            progress.update(1)
+            progress.set_postfix(loss=f"{last['loss/total']:.4f}",
+                                 exec=f"{last['env/exec_rate']:.2f}")
+            if (step + 1) % rc.checkpoint_every == 0 or step + 1 == rc.num_steps:
+                self._save(step + 1, next_batch)
+            if self.is_main and ((step + 1) % rc.plot_every == 0 or step + 1 == rc.num_steps):
+                plot_metrics(self.metrics.jsonl_path, os.path.join(self.workdir, "plots.png"))
+            batch = next_batch
+        progress.close()
+        self.close()
+        return last
+
+    def _step_metrics(self, step, batch: Batch, feedbacks, stats, device_metrics, *,
+                      env_wait: float, train_s: float, step_s: float) -> dict[str, float]:
+        rewards = np.array([f.reward for f in feedbacks])
+        parts = Counter()
+        for f in feedbacks:
+            parts.update(f.reward_parts)
+        kinds = Counter(d.kind for f in feedbacks for d in f.defects)
+        n = len(feedbacks)
+        tokens = float(_mask(batch).sum())
+        out = {k: float(np.asarray(v)) for k, v in device_metrics.items()}
+        out.update(stats)
+        out.update({
+            "reward/mean": float(rewards.mean()), "reward/std": float(rewards.std()),
+            "env/exec_rate": float(np.mean([f.ok for f in feedbacks])),
+            "env/defects_per_rollout": sum(kinds.values()) / n,
+            "rollout/policy_lag": float(step - batch.policy_version),
+            "rollout/length_mean": float(batch.lengths.mean()),
+            "data/skipped_targets": float(self.skipped_targets),
+            "time/sample_s": batch.sample_s, "time/env_wait_s": env_wait,
+            "time/train_s": train_s, "time/step_s": step_s,
+            "time/env_wait_share": env_wait / max(step_s, 1e-9),
+            "throughput/response_tokens_per_s": tokens / max(step_s, 1e-9),
+        })
+        out.update({f"reward/{k}": v / n for k, v in parts.items()})
+        out.update({f"defects/{k}": v / n for k, v in kinds.items()})
+        return out
+
+    # ------------------------------------------------------------------ checkpoints
+    def _save(self, step: int, pending: Batch | None) -> None:
+        arrays = {"state": self.state}
+        host: dict[str, Any] = {"step": step, "data": self.data.state.to_json(), "pending": None,
+                                "skipped_targets": self.skipped_targets}
+        if pending is not None:
+            arrays["pending"] = {"tokens": pending.tokens, "logprobs": pending.logprobs,
+                                 "lengths": pending.lengths}
+            host["pending"] = {"data_before": pending.data_before,
+                               "policy_version": pending.policy_version}
+        self.checkpointer.save(step, arrays, host)
+
+    def _restore(self) -> tuple[int, Batch | None]:
+        step = self.checkpointer.latest_step()
+        if step is None:
+            return 0, None
+        host = self.checkpointer.restore_host(step)
+        target = {"state": abstract_like(self.state)}
+        rows = self.run_config.prompts_per_step * self.run_config.sampler.num_samples
+        if host["pending"] is not None:
+            r = self.shapes.response_length
+            target["pending"] = {"tokens": jax.ShapeDtypeStruct((rows, r), np.int32),
+                                 "logprobs": jax.ShapeDtypeStruct((rows, r), np.float32),
+                                 "lengths": jax.ShapeDtypeStruct((rows,), np.int32)}
+        arrays, host = self.checkpointer.restore(step, target)
+        self.state = arrays["state"]
+        self.skipped_targets = host["skipped_targets"]
+        self.metrics.truncate_after(step)
+        pending = None
+        if host["pending"] is not None:
+            meta = host["pending"]
+            self.data.state = DataState.from_json(meta["data_before"])
+            tasks, images = self._draw_tasks(self.run_config.prompts_per_step)
+            p = jax.device_get(arrays["pending"])
+            pending = Batch(meta["data_before"], tasks, images, self._prompts(tasks, images),
+                            np.asarray(p["tokens"]), np.asarray(p["logprobs"]),
+                            np.asarray(p["lengths"]), policy_version=meta["policy_version"])
+        self.data.state = DataState.from_json(host["data"])
+        log.info("resumed from %s at step %d", self.checkpointer.directory, step)
+        return step, pending
+
+    def close(self) -> None:
+        self.checkpointer.close()
+        self.pool.close()
+        self.metrics.close()
+
+
+def _mask(batch: Batch) -> np.ndarray:
+    return np.arange(batch.tokens.shape[1])[None, :] < batch.lengths[:, None]
+
+
+class _NoProgress:
+    def update(self, n):
+        pass
+
+    def set_postfix(self, **kw):
+        pass
+
+    def close(self):
+        pass
+
+
+def _progress(start: int, total: int, enabled: bool):
+    if not enabled:
+        return _NoProgress()
+    from tqdm import tqdm
+    return tqdm(total=total, initial=start, desc="train", unit="step", dynamic_ncols=True)
