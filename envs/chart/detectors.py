@@ -10,7 +10,8 @@ Recipes follow benchmarks.md 5.1 and 5.3:
 * overflow: axes, legends or unclipped data artists reaching outside the figure, unclipped
   data artists reaching well outside their axes;
 * legend_over_data: the share of a legend's area over data ink (lines within their width,
-  markers, filled patches and polygons, images), sampled on a pixel grid;
+  markers, filled patches and polygons, images), sampled on a pixel grid, or a stretch of line
+  (>= 15 px) or marker centres (>= 2) hidden under it;
 * low_contrast: WCAG contrast of the text colour against the median of the render's non-text
   pixels under it (4.5:1, or 3:1 for large text: >= 18 pt, or >= 14 pt bold);
 * misalignment: near-misses (0.75 px < offset <= 1.2% of the figure) between edges of subplots
@@ -28,7 +29,7 @@ from collections.abc import Iterable, Sequence
 import numpy as np
 from matplotlib.path import Path
 
-from envs.chart.extraction import ChartScene, MarkItem, TextItem
+from envs.chart.extraction import ChartScene, MarkGeometry, MarkItem, TextItem
 from envs.config_dict import checked
 from envs.feedback import Defect, LineSpan
 from envs.geometry import (Box, area, convex_intersection_area, fraction_outside, intersection,
@@ -48,6 +49,8 @@ class ChartDetectorConfig:
     overflow_min: float = 0.02
     overflow_axes_min: float = 0.1
     legend_coverage_min: float = 0.05
+    legend_hidden_line_px: float = 15.0
+    legend_hidden_points: int = 2
     legend_sample_px: float = 3.0
     background_fraction: float = 0.9  # a mark covering this much of its axes is a background
     contrast_small: float = 4.5
@@ -227,6 +230,8 @@ def overflows(scene: ChartScene, config: ChartDetectorConfig) -> list[Defect]:
 
 # ---------------------------------------------------------------- legend over data
 def legends_over_data(scene: ChartScene, config: ChartDetectorConfig) -> list[Defect]:
+    """A legend hides data when much of its area lies over data ink, or when it hides a stretch
+    of a line or the centres of markers (thin lines cover little area but still disappear)."""
     defects = []
     for lg in scene.legends:
         marks = [m for m in scene.marks if m.geometry is not None and intersection(m.box, lg.box)
@@ -235,15 +240,41 @@ def legends_over_data(scene: ChartScene, config: ChartDetectorConfig) -> list[De
             continue
         samples = _grid(lg.box, config.legend_sample_px)
         covered_by = [_covered(m, samples) for m in marks]
-        covered = np.logical_or.reduce(covered_by) if covered_by else np.zeros(len(samples), bool)
-        coverage = float(covered.mean()) if len(samples) else 0.0
-        if coverage > config.legend_coverage_min:
-            culprits = [m for m, hit in zip(marks, covered_by) if hit.any()]
+        coverage = float(np.logical_or.reduce(covered_by).mean())
+        hidden = [_hidden(m.geometry, lg.box) for m in marks]
+        line_px = sum(h[0] for h in hidden)
+        points = sum(h[1] for h in hidden)
+        if coverage > config.legend_coverage_min or line_px >= config.legend_hidden_line_px or \
+                points >= config.legend_hidden_points:
+            culprits = [m for m, hit, h in zip(marks, covered_by, hidden) if hit.any() or any(h)]
+            severity = max(2 * coverage, min(0.6, 0.3 + line_px / 200 + 0.05 * points))
             defects.append(Defect(
-                "legend_over_data", _clamp(2 * coverage), lg.box,
-                f"the legend covers data ({coverage:.0%} of its area over plotted marks); move it "
-                f"(loc='best', or outside with bbox_to_anchor) or make room", _lines([lg, *culprits])))
+                "legend_over_data", _clamp(severity), lg.box,
+                f"the legend hides data ({coverage:.0%} of its area over plotted marks, {line_px:.0f} px "
+                f"of lines, {points} markers); move it (loc='best', or outside with bbox_to_anchor)",
+                _lines([lg, *culprits])))
     return defects
+
+
+def _hidden(geo: MarkGeometry, box: Box) -> tuple[float, int]:
+    """Length (px) of polylines and number of point centres inside a box."""
+    inner = (box[0] + 1, box[1] + 1, box[2] - 1, box[3] - 1)
+    length = 0.0
+    for line in geo.polylines:
+        a, b = line[:-1], line[1:]
+        near = ((np.maximum(a[:, 0], b[:, 0]) >= inner[0]) & (np.minimum(a[:, 0], b[:, 0]) <= inner[2]) &
+                (np.maximum(a[:, 1], b[:, 1]) >= inner[1]) & (np.minimum(a[:, 1], b[:, 1]) <= inner[3]))
+        for start, end in zip(a[near], b[near]):  # points every <= 1 px along each segment
+            seg = float(np.hypot(*(end - start)))
+            t = np.linspace(0.0, 1.0, max(1, int(np.ceil(seg))) + 1)[:, None]
+            length += seg * _inside(start + t * (end - start), inner).mean()
+    points = 0 if geo.points is None else int(_inside(geo.points, inner).sum())
+    return length, points
+
+
+def _inside(points: np.ndarray, box: Box) -> np.ndarray:
+    return ((points[:, 0] >= box[0]) & (points[:, 0] <= box[2]) &
+            (points[:, 1] >= box[1]) & (points[:, 1] <= box[3]))
 
 
 def _is_background(m: MarkItem, scene: ChartScene, config: ChartDetectorConfig) -> bool:
@@ -372,22 +403,46 @@ _EDGE = {0: "left", 1: "top", 2: "right", 3: "bottom"}
 
 def _near_misses(scene: ChartScene, config: ChartDetectorConfig, values: dict[int, float], what: str,
                  group: str, items: Sequence, along_x: bool, by_axes: bool) -> list[Defect]:
-    """Members whose coordinate misses the group's median by a little (an intended alignment
-    that failed); a large offset is taken as intended."""
-    reference = statistics.median(values.values())
+    """Members whose coordinate misses the group's alignment by a little (an intended alignment
+    that failed; a large offset is taken as intended). The alignment is the coordinate most
+    members share; when no single one does (e.g. two members), the whole group is one defect."""
     fig = scene.figure_boxes[items[0].figure]
-    size = (fig[2] - fig[0]) if along_x else (fig[3] - fig[1])
-    tolerance = config.misalign_tolerance * size
+    tolerance = config.misalign_tolerance * ((fig[2] - fig[0]) if along_x else (fig[3] - fig[1]))
+    names = {key: f"axes {key}" if by_axes else _describe(item) for key, item in zip(values, items)}
+    item_of = dict(zip(values, items))
+    clusters = _clusters(values, config.misalign_min_px)
+    sizes = sorted((len(c) for c in clusters), reverse=True)
+    if len(clusters) > 1 and sizes[0] == sizes[1]:
+        spread = max(values.values()) - min(values.values())
+        if config.misalign_min_px < spread <= tolerance:
+            members = [item_of[k] for k in values]
+            return [Defect("misalignment", 0.5, union_box(m.box for m in members),
+                           f"the {what}s of {', '.join(names[k] for k in values)} differ by {spread:.1f} px "
+                           f"within one {group}; align them (same positions / fig.align_labels())",
+                           _lines(members))]
+        return []
+    reference = statistics.fmean(values[k] for k in max(clusters, key=len))
     defects = []
-    for (key, value), item in zip(values.items(), items):
+    for key, value in values.items():
         offset = value - reference
         if config.misalign_min_px < abs(offset) <= tolerance:
-            name = f"axes {key}" if by_axes else _describe(item)
             defects.append(Defect(
-                "misalignment", 0.5, item.box,
-                f"the {what} of {name} is {abs(offset):.1f} px off the rest of its {group}; align it "
-                f"(same positions / fig.align_labels())", _lines([item])))
+                "misalignment", 0.5, item_of[key].box,
+                f"the {what} of {names[key]} is {abs(offset):.1f} px off the rest of its {group}; "
+                f"align it (same positions / fig.align_labels())", _lines([item_of[key]])))
     return defects
+
+
+def _clusters(values: dict[int, float], gap: float) -> list[list[int]]:
+    """Keys grouped by value: neighbours closer than `gap` share a cluster."""
+    ordered = sorted(values, key=values.get)
+    clusters = [[ordered[0]]]
+    for key in ordered[1:]:
+        if values[key] - values[clusters[-1][-1]] <= gap:
+            clusters[-1].append(key)
+        else:
+            clusters.append([key])
+    return clusters
 
 
 def _label_misalignments(scene: ChartScene, config: ChartDetectorConfig, rows) -> list[Defect]:

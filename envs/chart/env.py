@@ -47,6 +47,7 @@ class ChartEnvConfig:
     detectors: ChartDetectorConfig = ChartDetectorConfig()
     reward: dict[str, float] = dataclasses.field(default_factory=lambda: dict(DEFAULT_REWARD_WEIGHTS))
     detect: bool = True
+    tight_bbox: bool = False  # honour the program's savefig(bbox_inches="tight"); see envs.chart.runner
     max_code_chars: int = 100_000
     max_figures: int = 4
     max_pixels: int = 16_000_000
@@ -88,6 +89,7 @@ class ChartEnv:
     def __init__(self, config: ChartEnvConfig | None = None):
         self.config = config or ChartEnvConfig()
         self.sandbox = Sandbox(RUNNER, self.config.limits, isolation=self.config.isolation)
+        self.isolation = self.sandbox.isolation  # waits for the warm server: first steps are not slow
         self._targets: collections.OrderedDict[str, dict | None] = collections.OrderedDict()
 
     def close(self) -> None:
@@ -102,7 +104,7 @@ class ChartEnv:
     def request(self, task: Task, fidelity: bool, detect: bool | None = None) -> dict[str, Any]:
         config = self.config
         return {"width": task.width, "height": task.height, "dpi": task.dpi, "fidelity": fidelity,
-                "detect": config.detect if detect is None else detect,
+                "detect": config.detect if detect is None else detect, "tight_bbox": config.tight_bbox,
                 "detectors": dataclasses.asdict(config.detectors), "max_figures": config.max_figures,
                 "max_pixels": config.max_pixels, "max_elements": config.max_elements}
 

@@ -9,13 +9,15 @@ program ends at its first `savefig`/`show` (what it drew so far is kept; nothing
 Then every figure it made and did not close is drawn at the Task's dpi (figures are stacked
 top to bottom into one PNG), the scene is extracted, defects detected and, when asked, the
 ChartMimic recording made. A program that raises, or ends without a figure, is a failure.
-The render is what the program would have saved: `bbox_inches="tight"` in its savefig call is
-honoured (ChartMimic's reference images were saved that way), other savefig options are not
-(format, dpi and file are the environment's).
+By default the render is the whole figure canvas, as ChartMimic's evaluation renders generated
+code (it strips the program's savefig and saves plainly), so text or axes placed outside the
+figure are cut off and detected. With `tight_bbox` the program's own `bbox_inches="tight"` is
+honoured instead (how ChartMimic's reference images were saved); other savefig options never
+are (format, dpi and file are the environment's).
 
 request keys: width, height, dpi (the Task canvas: default figure size and the render dpi),
-detect (bool), detectors (ChartDetectorConfig dict), fidelity (bool), max_figures,
-max_pixels, max_elements. Never imports jax; only runs inside a sandbox child.
+detect (bool), detectors (ChartDetectorConfig dict), fidelity (bool), tight_bbox (bool),
+max_figures, max_pixels, max_elements. Never imports jax; only runs inside a sandbox child.
 """
 from __future__ import annotations
 
@@ -177,7 +179,8 @@ def run(code: str, request: dict[str, Any]) -> tuple[dict[str, Any], dict[str, b
         for fig in figures:
             w_in, h_in = fig.get_size_inches()
             fig_dpi = min(dpi, math.sqrt(max_pixels / max(w_in * h_in, 1e-6)))
-            rendered.append(_render(fig, fig_dpi, _SAVE_OPTIONS.get(id(fig), {}), offset))
+            options = _SAVE_OPTIONS.get(id(fig), {}) if request.get("tight_bbox") else {}
+            rendered.append(_render(fig, fig_dpi, options, offset))
             offset += rendered[-1].rgb.shape[0]
     except Exception as err:  # noqa: BLE001 - bad data often only fails when drawn
         return _failure(ExecError("RenderError", f"the figure could not be drawn: "
