@@ -115,6 +115,17 @@ def credit_weights(reply: str, token_spans: Sequence[tuple[int, int]], feedback:
     return weights.astype(np.float32)
 
 
+def rollout_credit(tokenizer: Any, token_ids: Sequence[int], feedback: Feedback,
+                   config: CreditConfig) -> np.ndarray:
+    """Weights for one sampled response, straight from its token ids (what the trainer holds).
+
+    The reply is the exact decoding of the ids (special tokens included, as literal text at the
+    end): the env must have judged the same text, which `extract_code` then finds again.
+    """
+    reply, spans = token_char_spans(tokenizer, token_ids)
+    return credit_weights(reply, spans, feedback, config)
+
+
 def statement_responsibility(statements: Sequence[Statement], feedback: Feedback,
                              config: CreditConfig) -> list[float]:
     """resp(s) in [0, 1] for each statement (Feedback lines already in program coordinates)."""

@@ -16,7 +16,8 @@ from envs.code_extract import extract_code, line_of, line_starts
 from envs.feedback import Defect, Element, ExecError, Feedback
 from envs.geometry import iou
 from models.qwen3_vl.tokenizer import Qwen3Tokenizer
-from sdpo_jax.credit import CreditConfig, credit_weights, program_statements, token_char_spans
+from sdpo_jax.credit import (CreditConfig, credit_weights, program_statements, rollout_credit,
+                             token_char_spans)
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 CHARTMIMIC = os.path.join(ROOT, "..", "shared", "data", "chartmimic_direct_v1.jsonl")
@@ -68,6 +69,16 @@ def test_fenced_crlf_reply_credits_the_traced_statement_including_straddling_tok
     assert "".join(credited) == "ax.set_title('T',\r\n   fontsize=40)\r\n", credited
     assert "',\r\n" in credited and ")\r\n" in credited, "tokens straddling CRLF lost their statement"
     assert np.allclose(weights[[CRLF_REPLY[a:b] not in credited for a, b in spans]], 1.0)
+
+
+def test_rollout_credit_from_sampled_ids_with_end_of_turn_token(tokenizer):
+    ids = tokenizer.encode(CRLF_REPLY) + [tokenizer.token_to_id("<|im_end|>")]
+    feedback = Feedback(ok=True, defects=[Defect("overlap", 1.0, (0, 0, 9, 9), "m", lines=((3, 3),))])
+    weights = rollout_credit(tokenizer, ids, feedback, CreditConfig(alpha=3.0, normalise="none"))
+    assert weights.shape == (len(ids),) and weights[-1] == 1.0
+    spans = _tokens(tokenizer, CRLF_REPLY)
+    np.testing.assert_array_equal(weights[:-1], credit_weights(
+        CRLF_REPLY, spans, feedback, CreditConfig(alpha=3.0, normalise="none")))
 
 
 def test_reply_and_code_line_coordinates_give_the_same_weights(tokenizer):
