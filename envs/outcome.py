@@ -19,27 +19,8 @@ MAX_DEFECTS = 256
 MAX_ELEMENTS = 5000
 
 
-def feedback_from_run(run: SandboxResult, timings: dict[str, float] | None = None,
-                      line_offset: int = 0) -> Feedback:
-    """ok=True with defects, elements and render when the runner succeeded; else a failure.
-    `line_offset` moves every line number from the program's coordinates to the answer's
-    (see envs.program.extract_program)."""
-    feedback = _feedback(run, timings)
-    return shift_lines(feedback, line_offset) if line_offset else feedback
-
-
-def shift_lines(feedback: Feedback, offset: int) -> Feedback:
-    """The same feedback with every line number moved by `offset` (in place, returned)."""
-    def spans(lines):
-        return tuple((a + offset, b + offset) for a, b in lines)
-    if feedback.error is not None and feedback.error.line is not None:
-        feedback.error = ExecError(feedback.error.type, feedback.error.message, feedback.error.line + offset)
-    feedback.defects = [dataclasses.replace(d, lines=spans(d.lines)) for d in feedback.defects]
-    feedback.elements = [dataclasses.replace(e, lines=spans(e.lines)) for e in feedback.elements]
-    return feedback
-
-
-def _feedback(run: SandboxResult, timings: dict[str, float] | None) -> Feedback:
+def feedback_from_run(run: SandboxResult, timings: dict[str, float] | None = None) -> Feedback:
+    """ok=True with defects, elements and render when the runner succeeded; else a failure."""
     times = {**(timings or {}), "sandbox_wall_s": run.wall_s, "sandbox_cpu_s": run.cpu_s}
     streams = {"stdout": run.stdout, "stderr": run.stderr}
     if not run.ok:
@@ -60,6 +41,18 @@ def _feedback(run: SandboxResult, timings: dict[str, float] | None) -> Feedback:
                                 reward_parts={"exec": 0.0}, timings=times, **streams)
     return Feedback(ok=True, defects=defects, elements=elements, render_png=run.artifacts.get("render.png"),
                     render_size=render_size, timings=times, **streams)
+
+
+def shift_lines(feedback: Feedback, offset: int) -> Feedback:
+    """The same feedback with every line number moved by `offset` (in place, returned): from a
+    program's line numbers to those of the answer it was extracted from."""
+    def spans(lines):
+        return tuple((a + offset, b + offset) for a, b in lines)
+    if feedback.error is not None and feedback.error.line is not None:
+        feedback.error = ExecError(feedback.error.type, feedback.error.message, feedback.error.line + offset)
+    feedback.defects = [dataclasses.replace(d, lines=spans(d.lines)) for d in feedback.defects]
+    feedback.elements = [dataclasses.replace(e, lines=spans(e.lines)) for e in feedback.elements]
+    return feedback
 
 
 def domain_result(run: SandboxResult, key: str) -> Any:

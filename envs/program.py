@@ -16,12 +16,12 @@ from collections.abc import Iterable
 from types import CodeType, TracebackType
 from typing import Any
 
+from envs.code_extract import extract_code
 from envs.feedback import ExecError, LineSpan
 
 GEN_FILENAME = "<gen>"  # frames whose code has this filename are the model's
 MAX_MESSAGE_CHARS = 2000
 _FAULT_LINE = re.compile(r'File "<gen>", line (\d+)')
-_FENCE = re.compile(r"^```[ \t]*(?:python|py|python3)?[ \t]*\n(.*?)(?:^```|\Z)", re.S | re.M | re.I)
 
 
 class StopProgram(BaseException):
@@ -32,16 +32,10 @@ class StopProgram(BaseException):
 
 
 def extract_program(answer: str) -> tuple[str, int]:
-    """The program in a model answer and how many answer lines precede it.
-
-    The first fenced python block (an unclosed fence runs to the end, as when generation was cut
-    off) or, without a fence, the whole answer. Add the offset to the program's line numbers to
-    get the answer's own (what credit weighting indexes).
-    """
-    match = _FENCE.search(answer)
-    if match is None:
-        return answer, 0
-    return match.group(1), answer.count("\n", 0, match.start(1))
+    """The python program in a model answer and how many answer lines precede it, by the one
+    shared rule (`envs.code_extract`). Add the offset to a program line to get the answer's."""
+    extracted = extract_code(answer, "python")
+    return extracted.code, extracted.reply_lines_before
 
 
 def compile_program(code: str) -> CodeType | ExecError:

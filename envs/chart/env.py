@@ -3,9 +3,9 @@
     env = ChartEnv(ChartEnvConfig.from_dict({"reward": {"fidelity": 0.6}}))
     feedback = env.step(task, answer)   # never raises for what the answer does
 
-The answer may be a bare program or a model reply with a fenced ```python block (the first one
-is used, and every line span is shifted back into the reply's own line numbers). The program
-runs in a `Sandbox` with the chart runner (`envs.chart.runner`); with a target program
+The answer may be a bare program or a model reply with a fenced python block: the program is
+found by `envs.code_extract` (the rule credit weighting shares), and every line span is in the
+program's own line numbers. The program runs in a `Sandbox` with the chart runner (`envs.chart.runner`); with a target program
 (ChartMimic Direct Mimic) both are recorded ChartMimic-style and scored (`envs.chart.metrics`);
 targets are recorded once and cached.
 
@@ -30,7 +30,7 @@ from envs.chart.detectors import ChartDetectorConfig
 from envs.config_dict import checked
 from envs.feedback import Defect, ExecError, Feedback
 from envs.outcome import domain_result, feedback_from_run
-from envs.program import extract_program
+from envs.code_extract import extract_code
 from envs.sandbox import Sandbox, SandboxLimits
 from envs.task import Task
 
@@ -116,7 +116,7 @@ class ChartEnv:
         if not isinstance(code, str):
             return Feedback.failure(ExecError("InvalidProgram", f"the answer must be text, got "
                                               f"{type(code).__name__}"), reward_parts={"exec": 0.0})
-        program, line_offset = extract_program(code)
+        program = extract_code(code, "python").code
         if not program.strip():
             return Feedback.failure(ExecError("EmptyProgram", "the answer holds no program; write a "
                                               "matplotlib script"), reward_parts={"exec": 0.0})
@@ -127,7 +127,7 @@ class ChartEnv:
         target = self.target_recording(task) if task.target else None
         target_s = time.perf_counter() - start
         run = self.sandbox.run(program, self.request(task, fidelity=task.target is not None))
-        feedback = feedback_from_run(run, line_offset=line_offset)
+        feedback = feedback_from_run(run)
         feedback.timings["target_s"] = target_s
         if feedback.ok:
             self._reward(feedback, domain_result(run, "fidelity"), target, has_target=task.target is not None)
@@ -156,7 +156,7 @@ class ChartEnv:
         if key in self._targets:
             self._targets.move_to_end(key)
             return self._targets[key]
-        target_program, _ = extract_program(task.target)
+        target_program = extract_code(task.target, "python").code
         run = self.sandbox.run(target_program, self.request(task, fidelity=True, detect=False))
         recording = domain_result(run, "fidelity")
         if recording is None:
