@@ -98,7 +98,7 @@ def _forward(config: LossConfig, student_hidden, lm_head, teacher_hidden, teache
     differentiable = {"lse_student": rows.pop("lse_student"), "token_logit": rows.pop("token_logit")}
     if config.distill_support == "topk":
         differentiable["topk_logits"] = rows.pop("topk_logits")
-    objective = functools.partial(token_objective, config, rows=rows, batch=batch)
+    objective = functools.partial(_token_objective, config, rows=rows, batch=batch)
     (loss, (metrics, distill_coef)), grads = jax.value_and_grad(objective, has_aux=True)(
         differentiable)
     indices, index_cotangents = batch.tokens[..., None], grads["token_logit"][..., None]
@@ -165,7 +165,7 @@ def _row_statistics(config: LossConfig, student_hidden, lm_head, teacher_hidden,
             for name, x in stacked.items()}
 
 
-def token_objective(config: LossConfig, differentiable: dict[str, jax.Array], *,
+def _token_objective(config: LossConfig, differentiable: dict[str, jax.Array], *,
                     rows: dict[str, jax.Array], batch: LossBatch):
     """The whole objective from per-token row statistics: (loss, (metrics, distill coefficients)).
 

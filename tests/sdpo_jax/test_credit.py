@@ -220,28 +220,6 @@ def test_non_canonical_segmentation_maps_to_the_right_characters(tokenizer):
     assert text == reply and spans == [(i, i + 1) for i in range(len(reply))]
 
 
-@pytest.mark.parametrize("reply,code,fenced", [
-    ("```python\nprint(1)\n```\nbye", "print(1)\n", True),
-    ("intro\n```py\nprint(1)\n", "print(1)\n", True),                      # cut off: no closing fence
-    ("```bash\npip install x\n```\n~~~~python\nx = 1\n~~~~\n", "x = 1\n", True),
-    ("```\nplain = 1\n```", "plain = 1\n", True),
-    ("```python title=a.py\r\nx = 1\r\n```\r\n", "x = 1\r\n", True),
-    ("x = 1\nprint(x)\n", "x = 1\nprint(x)\n", False),
-    ("```javascript\nalert(1)\n```", "```javascript\nalert(1)\n```", False),
-])
-def test_extract_code_finds_the_program_and_its_offset(reply, code, fenced):
-    extracted = extract_code(reply, "python")
-    assert (extracted.code, extracted.fenced) == (code, fenced)
-    assert reply[extracted.offset:extracted.offset + len(code)] == code
-
-
-def test_extract_code_line_mapping_and_errors():
-    extracted = extract_code("a\r\nb\r\n```html\r\n<p>x</p>\r\n```", "html")
-    assert extracted.code == "<p>x</p>\r\n" and extracted.to_reply_line(1) == 4
-    with pytest.raises(ValueError, match="unknown language 'css'"):
-        extract_code("x", "css")
-
-
 @pytest.mark.parametrize("changes,field", [(dict(alpha=-1.0), "alpha"), (dict(normalise="sum"), "normalise"),
                                            (dict(language="js"), "language"),
                                            (dict(line_coordinates="x"), "line_coordinates"),
@@ -251,3 +229,37 @@ def test_credit_config_errors_name_the_field(changes, field):
         CreditConfig(**changes)
     with pytest.raises(ValueError, match="unknown credit config key"):
         CreditConfig.from_mapping({"alpah": 2.0})
+
+
+@pytest.mark.slow
+def test_real_chart_env_feedback_amplifies_the_injected_defect_statement(tokenizer):
+    """End to end on real components: ChartMimic program + injected defect -> ChartEnv -> weights."""
+    from envs.chart.env import ChartEnv
+    from envs.chart.inject import INJECTIONS, inject
+    from envs.task import Task
+
+    with open(CHARTMIMIC, encoding="utf-8") as f:
+        rows = [json.loads(line) for line in f]
+    row = next(r for r in rows if r["chart_type"] == "bar")
+    injected = inject(row["id"], row["code"], next(i for i in INJECTIONS if i.name == "note_on_label"))
+    reply = "Here is the code:\r\n```python\r\n" + injected.code.replace("\n", "\r\n") + "```\r\nDone."
+    env = ChartEnv()
+    try:
+        feedback = env.step(Task(domain="chart", task_id=row["id"], instruction=""), reply)
+    finally:
+        env.close()
+    assert feedback.ok, feedback.error
+    line = injected.lines[0]
+    traced = [d for d in feedback.defects if any(a <= line <= b for a, b in d.lines)]
+    assert traced, f"the chart env traced no defect to the injected line {line}: {feedback.defects}"
+    ids = tokenizer.encode(reply)
+    weights = rollout_credit(tokenizer, ids, feedback, CreditConfig(alpha=3.0, normalise="none"))
+    text, spans = token_char_spans(tokenizer, ids)
+    offset = extract_code(reply, "python").offset
+    code = extract_code(reply, "python").code
+    on_line = [i for i, (a, b) in enumerate(spans)
+               if text[a:b] in _expected_by_line(text, [(a, b)], {line}, offset, code)]
+    assert on_line and np.allclose(weights[on_line], 1 + 2 * max(d.severity for d in traced))
+    assert weights.max() <= 1 + 2 * max(d.severity for d in feedback.defects) + 1e-6
+    outside = [i for i, (a, b) in enumerate(spans) if b <= offset or a >= offset + len(code)]
+    assert outside and np.all(weights[outside] == 1.0)
