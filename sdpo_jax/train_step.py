@@ -60,11 +60,12 @@ class OptimConfig:
             raise ValueError(f"config.optim.max_grad_norm={self.max_grad_norm} must be > 0")
 
     def schedule_fn(self) -> optax.Schedule:
+        """Warm-up starts at lr / (warmup_steps + 1), so the very first update is never zero."""
+        start = self.learning_rate / (self.warmup_steps + 1)
         if self.schedule == "constant":
-            return optax.linear_schedule(0.0, self.learning_rate, max(self.warmup_steps, 1)) \
-                if self.warmup_steps else optax.constant_schedule(self.learning_rate)
+            return optax.linear_schedule(start, self.learning_rate, max(self.warmup_steps, 1))
         return optax.warmup_cosine_decay_schedule(
-            0.0, self.learning_rate, self.warmup_steps,
+            start, self.learning_rate, self.warmup_steps,
             max(self.decay_steps, self.warmup_steps + 1), self.learning_rate * self.end_lr_ratio)
 
     def optimizer(self) -> optax.GradientTransformation:

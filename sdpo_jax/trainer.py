@@ -75,7 +75,10 @@ class Trainer:
         self.state_shardings = shardings_of(self.state)
         del model
         self.train_step = make_train_step(self.graphdef, rc.step, rc.optim, self.state_shardings)
-        self.sampler = Sampler(rc.sampler, self.processor.tokenizer, mesh=self.mesh)
+        self.sampler = Sampler(dataclasses.replace(
+            rc.sampler, suppress_token_ids=unsampleable_ids(self.model_config,
+                                                            len(self.processor.tokenizer))),
+            self.processor.tokenizer, mesh=self.mesh)
         self.data = TaskMixture(rc.sources, seed=rc.seed)
         self.pool = EnvPool(rc.env_workers, rc.env_config, item_timeout_s=rc.env_timeout_s)
         self.checkpointer = TrainCheckpointer(os.path.join(workdir, "checkpoints"),
@@ -113,14 +116,15 @@ class Trainer:
     def _prompts(self, tasks, images):
         return [self.processor(student_messages(t, im)) for t, im in zip(tasks, images)]
 
-    def _sample(self, step: int) -> Batch:
+    def _sample(self, index: int, policy_version: int) -> Batch:
+        """Draw and sample batch `index` with the current parameters (`policy_version` updates)."""
         before = self.data.state.to_json()
         tasks, images = self._draw_tasks(self.run_config.prompts_per_step)
         chats = self._prompts(tasks, images)
         start = time.perf_counter()
         prompts = [Prompt.from_chat(i, chat) for i, chat in enumerate(chats)]
         model = nnx.merge(self.graphdef, self.state.params)
-        key = jax.random.fold_in(jax.random.key(self.run_config.seed), step)
+        key = jax.random.fold_in(jax.random.key(self.run_config.seed), index)
         rollouts = self.sampler(model, prompts, key)
         r = self.shapes.response_length
         tokens = np.zeros((len(rollouts.lengths), r), np.int32)
@@ -129,7 +133,7 @@ class Trainer:
         tokens[:, :width] = rollouts.tokens[:, :width]
         logprobs[:, :width] = rollouts.tempered_logprobs[:, :width]
         return Batch(before, tasks, images, chats, tokens, logprobs,
-                     np.minimum(rollouts.lengths, r).astype(np.int32), policy_version=step,
+                     np.minimum(rollouts.lengths, r).astype(np.int32), policy_version=policy_version,
                      sample_s=time.perf_counter() - start)
 
     # ------------------------------------------------------------------ the loop
@@ -139,7 +143,7 @@ class Trainer:
         if start_step >= rc.num_steps:
             log.info("workdir %s already holds step %d; nothing to do", self.workdir, start_step)
             return {}
-        batch = pending or self._sample(start_step)
+        batch = pending or self._sample(start_step, policy_version=start_step)
         last: dict[str, float] = {}
         progress = _progress(start_step, rc.num_steps, self.is_main)
         for step in range(start_step, rc.num_steps):
@@ -150,7 +154,7 @@ class Trainer:
                                     program_of(batch.tasks[row // group], reply))
                    for row, reply in enumerate(replies)]
             lagging = rc.max_off_policy_lag >= 1 and step + 1 < rc.num_steps
-            next_batch = self._sample(step + 1) if lagging else None
+            next_batch = self._sample(step + 1, policy_version=step) if lagging else None
             wait_start = time.perf_counter()
             feedbacks = dict(self.pool.results(ids))
             env_wait = time.perf_counter() - wait_start
@@ -166,7 +170,7 @@ class Trainer:
             device_metrics = jax.device_get(device_metrics)
             train_s = time.perf_counter() - train_start
             if next_batch is None and step + 1 < rc.num_steps:
-                next_batch = self._sample(step + 1)
+                next_batch = self._sample(step + 1, policy_version=step + 1)
             step_s = time.perf_counter() - step_start
             last = self._step_metrics(step, batch, feedbacks, train.stats, device_metrics,
                                       env_wait=env_wait, train_s=train_s, step_s=step_s)
@@ -255,6 +259,13 @@ class Trainer:
         self.checkpointer.close()
         self.pool.close()
         self.metrics.close()
+
+
+def unsampleable_ids(config, tokenizer_size: int) -> tuple[int, ...]:
+    """Ids the policy must never write: image/video placeholders (a teacher-forced pass would
+    swap them for image features) and the embedding's padding rows past the tokenizer."""
+    return (config.image_token_id, config.video_token_id,
+            *range(tokenizer_size, config.text.vocab_size))
 
 
 def _mask(batch: Batch) -> np.ndarray:
