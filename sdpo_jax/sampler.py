@@ -17,7 +17,7 @@ What happens on device (one `jax.jit`, under the training mesh when one is given
 Randomness: row (prompt p, sample g) draws step t from fold_in(fold_in(fold_in(key, p), g), t),
 where p is the caller's prompt id, so a rollout does not depend on which batch or slot it is in.
 Shapes are static per (prompt-length bucket, patch bucket, prompt-count bucket): calls within
-the same buckets reuse one compiled program (`trace_count()` counts traces).
+the same buckets reuse one compiled program (`Sampler.compilations` counts them).
 Sharding: with a mesh, parameters are placed by the model's logical axis rules, prompt rows and
 sample rows go over the batch axes ("act_batch"), the cache over batch and kv heads (the model's
 CACHE_AXES constraint); results are gathered to this host (single-process; a pod run would feed
@@ -28,6 +28,7 @@ This module never touches the environments or the trainer.
 """
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import functools
 import math
@@ -208,14 +209,6 @@ class _Plan:
     mesh: Mesh | None
 
 
-_traces = 0
-
-
-def trace_count() -> int:
-    """How many times the rollout program has been traced in this process (compiles <= this)."""
-    return _traces
-
-
 def _round_up(n: int, multiple: int) -> int:
     return -(-n // multiple) * multiple
 
@@ -258,8 +251,6 @@ def _record(state: _Decoding, choice: TokenChoice, budgets: jax.Array, stop_ids:
 @functools.partial(jax.jit, static_argnums=(0, 1))
 def _rollout(graphdef: nnx.GraphDef, plan: _Plan, state: nnx.State, batch: PromptBatch,
              key: jax.Array) -> dict[str, jax.Array]:
-    global _traces
-    _traces += 1
     model = nnx.merge(graphdef, state)
     config = model.config
     prompts, prompt_length = batch.input_ids.shape
@@ -349,6 +340,7 @@ class Sampler:
             raise SamplerError(f"{len(self.stop_token_ids)} default stop tokens do not fit "
                                f"max_stop_tokens={config.max_stop_tokens}; raise it.")
         self.pad_id = tokenizer.special.pad
+        self._programs: dict[tuple, jax.stages.Compiled] = {}
 
     def __call__(self, model: Qwen3VL, prompts: Sequence[Prompt], key: jax.Array | int
                  ) -> Rollouts:
@@ -357,23 +349,49 @@ class Sampler:
     def launch(self, model: Qwen3VL, prompts: Sequence[Prompt], key: jax.Array | int
                ) -> PendingRollouts:
         """Dispatch the rollout program and return at once (JAX runs it asynchronously)."""
+        if isinstance(key, int):
+            key = jax.random.key(key)
+        elif not jnp.issubdtype(key.dtype, jax.dtypes.prng_key):
+            key = jax.random.wrap_key_data(key)  # a legacy uint32 key
+        program, arrays = self._program(model, prompts)
+        return PendingRollouts(program(*arrays, key), np.array([p.prompt_id for p in prompts]),
+                               self.config.num_samples, self.tokenizer, self.pad_id)
+
+    def compile(self, model: Qwen3VL, prompts: Sequence[Prompt]) -> jax.stages.Compiled:
+        """The program serving these prompts' buckets (compiled once, shared with `launch`), for
+        capacity planning: `.memory_analysis()` gives per-device bytes (KV cache included)."""
+        return self._program(model, prompts)[0]
+
+    @property
+    def compilations(self) -> int:
+        """Programs compiled so far: one per (model structure, buckets, mesh placement)."""
+        return len(self._programs)
+
+    def _program(self, model: Qwen3VL, prompts: Sequence[Prompt]
+                 ) -> tuple[jax.stages.Compiled, tuple[nnx.State, PromptBatch]]:
+        """The compiled program for these inputs and its array arguments (on the mesh if any)."""
         if not prompts:
             raise SamplerError("no prompts were given. Fix: pass at least one Prompt.")
-        key = jax.random.key(key) if isinstance(key, int) else key
         graphdef, state = nnx.split(model)
         batch = self._batch(model.config, prompts)
         plan = _Plan(self.config.sampling, self._suppressed(model.config),
                      self.config.num_samples, self.config.max_new_tokens, self.mesh)
-        if self.mesh is None:
-            outputs = _rollout(graphdef, plan, state, batch, key)
-        else:
+        if self.mesh is not None:
             state = jax.device_put(state, state_shardings(state, self.mesh,
                                                           model.config.sharding_rules))
             batch = jax.device_put(batch, self._batch_shardings(batch, model.config))
-            with jax.set_mesh(self.mesh):
-                outputs = _rollout(graphdef, plan, state, batch, key)
-        return PendingRollouts(outputs, np.array([p.prompt_id for p in prompts]),
-                               self.config.num_samples, self.tokenizer, self.pad_id)
+        signature = (graphdef, plan, jax.tree.structure((state, batch)),
+                     tuple((x.shape, x.dtype, getattr(x, "sharding", None))
+                           for x in jax.tree.leaves((state, batch))))
+        if signature not in self._programs:
+            with self._mesh_context():
+                self._programs[signature] = _rollout.lower(
+                    graphdef, plan, state, batch, jax.random.key(0)).compile()
+        return self._programs[signature], (state, batch)
+
+    def _mesh_context(self) -> contextlib.AbstractContextManager:
+        """Activates the model's sharding constraints (no-ops without a mesh)."""
+        return contextlib.nullcontext() if self.mesh is None else jax.set_mesh(self.mesh)
 
     # ------------------------------------------------------------------------------ host side
     def _suppressed(self, config: Qwen3VLConfig) -> tuple[int, ...]:
