@@ -16,6 +16,7 @@ import jax.numpy as jnp
 from flax import nnx
 
 from models.qwen3_vl.config import Qwen3VLConfig
+from models.sharding import Rules, constrain
 
 Initializer = Callable[[jax.Array, Sequence[int], jnp.dtype], jax.Array]
 
@@ -107,15 +108,23 @@ class LayerNorm(nnx.Module):
 
 
 class Embed(nnx.Module):
-    """A lookup table [num, dim]; also usable as a tied output head via `table`."""
+    """A lookup table [num, dim]; also usable as a tied output head via `table`.
+
+    The lookup first gathers the table's column (FSDP) shards, keeping only its row sharding:
+    a row-sharded gather is a masked local lookup plus a sum, while gathering from column shards
+    would force XLA to replicate the whole output and re-split it by batch.
+    """
 
     def __init__(self, num: int, dim: int, axes: Sequence[str], *, std: float,
-                 dtype: jnp.dtype, param_dtype: jnp.dtype, rngs: nnx.Rngs):
+                 dtype: jnp.dtype, param_dtype: jnp.dtype, rules: Rules, rngs: nnx.Rngs):
         self.dtype = dtype
+        self.rules = rules
         self.table = param(rngs, normal(std), (num, dim), axes, param_dtype)
 
     def __call__(self, ids: jax.Array) -> jax.Array:
-        return jnp.take(self.table[...], ids, axis=0).astype(self.dtype)
+        row_axis = self.table.get_metadata()["out_sharding"][0]
+        table = constrain(self.table[...], (row_axis, None), self.rules)
+        return jnp.take(table, ids, axis=0).astype(self.dtype)
 
 
 def rotate_half(x: jax.Array) -> jax.Array:

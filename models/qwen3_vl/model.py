@@ -72,6 +72,9 @@ class Qwen3VL(nnx.Module):
         if vision is None:
             return h, None
         merged, deepstack = self.encode_vision(vision)
+        rules = self.config.sharding_rules
+        merged = constrain(merged, ("act_patches", "act_embed"), rules)
+        deepstack = constrain(deepstack, (None, "act_patches", "act_embed"), rules)
         is_image = input_ids == self.config.image_token_id
         is_video = input_ids == self.config.video_token_id
         # Row-major running counts, like torch's masked_scatter over the whole batch.

@@ -125,7 +125,8 @@ class TextModel(nnx.Module):
         self.config = config
         self.embed_tokens = Embed(t.vocab_size, t.hidden_size, ("vocab", "embed"),
                                   std=t.initializer_range, dtype=config.jnp_dtype,
-                                  param_dtype=config.jnp_param_dtype, rngs=rngs)
+                                  param_dtype=config.jnp_param_dtype,
+                                  rules=config.sharding_rules, rngs=rngs)
         self.layers = create_stacked(t.num_hidden_layers, lambda r: DecoderLayer(config, r), rngs)
         self.norm = RMSNorm(t.hidden_size, t.rms_norm_eps, param_dtype=config.jnp_param_dtype,
                             rngs=rngs)

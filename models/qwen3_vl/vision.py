@@ -111,7 +111,8 @@ class VisionModel(nnx.Module):
                                   **_linear_kw(config, rngs))
         self.pos_embed = Embed(v.num_position_embeddings, v.hidden_size, ("vis_pos", "vis_embed"),
                                std=v.initializer_range, dtype=jnp.float32,
-                               param_dtype=config.jnp_param_dtype, rngs=rngs)
+                               param_dtype=config.jnp_param_dtype,
+                               rules=config.sharding_rules, rngs=rngs)
         self.blocks = create_stacked(v.depth, lambda r: VisionBlock(config, r), rngs)
         self.merger = PatchMerger(config, postshuffle_norm=False, rngs=rngs)
         self.deepstack_merger_list = nnx.List(

@@ -59,6 +59,33 @@ def build_hf_model(config_dict: dict, seed: int = 0):
     return model
 
 
+def random_model(config: Qwen3VLConfig, seed: int = 0):
+    """Our model with loud random weights drawn in numpy (no per-shape XLA compiles: eager
+    jax.random init of many shapes costs ~10 s of compilation on a busy CPU)."""
+    import jax
+    from flax import nnx
+
+    from models.qwen3_vl.convert import abstract_model
+
+    rng = np.random.default_rng(seed)
+    model = abstract_model(config)
+    values = []
+    for path, v in nnx.to_flat_state(nnx.state(model, nnx.Param)):
+        shape, kind = v.shape, path[-1]
+        if kind == "scale":
+            x = 1 + 0.4 * (rng.random(shape) - 0.5)
+        elif kind == "bias":
+            x = 0.1 * rng.standard_normal(shape)
+        elif kind == "table":
+            x = rng.standard_normal(shape)
+        else:
+            x = rng.standard_normal(shape) / np.sqrt(np.prod(shape[:-1]) / (shape[0] if
+                                                       path[1] in ("layers", "blocks") else 1))
+        values.append((path, v.replace(jax.numpy.asarray(x, v.dtype))))
+    nnx.update(model, nnx.from_flat_state(values))
+    return model
+
+
 def state_dict_numpy(model) -> dict[str, np.ndarray]:
     return {k: v.detach().cpu().numpy() for k, v in model.state_dict().items()}
 
