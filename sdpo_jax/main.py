@@ -42,11 +42,12 @@ def main(argv) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s",
                         stream=sys.stderr)
     maybe_initialize_distributed()
+    from sdpo_jax.data import DataError
     from sdpo_jax.run_config import ConfigError
     from sdpo_jax.trainer import Trainer
     try:
         trainer = Trainer(_CONFIG.value, _WORKDIR.value)
-    except (ConfigError, FileNotFoundError) as err:
+    except (ConfigError, DataError, FileNotFoundError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
     metrics = trainer.run()

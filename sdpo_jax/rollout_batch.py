@@ -18,7 +18,7 @@ from envs.code_extract import extract_code
 from envs.feedback import Feedback
 from envs.task import Task
 from models.qwen3_vl.processor import ProcessedChat, Qwen3VLProcessor
-from sdpo_jax.credit import CreditConfig, credit_weights, token_char_spans
+from sdpo_jax.credit import CreditConfig, rollout_credit, token_char_spans
 from sdpo_jax.losses import LossBatch
 from sdpo_jax.sequences import SequenceError, Sequences, pack_sequences
 from sdpo_jax.teacher_prompt import (TeacherPromptConfig, has_privileged_context,
@@ -125,14 +125,14 @@ def build_train_batch(processor: Qwen3VLProcessor, tasks: Sequence[Task],
     response = np.where(mask, response, 0)
     weights = np.ones((rows, r), np.float32)
     teacher_chats, distill, cut = [], np.zeros(rows, np.float32), 0
-    decoded = [token_char_spans(processor.tokenizer, response[row, :n])
-               for row, n in enumerate(reply_lengths(processor, response, mask))]
-    programs = [program_of(tasks[row // group_size], reply) for row, (reply, _) in enumerate(decoded)]
-    for row, (reply, spans) in enumerate(decoded):
+    programs = [program_of(tasks[row // group_size], reply)
+                for row, reply in enumerate(replies_of(processor, response, mask))]
+    for row, n in enumerate(reply_lengths(processor, response, mask)):
         p = row // group_size
         task, feedback = tasks[p], feedbacks[row]
         row_credit = dataclasses.replace(credit, language=LANGUAGE[task.domain])
-        weights[row, :len(spans)] = credit_weights(reply, spans, feedback, row_credit)
+        weights[row, :n] = rollout_credit(processor.tokenizer, response[row, :n], feedback,
+                                          row_credit)
         group = range(p * group_size, (p + 1) * group_size)
         demo = demonstration_for(row, group, feedbacks, programs, task)
         chat, was_cut = _fit_teacher_chat(processor, task, target_images[p], feedback,

@@ -128,11 +128,10 @@ def _response_hidden(model: Qwen3VL, seq: Sequences) -> jax.Array:
     return jax.lax.dynamic_slice_in_dim(hidden, start, seq.response_length, axis=1)
 
 
-def train_step(graphdef: nnx.GraphDef, state: TrainState, student: Sequences, teacher: Sequences,
-               batch: LossBatch, *, config: StepConfig, optim: OptimConfig
-               ) -> tuple[TrainState, dict[str, jax.Array]]:
-    """Un-jitted body; `make_train_step` jits it (donating the state)."""
-    teacher_params = state.params if state.teacher_params is None else state.teacher_params
+def loss_and_grads(graphdef: nnx.GraphDef, params: nnx.State, teacher_params: nnx.State,
+                   student: Sequences, teacher: Sequences, batch: LossBatch, loss: LossConfig
+                   ) -> tuple[jax.Array, dict[str, jax.Array], nnx.State]:
+    """(loss, metrics, d loss / d params): the teacher pass runs once, outside the gradient."""
     teacher_model = nnx.merge(graphdef, jax.lax.stop_gradient(teacher_params))
     teacher_hidden = jax.lax.stop_gradient(_response_hidden(teacher_model, teacher))
     teacher_head = jax.lax.stop_gradient(teacher_model.lm_head_matrix())
@@ -140,9 +139,19 @@ def train_step(graphdef: nnx.GraphDef, state: TrainState, student: Sequences, te
     def loss_fn(params):
         model = nnx.merge(graphdef, params)
         return sdpo_loss(_response_hidden(model, student), teacher_hidden, model.lm_head_matrix(),
-                         batch, config.loss, teacher_lm_head=teacher_head)
+                         batch, loss, teacher_lm_head=teacher_head)
 
-    (loss, metrics), grads = jax.value_and_grad(loss_fn, has_aux=True)(state.params)
+    (value, metrics), grads = jax.value_and_grad(loss_fn, has_aux=True)(params)
+    return value, metrics, grads
+
+
+def train_step(graphdef: nnx.GraphDef, state: TrainState, student: Sequences, teacher: Sequences,
+               batch: LossBatch, *, config: StepConfig, optim: OptimConfig
+               ) -> tuple[TrainState, dict[str, jax.Array]]:
+    """Un-jitted body; `make_train_step` jits it (donating the state)."""
+    teacher_params = state.params if state.teacher_params is None else state.teacher_params
+    loss, metrics, grads = loss_and_grads(graphdef, state.params, teacher_params, student,
+                                          teacher, batch, config.loss)
     tx = optim.optimizer()
     updates, opt_state = tx.update(grads, state.opt_state, state.params)
     params = optax.apply_updates(state.params, updates)

@@ -61,6 +61,7 @@ class Trainer:
     def __init__(self, config: Any, workdir: str):
         self.run_config = RunConfig.from_config(config)
         rc = self.run_config
+        self.data = TaskMixture(rc.sources, seed=rc.seed)  # bad data files stop us here
         self.workdir = workdir
         self.is_main = jax.process_index() == 0
         self.mesh = make_mesh(**rc.mesh)
@@ -79,7 +80,6 @@ class Trainer:
             rc.sampler, suppress_token_ids=unsampleable_ids(self.model_config,
                                                             len(self.processor.tokenizer))),
             self.processor.tokenizer, mesh=self.mesh)
-        self.data = TaskMixture(rc.sources, seed=rc.seed)
         self.pool = EnvPool(rc.env_workers, rc.env_config, item_timeout_s=rc.env_timeout_s)
         self.checkpointer = TrainCheckpointer(os.path.join(workdir, "checkpoints"),
                                               max_to_keep=rc.keep_checkpoints)
