@@ -2,7 +2,8 @@
 
 Used to measure the detectors (recall per kind, and whether the traced lines hold the edited
 line) on real pages. Targets are chosen from the clean render's geometry so every injection
-is visible: a text element with a known plain background for low contrast, a block with a line
+is visible: a text element whose contrast the detector can measure (a known plain background,
+not a picture beneath it, as axe-core also requires) for low contrast, a block with a line
 of text for clipping/overflow, a pair of unrelated text elements for overlap, an exactly aligned
 pair of stacked peers for misalignment. The edit inserts declarations with !important into the
 target's start tag (a new `style` attribute right after the tag name, or prepended to the
@@ -16,7 +17,7 @@ import re
 
 from envs import geometry
 from envs.web import color as wcolor
-from envs.web.detectors import BLOCK_DISPLAYS, PageLayout, peer_children
+from envs.web.detectors import BLOCK_DISPLAYS, DetectorConfig, PageLayout, measure_contrast, peer_children
 from envs.web.source_map import SOURCE_ATTR, SourceMap
 
 KINDS = ("low_contrast", "clipped_text", "overflow", "overlap", "misalignment")
@@ -78,13 +79,14 @@ def inject(source: SourceMap, layout: PageLayout, kind: str, rng: random.Random,
         rng.shuffle(targets)
     recs = layout.records
     peers = peer_children(layout)
+    judgeable = {m.record for m in measure_contrast(layout, DetectorConfig())} if kind == "low_contrast" else set()
     for i in targets:
         r = recs[i]
         lines_box = geometry.union_box(r["lines"]) or tuple(r["box"])
         if kind == "low_contrast":
-            bg, _ = layout.effective_background(i)
-            if bg is None:
+            if i not in judgeable:  # over a picture or gradient: no known background to miss
                 continue
+            bg, _ = layout.effective_background(i)
             near = wcolor.blend((*((255 - c) for c in bg), 1.0), bg, alpha=0.12)
             decl = f"color: {wcolor.hex_color(near)} !important"
         elif kind == "clipped_text":

@@ -1,5 +1,9 @@
 """python-pptx programs through the sandbox and a warm LibreOffice (one office for the module)."""
+import json
+import pathlib
 import random
+import subprocess
+import sys
 import time
 
 import pytest
@@ -82,3 +86,17 @@ def test_crashed_or_hung_libreoffice_is_restarted(env):
         env.office.convert_timeout_s = 30.0
     assert not fb.ok and fb.error.type == "OfficeError" and env.office.restarts == restarts + 1
     assert env.step(task(), program).ok, "the worker serves again after the restart"
+
+
+def test_check_cli_judges_a_pptx_program(tmp_path):
+    program = tmp_path / "deck.py"
+    code, line = pptx_samples.inject(pptx_samples.clean_program(5), "overflow", random.Random(0))
+    program.write_text(code)
+    out = subprocess.run([sys.executable, "-m", "envs.check", "--domain", "slide_pptx", str(program)],
+                         capture_output=True, text=True, timeout=300,
+                         cwd=pathlib.Path(__file__).resolve().parents[3])
+    assert out.returncode == 0, out.stderr[-2000:]
+    report = json.loads(out.stdout)
+    assert report["ok"], report["error"]
+    overflow = [d for d in report["defects"] if d["kind"] == "overflow"]
+    assert overflow and any(a <= line <= b for d in overflow for a, b in d["lines"]), report["defects"]

@@ -2,6 +2,8 @@
 import json
 import pathlib
 import random
+import subprocess
+import sys
 import time
 
 import psutil
@@ -117,3 +119,16 @@ def test_a_crashed_browser_is_relaunched_for_the_next_page(env):
     fb = env.step(task(), "<p>back again</p>")
     assert fb.ok, fb.error
     assert env.browser.restarts == restarts + 1
+
+
+def test_check_cli_judges_a_page(tmp_path):
+    page = tmp_path / "page.html"
+    page.write_text("<html><body>\n<p style='color:#fafafa'>faint words here</p>\n</body></html>\n")
+    out = subprocess.run([sys.executable, "-m", "envs.check", "--domain", "web", str(page), "--out",
+                          str(tmp_path / "out")], capture_output=True, text=True, timeout=120,
+                         cwd=pathlib.Path(__file__).resolve().parents[3])
+    assert out.returncode == 0, out.stderr[-2000:]
+    report = json.loads(out.stdout)
+    assert report["ok"] and [d["kind"] for d in report["defects"]] == ["low_contrast"]
+    assert report["defects"][0]["lines"] == [[2, 2]]
+    assert (tmp_path / "out" / "defects.png").is_file()
