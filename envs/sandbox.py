@@ -108,6 +108,7 @@ class Sandbox:
         self._ready_mode: str | None = None
         self._buffer = b""
         self.sandbox_id = uuid.uuid4().hex  # in the environment of the server and every run
+        self.last_result: SandboxResult | None = None  # the latest run's outcome (resource use)
         if start:
             self._spawn()
 
@@ -120,8 +121,19 @@ class Sandbox:
             return self._ready_mode or ""
 
     @property
-    def server_pid(self) -> int | None:
-        return None if self._proc is None else self._proc.pid
+    def server_pids(self) -> list[int]:
+        """The server process and, in namespace mode, its serving process (its only child)."""
+        if self._proc is None:
+            return []
+        pids = [self._proc.pid]
+        for entry in os.listdir("/proc"):
+            try:
+                with open(f"/proc/{entry}/stat", "rb") as f:
+                    if entry.isdigit() and int(f.read().rsplit(b")", 1)[1].split()[1]) == self._proc.pid:
+                        pids.append(int(entry))
+            except (OSError, ValueError, IndexError):
+                continue
+        return pids
 
     def __enter__(self) -> "Sandbox":
         return self
@@ -208,7 +220,8 @@ class Sandbox:
                 self._stop()
                 return _failure("SandboxError", "the sandbox server stopped answering; it was killed "
                                 "and will be restarted for the next run")
-            return self._interpret(*frame)
+            self.last_result = self._interpret(*frame)
+            return self.last_result
 
     def _read_frame(self, deadline: float) -> tuple[dict[str, Any], bytes] | None:
         """Next frame from the server, or None at its death or the deadline."""
@@ -249,8 +262,6 @@ class Sandbox:
 
     def _run_error(self, reply: dict[str, Any], payload: bytes, common: dict) -> ExecError | None:
         limits = self.limits
-        if reply.get("setup_error"):
-            return ExecError("SandboxError", f"the sandbox could not be set up: {reply['setup_error']}")
         if reply.get("timed_out"):
             return ExecError("Timeout", f"the program ran longer than {limits.wall_seconds:g} s (wall "
                                         "clock) and was stopped; make it finish faster (no sleeps, "

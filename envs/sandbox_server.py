@@ -4,15 +4,15 @@ Started by `envs.sandbox.Sandbox` as a clean exec of the interpreter (never fork
 trainer, whose jax/XLA threads do not survive a fork). It imports the runner's heavy libraries
 once (`runner.preload()`), then serves one request at a time over its stdin/stdout:
 
-    server --fork--> supervisor (own session; namespaces entered here)
-                         [--fork--> PID-1 reaper, namespace mode] --fork--> program
+    sandbox server [--fork--> serving process: PID 1 of the server's own namespaces]
+                   --fork--> program (one per run, own session and process group)
 
 The program process raises the walls (`envs.isolation`), runs `runner.run(code, request)` and
 writes the runner's result as one frame to a pipe; its stdout/stderr go to pipes the server
-drains (keeping the first `output_bytes`). The supervisor waits for it and reports its exit
-status and resource use. The server enforces the wall-clock limit by killing the supervisor's
-process group; the program dies with its supervisor (parent-death signal) and, in namespace
-mode, takes every process it started with it.
+drains (keeping the first `output_bytes`). The server enforces the wall-clock limit by killing
+the program's process group, then reports its exit status and resource use (wait4). The
+program dies with the server (parent-death signal); in namespace mode so does anything it
+might have started, with the serving PID 1.
 
 A runner is a module with `preload() -> None` and
 `run(code: str, request: dict) -> tuple[dict, dict[str, bytes]]` (JSON-able result, named
@@ -140,18 +140,11 @@ class _Capped:
 class Server:
     """Serves runs of one runner module; see the module docstring."""
 
-    def __init__(self, runner_name: str, base_dir: str, isolation_mode: str):
-        self.runner = importlib.import_module(runner_name)
-        self.runner.preload()
-        self.base_dir = base_dir
-        if isolation_mode == "auto":
-            isolation_mode = "namespaces" if isolation.probe_namespaces() else "process"
-        elif isolation_mode == "namespaces" and not isolation.probe_namespaces():
-            raise RuntimeError("sandbox isolation 'namespaces' needs root on Linux (it unshares PID, "
-                               "network and mount namespaces); use isolation='auto' or 'process'")
-        self.mode = isolation_mode
-        self.mount_point = os.path.join(base_dir, "mnt")
-        os.makedirs(self.mount_point, exist_ok=True)
+    def __init__(self, runner, base_dir: str, mode: str):
+        self.runner = runner  # already preloaded
+        self.base_dir, self.mode = base_dir, mode
+        self.run_dir = os.path.join(base_dir, "run")
+        os.makedirs(self.run_dir, exist_ok=True)
         gc.collect()
         gc.freeze()  # keep preloaded objects out of the collector: fewer copy-on-write pages per fork
         self.address_space = isolation.address_space_in_use()
@@ -159,119 +152,56 @@ class Server:
     def run(self, header: dict[str, Any]) -> tuple[dict[str, Any], bytes]:
         limits = header["limits"]
         if self.mode == "namespaces":
-            workdir = self.mount_point
+            workdir = self.run_dir
+            isolation.mount_run_dir(workdir, int(limits["disk_bytes"]))
         else:
             workdir = tempfile.mkdtemp(prefix="run-", dir=self.base_dir)
         try:
             return self._supervise(header, limits, workdir)
         finally:
-            if workdir != self.mount_point:
+            if self.mode == "namespaces":
+                isolation.unmount_run_dir(workdir)
+            else:
                 shutil.rmtree(workdir, ignore_errors=True)
 
     def _supervise(self, header, limits, workdir) -> tuple[dict[str, Any], bytes]:
-        data_r, data_w = os.pipe()
-        out_r, out_w = os.pipe()
-        err_r, err_w = os.pipe()
-        status_r, status_w = os.pipe()
+        pipes = [os.pipe() for _ in range(3)]  # result, stdout, stderr
         start = time.monotonic()
+        deadline = start + float(limits["wall_seconds"])
+        server_pid = os.getpid()
         pid = os.fork()
         if pid == 0:
-            for fd in (data_r, out_r, err_r, status_r):
-                os.close(fd)
-            self._supervisor(header, limits, workdir, (data_w, out_w, err_w), status_w)
-        for fd in (data_w, out_w, err_w, status_w):
-            os.close(fd)
+            for read_end, _ in pipes:
+                os.close(read_end)
+            self._program(header, limits, workdir, [w for _, w in pipes], server_pid)
+        for _, write_end in pipes:
+            os.close(write_end)
         data, out, err = (_Capped(int(limits["result_bytes"])), _Capped(int(limits["output_bytes"])),
                           _Capped(int(limits["output_bytes"])))
-        status = _Capped(1 << 16)
-        sinks = {data_r: data, out_r: out, err_r: err, status_r: status}
-        timed_out = self._drain(sinks, status_r, start + float(limits["wall_seconds"]), pid)
-        _, wait_status = os.waitpid(pid, 0)
-        wall = time.monotonic() - start
-        try:
-            child = json.loads(status.data.decode()) if status.data else {}
-        except ValueError:
-            child = {}
-        reply = {"op": "result", "timed_out": timed_out, "wall_s": wall,
+        timed_out = _drain({pipes[0][0]: data, pipes[1][0]: out, pipes[2][0]: err}, deadline)
+        waited = _wait(pid, deadline)
+        if waited is None:  # out of time, or it closed its pipes and kept running
+            timed_out = True
+            _kill_group(pid)
+            waited = os.wait4(pid, 0)[1:]
+        _kill_group(pid)  # anything left in its process group (nothing, unless a run misbehaved)
+        _reap_orphans()
+        wait_status, usage = waited
+        reply = {"op": "result", "timed_out": timed_out, "wall_s": time.monotonic() - start,
+                 "exit_code": os.WEXITSTATUS(wait_status) if os.WIFEXITED(wait_status) else None,
+                 "signal": os.WTERMSIG(wait_status) if os.WIFSIGNALED(wait_status) else None,
+                 "cpu_s": usage.ru_utime + usage.ru_stime, "max_rss_kb": usage.ru_maxrss,
                  "stdout": out.data.decode("utf-8", "replace"), "stdout_bytes": out.total,
                  "stderr": err.data.decode("utf-8", "replace"), "stderr_bytes": err.total,
-                 "result_overflow": data.overflowed, "isolation": self.mode,
-                 "supervisor_exit": os.waitstatus_to_exitcode(wait_status), **child}
+                 "result_overflow": data.overflowed, "isolation": self.mode}
         return reply, b"" if data.overflowed else data.data
-
-    @staticmethod
-    def _drain(sinks: dict[int, _Capped], status_fd: int, deadline: float, pid: int) -> bool:
-        """Read every pipe to its end; kill the run's group at the deadline. True if killed."""
-        selector = selectors.DefaultSelector()
-        for fd in sinks:
-            selector.register(fd, selectors.EVENT_READ)
-        open_fds, timed_out, grace_deadline = set(sinks), False, None
-        try:
-            while open_fds:
-                now = time.monotonic()
-                limit = deadline if grace_deadline is None else min(deadline, grace_deadline)
-                if now >= limit:
-                    if now >= deadline:
-                        timed_out = True
-                        _kill_group(pid)
-                    break
-                for key, _ in selector.select(timeout=limit - now):
-                    chunk = os.read(key.fd, 1 << 16)
-                    if chunk:
-                        sinks[key.fd].add(chunk)
-                        continue
-                    selector.unregister(key.fd)
-                    open_fds.discard(key.fd)
-                    if key.fd == status_fd:  # the supervisor is done: the program is dead
-                        grace_deadline = time.monotonic() + 1.0
-        finally:
-            selector.close()
-            for fd in sinks:
-                os.close(fd)
-        _kill_group(pid)  # anything left in the group (nothing, unless a run misbehaved)
-        return timed_out
-
-    def _supervisor(self, header, limits, workdir, program_fds, status_w) -> None:
-        """Child 1: own session and, in namespace mode, the run's namespaces. The program's
-        parent reports how it ended: this process, or in namespace mode a PID-1 reaper below
-        it (the program must not be PID 1 itself: PID 1 ignores signals it has no handler for,
-        so a raised SIGSEGV or SIGXCPU would not end it)."""
-        report: dict[str, Any] = {}
-        try:
-            os.setsid()
-            if self.mode == "namespaces":
-                isolation.enter_run_namespaces(workdir, int(limits["disk_bytes"]))
-                reaper = os.fork()
-                if reaper != 0:
-                    for fd in (*program_fds, status_w):
-                        os.close(fd)
-                    os.waitpid(reaper, 0)
-                    os._exit(0)
-                isolation.die_with_parent(0)  # PID 1: its parent lives outside the namespace
-            parent = os.getpid()
-            program = os.fork()
-            if program == 0:
-                os.close(status_w)
-                self._program(header, limits, workdir, program_fds, parent)
-            for fd in program_fds:
-                os.close(fd)
-            _, wait_status, usage = os.wait4(program, 0)
-            report = {"exit_code": os.WEXITSTATUS(wait_status) if os.WIFEXITED(wait_status) else None,
-                      "signal": os.WTERMSIG(wait_status) if os.WIFSIGNALED(wait_status) else None,
-                      "cpu_s": usage.ru_utime + usage.ru_stime, "max_rss_kb": usage.ru_maxrss}
-        except BaseException as err:  # noqa: BLE001 - report, never raise into the server's loop
-            report = {"setup_error": f"{type(err).__name__}: {err}"}
-        finally:
-            try:
-                os.write(status_w, json.dumps(report).encode())
-            finally:
-                os._exit(0)
 
     def _program(self, header, limits, workdir, program_fds, parent) -> None:
         """The program's process: raise the walls, run the runner, write its result, exit."""
         data_w, out_w, err_w = program_fds
         code = SETUP_FAILED_EXIT
         try:
+            os.setsid()  # its own process group: a time-out kills the group
             isolation.die_with_parent(parent)
             os.dup2(out_w, 1)
             os.dup2(err_w, 2)
@@ -317,11 +247,65 @@ class Server:
             os._exit(code)
 
 
+def _drain(sinks: dict[int, _Capped], deadline: float) -> bool:
+    """Read every pipe to its end, or until the deadline (then True)."""
+    selector = selectors.DefaultSelector()
+    for fd in sinks:
+        selector.register(fd, selectors.EVENT_READ)
+    open_fds = set(sinks)
+    try:
+        while open_fds:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                return True
+            for key, _ in selector.select(timeout=left):
+                chunk = os.read(key.fd, 1 << 16)
+                if chunk:
+                    sinks[key.fd].add(chunk)
+                else:
+                    selector.unregister(key.fd)
+                    open_fds.discard(key.fd)
+        return False
+    finally:
+        selector.close()
+        for fd in sinks:
+            os.close(fd)
+
+
+def _wait(pid: int, deadline: float):
+    """(wait status, rusage) of the run once it exits, or None if it is still alive at the deadline."""
+    while True:
+        waited_pid, status, usage = os.wait4(pid, os.WNOHANG)
+        if waited_pid == pid:
+            return status, usage
+        if time.monotonic() >= deadline:
+            return None
+        time.sleep(0.002)
+
+
+def _reap_orphans() -> None:
+    """Collect exited orphans (as PID 1 of its namespace the server inherits them)."""
+    try:
+        while os.waitpid(-1, os.WNOHANG)[0] > 0:
+            pass
+    except ChildProcessError:
+        pass
+
+
 def _kill_group(pid: int) -> None:
     try:
         os.killpg(pid, signal.SIGKILL)
     except (ProcessLookupError, PermissionError):
         pass
+
+
+def _resolve_mode(requested: str) -> str:
+    if requested == "auto":
+        return "namespaces" if isolation.probe_namespaces() else "process"
+    if requested == "namespaces" and not isolation.probe_namespaces():
+        raise RuntimeError("sandbox isolation 'namespaces' needs root on Linux (it unshares PID, "
+                           "network and mount namespaces); use isolation='auto' or 'process'")
+    return requested
 
 
 def main(argv: list[str]) -> int:
@@ -333,7 +317,18 @@ def main(argv: list[str]) -> int:
     protocol_in = os.fdopen(0, "rb")
     isolation.die_with_parent(os.getppid())
     try:
-        server = Server(argv[1], argv[2], argv[3])
+        mode = _resolve_mode(argv[3])
+        runner = importlib.import_module(argv[1])
+        runner.preload()  # before the read-only mounts: libraries may build caches on first import
+        if mode == "namespaces":
+            isolation.enter_server_namespaces(argv[2])
+            serving = os.fork()
+            if serving != 0:  # outside the namespaces: live exactly as long as the serving process
+                protocol_in.close()
+                protocol_out.close()
+                return os.waitstatus_to_exitcode(os.waitpid(serving, 0)[1])
+            isolation.die_with_parent(0)  # PID 1 of the new namespace: its parent is outside
+        server = Server(runner, argv[2], mode)
     except BaseException as err:  # noqa: BLE001 - tell the parent why, then stop
         write_frame(protocol_out, {"op": "failed", "error": f"{type(err).__name__}: {err}",
                                    "traceback": traceback.format_exc(limit=6)})

@@ -264,20 +264,24 @@ class SceneBuilder:
             if count >= self.max_marks_per_axes or not artist.get_visible():
                 continue
             try:
-                extent = artist.get_window_extent(renderer)
-            except Exception:  # noqa: BLE001 - some artists cannot measure themselves
+                # Collections measure themselves badly (matplotlib returns an empty box for
+                # scatter, contour and line collections): their ink gives the box instead.
+                ink = isinstance(artist, Collection) and not isinstance(artist, QuadMesh)
+                geometry = _geometry(artist, frame, renderer) if ink else None
+                box = _geometry_box(geometry) if ink else frame.box(artist.get_window_extent(renderer))
+            except Exception:  # noqa: BLE001 - an artist that cannot measure itself is skipped
                 continue
-            if not np.isfinite([extent.x0, extent.y0, extent.x1, extent.y1]).all():
-                continue
-            box = frame.box(extent)
-            if box[2] - box[0] <= 0 and box[3] - box[1] <= 0:
+            if box is None or not np.isfinite(box).all() or (box[2] <= box[0] and box[3] <= box[1]):
                 continue
             count += 1
-            near_legend = any(intersection(box, lb) for lb in legend_boxes)
+            if any(intersection(box, lb) for lb in legend_boxes):
+                geometry = geometry or _geometry(artist, frame, renderer)
+            else:
+                geometry = None  # only marks near a legend need their ink kept
             scene.marks.append(MarkItem(
                 kind=_mark_kind(artist), box=box, axes=ax_i, figure=fig_i,
                 clipped=bool(artist.get_clip_on()), lines=self.spans(artist) or self.spans(ax),
-                geometry=_geometry(artist, frame, renderer) if near_legend else None))
+                geometry=geometry))
 
     def elements(self, scene: ChartScene) -> list[Element]:
         """The scene as Feedback elements (texts, axes, legends, marks) for credit weighting."""
@@ -329,6 +333,21 @@ def _text_corners(text: Text, renderer, box: Box) -> list[Point]:
     return rotated_rect(cx, cy, flat.width, flat.height, rotation)
 
 
+def _geometry_box(geo: MarkGeometry) -> Box | None:
+    """Bounds of all the ink in a MarkGeometry."""
+    parts = [*geo.polylines, *geo.polygons]
+    if geo.points is not None and len(geo.points):
+        radii = geo.radii[:, None] if geo.radii is not None else 0.0
+        parts += [geo.points - radii, geo.points + radii]
+    parts += [np.array([[r[0], r[1]], [r[2], r[3]]]) for r in geo.rects]
+    parts = [p for p in parts if len(p)]
+    if not parts:
+        return None
+    stacked = np.concatenate(parts)
+    low, high = stacked.min(axis=0), stacked.max(axis=0)
+    return (float(low[0]), float(low[1]), float(high[0]), float(high[1]))
+
+
 def _mark_kind(artist: Artist) -> str:
     if isinstance(artist, Line2D):
         return "line"
@@ -370,8 +389,13 @@ def _geometry(artist: Artist, frame: _Frame, renderer) -> MarkGeometry:
         geo.half_width = max(1.0, float(np.max(widths) if len(widths) else 1.0) * px_per_pt / 2)
     elif isinstance(artist, Collection):
         transform = artist.get_transform()
-        for path in artist.get_paths()[:2000]:
-            geo.polygons.extend(frame.points(p) for p in transform.transform_path(path).to_polygons()
-                                if len(p) >= 3)
+        offsets = np.asarray(artist.get_offsets(), dtype=float).reshape(-1, 2)
+        # drawn like Collection.draw does: each path by `transform`, moved by its display offset
+        shifts = artist.get_offset_transform().transform(offsets) if len(offsets) else np.zeros((1, 2))
+        paths = artist.get_paths()[:2000]
+        for i in range(max(len(paths), len(shifts)) if paths else 0):
+            vertices = transform.transform(paths[i % len(paths)].vertices) + shifts[i % len(shifts)]
+            if len(vertices) >= 3:
+                geo.polygons.append(frame.points(vertices))
     return geo
 

@@ -2,8 +2,8 @@
 
 Each `Injection` inserts one statement line (placed before the program's first top-level
 savefig/show, i.e. after its own tight_layout, so the layout engine cannot undo it) that causes
-one visual defect kind: long tick labels crowded at a large font, a legend dropped on the data
-(centred on the middle data artist),
+one visual defect kind: long tick labels crowded at a large font, a note written over the
+title or an axis label, a legend dropped on the data (centred on the middle data artist),
 a title in nearly the background's colour, a title wider than the figure, a data label running
 out of its axes, an axes partly outside the figure, a subplot nudged a few pixels off its row.
 The statements are self-contained (they import what they use) and pick their target axes at
@@ -39,17 +39,23 @@ class Injection:
 
 INJECTIONS: tuple[Injection, ...] = (
     Injection("crowded_ticks", "overlap", _PICK_AXES +
+              "_ax.tick_params(axis='x', labelbottom=True); "
               "_ax.set_xticks(_np.linspace(*_ax.get_xlim(), 24)); "
               "_ax.set_xticklabels([f'category label {i}' for i in range(24)], fontsize=15)"),
-    Injection("note_on_tick_labels", "overlap", _PICK_AXES +
-              "_ax.text(0.5, -0.015, 'Note: values are preliminary estimates', transform=_ax.transAxes, "
-              "ha='center', va='top', fontsize=15)"),
+    Injection("note_on_label", "overlap", _PICK_AXES +
+              "_t = [t for t in (_ax.title, _ax.xaxis.label, _ax.yaxis.label) if t.get_text()][0]; "
+              "_ax.annotate('Note: values are preliminary', xy=(0.2, 0.5), xycoords=_t, ha='left', "
+              "va='center', fontsize=14)"),
     Injection("legend_on_data", "legend_over_data", _PICK_AXES +
-              "_ax.get_xlim(); _arts = [a for a in _ax.get_lines() + _ax.patches + _ax.collections "
-              "if a.get_visible()]; _a = _arts[len(_arts) // 2]; "
-              "_xy = _a.get_transform().transform(_a.get_xydata()[len(_a.get_xydata()) // 2]) "
-              "if hasattr(_a, 'get_xydata') else _a.get_window_extent().get_points().mean(0); "
-              "_c = _np.clip(_ax.transAxes.inverted().transform(_xy), 0.15, 0.85); "
+              "import matplotlib.collections as _mcol, matplotlib.patches as _mp; _ax.get_xlim(); "
+              "_arts = [a for a in _ax.get_lines() + _ax.patches + _ax.collections if a.get_visible()]; "
+              "_a = _arts[len(_arts) // 2]; "
+              "_xy = (_a.get_transform().transform(_a.get_xydata()) if hasattr(_a, 'get_xydata') else "
+              "_a.get_verts() if isinstance(_a, _mp.Patch) else "
+              "_a.get_offset_transform().transform(_a.get_offsets()) if isinstance(_a, _mcol.PathCollection) "
+              "else _np.concatenate([_a.get_transform().transform(p.vertices) for p in _a.get_paths()])); "
+              "_xy = _xy[_np.isfinite(_xy).all(1)]; "
+              "_c = _np.clip(_ax.transAxes.inverted().transform(_xy[len(_xy) // 2]), 0.15, 0.85); "
               "_ax.legend(_arts[:4], [f'series {i + 1}' for i in range(len(_arts[:4]))], loc='center', "
               "bbox_to_anchor=tuple(_c), fontsize=16, framealpha=1.0)"),
     Injection("faint_title", "low_contrast",

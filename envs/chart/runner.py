@@ -42,17 +42,23 @@ PRELOADED_MODULES = ("numpy", "pandas", "seaborn", "scipy", "scipy.stats", "scip
                      "matplotlib.tri", "matplotlib.dates", "PIL.Image", "PIL.PngImagePlugin")
 
 
-def preload() -> None:
+def import_libraries() -> None:
+    """matplotlib on Agg and the libraries chart programs use, imported once before any fork."""
     import importlib
 
     import matplotlib
     matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
     for name in PRELOADED_MODULES:
         try:
             importlib.import_module(name)
         except ImportError:  # an optional plotting library: programs importing it fail honestly
             pass
+
+
+def preload() -> None:
+    import_libraries()
+    import matplotlib.pyplot as plt
+
     from envs.chart import compat, extraction, fidelity, tracing  # noqa: F401 - hooks need imports
     from envs.chart import detectors  # noqa: F401 - imported before the fork, not per run
     compat.install()

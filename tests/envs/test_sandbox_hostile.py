@@ -45,11 +45,12 @@ def victim(tmp_path):
 def survivors(sandbox: Sandbox) -> list[int]:
     """Processes started by this sandbox other than its server (none may outlive a run)."""
     marker = f"SDPO_SANDBOX_ID={sandbox.sandbox_id}".encode()
+    server = set(sandbox.server_pids)
     found = []
     for pid in filter(str.isdigit, os.listdir("/proc")):
         try:
             with open(f"/proc/{pid}/environ", "rb") as f:
-                if marker in f.read().split(b"\0") and int(pid) != sandbox.server_pid:
+                if marker in f.read().split(b"\0") and int(pid) not in server:
                     found.append(int(pid))
         except OSError:
             continue
