@@ -58,8 +58,10 @@ def _px(emu) -> float:
     return float(emu or 0) * DPI / EMU_PER_INCH
 
 
-def read_shapes(path: pathlib.Path) -> tuple[int, int, int, list[ShapeInfo], dict[int, tuple[int, int, int]]]:
-    """(width px, height px, slide count, shapes, solid slide backgrounds) from a .pptx."""
+def read_shapes(path: pathlib.Path, max_slides: int) -> tuple[int, int, int, list[ShapeInfo],
+                                                               dict[int, tuple[int, int, int]]]:
+    """(width px, height px, slide count, shapes, solid slide backgrounds) of the first
+    `max_slides` slides of a .pptx."""
     from pptx import Presentation
     from pptx.enum.shapes import MSO_SHAPE_TYPE
 
@@ -136,6 +138,8 @@ def read_shapes(path: pathlib.Path) -> tuple[int, int, int, list[ShapeInfo], dic
                                 backdrop=area >= 0.9 * width * height and not text.strip()))
 
     for slide_idx, slide in enumerate(prs.slides):
+        if slide_idx >= max_slides:
+            break
         try:
             fill = slide.background.fill
             if fill.type == 1 and fill.fore_color.rgb is not None:

@@ -1,8 +1,8 @@
 """The python-pptx slide environment: program -> sandbox -> .pptx -> warm LibreOffice -> PDF.
 
 `PptxSlideEnv.step(task, code)` runs the program in the project sandbox (envs.sandbox, runner
-envs/slide/pptx_runner.py, tracing shapes to the statements that created or edited them), converts the deck with a long-lived LibreOffice,
-rasterises with pdftoppm, reads shape geometry (python-pptx, in this process) and text extents
+envs/slide/pptx_runner.py, tracing shapes to the statements that created or edited them),
+converts the deck with a long-lived LibreOffice, rasterises with pdftoppm, reads shape geometry (python-pptx, in this process) and text extents
 (PDF spans), detects defects per slide, computes the AeSlides measures, and traces every defect
 to line spans. It never raises for bad programs: errors, time-outs, crashes of the program or
 of LibreOffice come back as Feedback(ok=False). Multi-slide decks are judged slide by slide and
@@ -22,11 +22,11 @@ from PIL import Image
 
 from envs import geometry
 from envs.feedback import Defect, Element, ExecError, Feedback
-from envs.slide import aeslides, pptx_detectors
-from envs.slide.deck import DeckView, assign_spans, rasterise, read_shapes, read_spans
 from envs.outcome import feedback_from_run, shift_lines
 from envs.program import extract_program
 from envs.sandbox import Sandbox, SandboxLimits
+from envs.slide import aeslides, pptx_detectors
+from envs.slide.deck import DeckView, assign_spans, rasterise, read_shapes, read_spans
 from envs.slide.office import Office, OfficeError
 from envs.slide.pptx_runner import DECK
 from envs.task import Task
@@ -111,7 +111,7 @@ class PptxSlideEnv:
                 pdf = workdir / "deck.pdf"
                 self.office.convert(deck, pdf)
                 timings["convert_s"] = time.monotonic() - t1
-                width, height, n_slides, shapes, backgrounds = read_shapes(deck)
+                width, height, n_slides, shapes, backgrounds = read_shapes(deck, self.config.max_slides)
                 pages = min(n_slides, self.config.max_slides)
                 if pages == 0:
                     return Feedback.failure(ExecError("EmptyPresentation", "the deck has no slides: "
@@ -127,7 +127,12 @@ class PptxSlideEnv:
                 return Feedback.failure(ExecError(type(err).__name__, f"the saved deck could not be "
                                                   f"read or rendered: {str(err)[:500]}"),
                                         reward_parts={"exec": 0.0}, timings=timings)
-        feedback = self._judge(view, images, trace, timings, t0)
+        try:
+            feedback = self._judge(view, images, trace, timings, t0)
+        except (ValueError, ArithmeticError, IndexError) as err:  # absurd geometry in a hostile deck
+            return Feedback.failure(ExecError("DeckGeometryError", f"the deck's layout could not be "
+                                              f"judged: {type(err).__name__}: {str(err)[:300]}"),
+                                    reward_parts={"exec": 0.0}, timings=timings)
         feedback.stdout, feedback.stderr = run.stdout, run.stderr
         return shift_lines(feedback, offset) if offset else feedback
 
