@@ -224,7 +224,8 @@ def test_failed_rollout_keeps_distillation_and_gets_the_exec_reward_advantage():
                                 group_ids=jnp.array([0, 0, 0]), mask=jnp.ones_like(batch.mask))
     advantages, flat = group_advantages(batch.rewards, batch.group_ids, normalise_std=True, eps=1e-6)
     assert float(advantages[1]) < 0 and not bool(flat.any())
-    d_hidden = _loss_and_grads(student, teacher, head, batch,
+    bare = LossBatch(tokens=batch.tokens, mask=batch.mask, credit=batch.credit)  # reuses a compile
+    d_hidden = _loss_and_grads(student, teacher, head, bare,
                                dataclasses.replace(config, beta=0.0), "fused")[2][0]
     assert float(jnp.abs(d_hidden[1]).max()) > 0, "the failed rollout lost its distillation signal"
 
