@@ -19,6 +19,8 @@ Backward (jax.custom_vjp): vocabulary tiles outer, position chunks inner, recomp
 tile, assemble d loss / d s from the scalars above and write that tile of the LM-head gradient
 once (no [hidden, vocab] accumulator) while accumulating d hidden in float32. Live memory is a
 [B, chunk, vocab] block in the forward and a [B, chunk, vocab_tile] block in the backward.
+(XLA:CPU cannot slice bf16, so there a bf16 head is converted to one float32 copy for the
+backward's tiles; benchmarks/loss_memory.py reports that share. TPUs slice bf16 natively.)
 
 The teacher's hidden states and head get no gradient. Never use this module for sampling: it
 scores given tokens only.
