@@ -1,4 +1,4 @@
-"""The walls around one run of model code, raised inside the sandbox's child processes.
+"""The walls around runs of model code, raised inside the sandbox's processes.
 
 Two modes, chosen per machine (`probe_namespaces`), both always with the same inner walls:
 
@@ -6,24 +6,25 @@ Two modes, chosen per machine (`probe_namespaces`), both always with the same in
   namespaces (made once; making them per run costs ~130 ms). Every mount is read-only except
   the server's run dir, where each run gets a fresh size-capped tmpfs as its working dir; the
   network namespace has only a downed loopback (connect fails with "Network is unreachable");
-  whatever a run leaves behind dies with the server's PID 1 at the latest. The program then
-  drops every capability (and may never regain one), so it cannot undo any of this. (It keeps uid 0: the interpreter may live in root's private home, which a
-  drop to `nobody` would make unreadable; RLIMIT_NPROC therefore does not bind root, and the
-  process-creation ban below is what stops fork bombs.)
+  whatever a run leaves behind dies with the server's PID 1 at the latest. The program drops
+  every capability (and may never regain one), so it cannot undo any of this. It keeps uid 0:
+  the interpreter may live in root's private home, which a drop to `nobody` would make
+  unreadable; RLIMIT_NPROC therefore does not bind it, and the process-creation ban below is
+  what stops fork bombs.
 * ``process`` (any user, the fallback): the run is its own session and process group (killed
   as a group), with a fresh temp dir; the audit hook below is the barrier for the network
   (socket creation is refused) and the file system.
 
 Inner walls in both modes: rlimits (CPU seconds, address space, file size, no core dumps, open
-files), a parent-death signal so nothing outlives its supervisor, a `sys.addaudithook` guard
+files), a parent-death signal so nothing outlives the server, a `sys.addaudithook` guard
 refusing process creation (fork/exec/system/spawn/Popen), signals to other processes, ctypes
-(the way around all Python-level checks), frame/object walking through `gc`, and any write,
-delete, rename or permission change outside the working dir; and the process-starting
-functions that raise no audit event (`_posixsubprocess.fork_exec`, `os.setsid`) replaced.
+(the way around all Python-level checks), object walking through `gc`, and any write, delete,
+rename or permission change outside the working dir; and the process-starting functions that
+raise no audit event (`_posixsubprocess.fork_exec`, `os.setsid`) replaced by refusals.
 
-The audit hook is a best-effort layer: determined native code can get around it, which is why
-the kernel layer is used whenever the machine allows it. Must never run in the trainer process:
-everything here is irreversible for the process that calls it. Never imports jax.
+The Python-level layers are best effort: determined native code could get around them, which
+is why the kernel layer is used whenever the machine allows it. Must never run in the trainer
+process: everything here is irreversible for the process that calls it. Never imports jax.
 """
 from __future__ import annotations
 

@@ -32,6 +32,12 @@ from envs.geometry import Box, Point, box_corners, intersection, rotated_rect
 from envs.program import StatementIndex
 
 Spans = tuple[LineSpan, ...]
+# What places an axes: an axes element answers only for these statements (its title, labels and
+# limits have elements of their own), so credit for a misplaced axes lands on its placement.
+_AXES_PLACEMENT = frozenset({tracing.CREATE, "set_position", "set_subplotspec", "set_anchor",
+                             "set_aspect", "set_box_aspect", "set_adjustable", "set_axes_locator", "axis"})
+_FIGURE_PLACEMENT = frozenset({"subplots_adjust", "tight_layout", "set_layout_engine",
+                               "set_size_inches", "set_figwidth", "set_figheight"})
 
 
 @dataclasses.dataclass
@@ -156,9 +162,12 @@ class SceneBuilder:
         self.index = index
         self.max_marks_per_axes = max_marks_per_axes
 
-    def spans(self, *owners: object, color_only: bool = False) -> Spans:
+    def spans(self, *owners: object, color_only: bool = False, ops: frozenset[str] | None = None) -> Spans:
+        """Statement spans recorded on the owners: all, or only creation and colour changes, or
+        only the given operations."""
         lines = [line for owner in owners for line, op in tracing.records(owner)
-                 if not color_only or op == tracing.CREATE or tracing.is_color_op(op)]
+                 if (not color_only or op == tracing.CREATE or tracing.is_color_op(op))
+                 and (ops is None or op in ops)]
         return self.index.spans(lines)
 
     def build(self, rendered: Sequence[RenderedFigure], drawn: Iterable[Text]) -> ChartScene:
@@ -229,7 +238,8 @@ class SceneBuilder:
         else:
             kind = "axes"
         return AxesItem(box=frame.box(ax.bbox), position=frame.box(position), figure=fig_i, grid=grid,
-                        kind=kind, visible_frame=bool(ax.axison), lines=self.spans(ax))
+                        kind=kind, visible_frame=bool(ax.axison),
+                        lines=self.spans(ax, ops=_AXES_PLACEMENT) + self.spans(fig, ops=_FIGURE_PLACEMENT))
 
     def _text_item(self, text: Text, renderer, frame: _Frame, fig_i: int, roles, axes_index) -> TextItem | None:
         content = text.get_text()

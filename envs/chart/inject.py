@@ -79,7 +79,7 @@ INJECTIONS: tuple[Injection, ...] = (
               "_ax = next(a for a in _fig.axes[1:] if _spec(a) is not None and any("
               "b is not a and _spec(b) is not None and _spec(b).get_gridspec() is _spec(a).get_gridspec() "
               "and (_spec(b).rowspan == _spec(a).rowspan or _spec(b).colspan == _spec(a).colspan) "
-              "for b in _fig.axes)); _p = _ax.get_position(); "
+              "for b in _fig.axes)); _p = _ax.get_position(original=True); "
               "_ax.set_position([_p.x0 + 0.005, _p.y0 - 0.006, _p.width, _p.height])"),
 )
 KINDS = tuple(dict.fromkeys(i.kind for i in INJECTIONS))

@@ -3,8 +3,11 @@ replaced, their items retried once, and no item is lost or duplicated."""
 from __future__ import annotations
 
 import os
+import pathlib
 import random
 import signal
+import subprocess
+import sys
 import time
 
 import pytest
@@ -79,11 +82,40 @@ def test_a_hung_item_is_retried_once_then_failed_and_the_next_item_still_runs():
         assert done[fine].ok and pool.restarts == 2
 
 
+def running(pids: list[int]) -> list[int]:
+    alive = []
+    for pid in pids:
+        try:
+            with open(f"/proc/{pid}/stat") as f:
+                if f.read().rsplit(")", 1)[1].split()[0] != "Z":
+                    alive.append(pid)
+        except OSError:
+            pass
+    return alive
+
+
 def test_no_worker_outlives_the_pool():
     pool = EnvPool(2, {})
     pids = pool.worker_pids
     pool.close()
     time.sleep(0.5)
-    alive = [pid for pid in pids if os.path.exists(f"/proc/{pid}") and
-             open(f"/proc/{pid}/stat").read().split()[2] != "Z"]
-    assert not alive, f"workers still running after close(): {alive}"
+    assert not running(pids), f"workers still running after close(): {running(pids)}"
+
+
+@pytest.mark.parametrize("ending", ["exit", "sigkill"])
+def test_no_worker_outlives_its_owner_process(ending):
+    """At interpreter exit without close() (atexit), or when the owner is SIGKILLed (the
+    workers' parent-death signal), every worker goes too."""
+    script = ("import sys, time\nfrom envs.pool import EnvPool\npool = EnvPool(2, {})\n"
+              "print(*pool.worker_pids, flush=True)\n" + ("time.sleep(600)\n" if ending == "sigkill" else ""))
+    owner = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True,
+                             cwd=pathlib.Path(__file__).resolve().parents[2])
+    pids = [int(p) for p in owner.stdout.readline().split()]
+    assert len(pids) == 2
+    if ending == "sigkill":
+        owner.kill()
+    owner.wait(timeout=60)
+    deadline = time.monotonic() + 10
+    while running(pids) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert not running(pids), f"orphaned workers: {running(pids)}"

@@ -88,8 +88,13 @@ HOSTILE = {
 }
 
 
+TIMEOUTS = {"infinite_loop", "sleep_forever", "huge_output"}
+
+
 @pytest.mark.parametrize("name", sorted(HOSTILE))
 def test_hostile_program_fails_cleanly(env, name):
+    if name in TIMEOUTS and env.sandbox.isolation != MODES[0]:
+        pytest.skip("time-outs take the same path in every isolation mode (checked in the first)")
     code, expected = HOSTILE[name]
     feedback = judge(env, code)
     assert not feedback.ok, f"{name}: a hostile program must not count as a chart"
