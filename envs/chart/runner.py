@@ -25,12 +25,11 @@ import functools
 import io
 import math
 import time
-import weakref
 from typing import Any
 
 _HOOKED: list[bool] = [False]
 _STOP_ARMED = [False]
-_CREATED: list[weakref.ref] = []
+_CREATED: list[Any] = []  # strong refs: a Figure() held only by the program's namespace counts too
 _CLOSED: set[int] = set()
 _SAVE_OPTIONS: dict[int, dict[str, Any]] = {}
 _DRAWN: list[tuple[str, Any]] = []
@@ -111,7 +110,7 @@ def _install_runner_hooks() -> None:
     def remembered_init(self, *args, **kwargs):
         figure_init(self, *args, **kwargs)
         if _STOP_ARMED[0]:
-            _CREATED.append(weakref.ref(self))
+            _CREATED.append(self)
     Figure.__init__ = remembered_init
 
     gcf = _pylab_helpers.Gcf
@@ -171,7 +170,7 @@ def run(code: str, request: dict[str, Any]) -> tuple[dict[str, Any], dict[str, b
     timings["exec_s"] = time.perf_counter() - start
     if error is not None:
         return _failure(error, timings), {}
-    figures = [f for f in (ref() for ref in _CREATED) if f is not None and id(f) not in _CLOSED]
+    figures = [f for f in _CREATED if id(f) not in _CLOSED]
     figures = figures[:int(request.get("max_figures", 4))]
     if not figures:
         return _failure(ExecError("NoFigure", "the program finished without a figure to render: draw "
@@ -219,7 +218,11 @@ def _render(fig, dpi: float, save_options: dict[str, Any], offset_y: int):
     import matplotlib
     import numpy as np
 
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+
     from envs.chart.extraction import RenderedFigure
+    if not isinstance(fig.canvas, FigureCanvasAgg):  # a Figure() made without pyplot
+        FigureCanvasAgg(fig)
     fig.set_dpi(dpi)
     fig.canvas.draw()
     renderer = fig.canvas.get_renderer()

@@ -86,6 +86,10 @@ def test_every_open_figure_is_rendered_and_stacked(chart_env):
     feedback = chart_env.step(task(), code)
     assert feedback.ok, feedback.error
     assert feedback.render_size == (500, 500), "two figures stacked: max width, summed heights"
+    without_pyplot = ("from matplotlib.figure import Figure\nfig = Figure(figsize=(3, 2))\n"
+                      "fig.subplots().bar([1, 2], [3, 4])\nfig.savefig('out.png')\n")
+    feedback = chart_env.step(task(), without_pyplot)
+    assert feedback.ok and feedback.render_size == (300, 200), feedback.error
 
 
 def test_text_outside_the_figure_is_cut_unless_the_tight_save_is_honoured(chart_env):
