@@ -15,6 +15,8 @@ Public API (stable; the sampler, losses and trainer build on it):
   model.encode_vision(vision) -> (merged tokens [N/4, D], DeepStack features [taps, N/4, D])
   model.prefill(cache, ...) / model.decode_step(cache, tokens) -> (logits [B, V], cache)
       incremental decoding through a preallocated KVCache (kv_cache.py documents the contract).
+  init_model(config, seed=0, mesh=None) -> a randomly initialised model, created directly on
+      its shardings (checkpoints load through convert.py instead).
 All of these are pure functions of (parameters, inputs) and jit/while_loop friendly.
 """
 from __future__ import annotations
@@ -22,6 +24,7 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 from flax import nnx
+from jax.sharding import Mesh
 
 from models.qwen3_vl.config import Qwen3VLConfig
 from models.qwen3_vl.kv_cache import KVCache
@@ -30,7 +33,7 @@ from models.qwen3_vl.rope import text_rope
 from models.qwen3_vl.text import CacheWrite, DeepStack, TextModel
 from models.qwen3_vl.vision import VisionModel
 from models.qwen3_vl.vision_inputs import VisionInputs
-from models.sharding import constrain
+from models.sharding import constrain, state_shardings
 
 _LOGITS = ("act_batch", "act_seq", "act_vocab")
 
@@ -153,3 +156,21 @@ def _valid(input_ids: jax.Array, attention_mask: jax.Array | None) -> jax.Array:
     if attention_mask is None:
         return jnp.ones(input_ids.shape, bool)
     return attention_mask.astype(bool)
+
+
+def init_model(config: Qwen3VLConfig, seed: int = 0, mesh: Mesh | None = None) -> Qwen3VL:
+    """A randomly initialised model from one compiled init.
+
+    With a mesh, every parameter is produced directly on its sharding (by the logical axis
+    rules), so no device ever holds the whole model; eager `Qwen3VL(config, rngs=...)` would
+    build it on one device first.
+    """
+    graphdef, abstract = nnx.split(nnx.eval_shape(lambda: Qwen3VL(config, rngs=nnx.Rngs(seed))))
+    shardings = None if mesh is None else state_shardings(abstract, mesh, config.sharding_rules)
+
+    @jax.jit
+    def init() -> nnx.State:
+        state = nnx.state(Qwen3VL(config, rngs=nnx.Rngs(seed)))
+        return state if shardings is None else jax.lax.with_sharding_constraint(state, shardings)
+
+    return nnx.merge(graphdef, init())

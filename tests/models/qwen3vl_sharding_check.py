@@ -2,8 +2,9 @@
 test_qwen3vl_sharding.py in a subprocess, because the device count is fixed when jax starts).
 
 Prints one JSON line: per mesh shape, the max abs logit error of the sharded forward, of
-prefill + decode (with --decode), whether parameters landed on their shardings when streamed from an HF folder,
-and which parameters really are split across devices.
+prefill + decode (with --decode), whether parameters landed on their shardings when streamed from
+an HF folder (and, with --init, when initialised by `init_model` on the mesh, with the same
+values as on one device), and which parameters really are split across devices.
 """
 from __future__ import annotations
 
@@ -22,6 +23,7 @@ sys.path.insert(0, os.path.dirname(__file__))
 import qwen3vl_tiny as tiny  # noqa: E402
 from models.qwen3_vl.convert import export_hf, load_hf_checkpoint  # noqa: E402
 from models.qwen3_vl.kv_cache import KVCache  # noqa: E402
+from models.qwen3_vl.model import init_model  # noqa: E402
 from models.qwen3_vl.rope_index import rope_index  # noqa: E402
 from models.qwen3_vl.vision_inputs import prepare_vision_inputs  # noqa: E402
 from models.sharding import make_mesh, state_shardings  # noqa: E402
@@ -60,7 +62,25 @@ def cached(model, ids, positions, mask, vision):
     return jnp.stack(steps, axis=1)
 
 
-def main(decode: bool) -> None:
+def _on_shardings(model, mesh, rules) -> tuple[bool, list[str]]:
+    """Whether every parameter sits on its rule's sharding, and which ones are split."""
+    state = nnx.state(model, nnx.Param)
+    wanted = dict(nnx.to_flat_state(state_shardings(state, mesh, rules)))
+    placed, split = True, []
+    for path, v in nnx.to_flat_state(state):
+        value = v.get_value()
+        placed &= value.sharding.is_equivalent_to(wanted[path].get_value(), value.ndim)
+        if value.addressable_shards[0].data.size < value.size:
+            split.append("/".join(map(str, path)))
+    return bool(placed), split
+
+
+def _max_param_diff(a, b) -> float:
+    return max(float(np.abs(np.asarray(x) - np.asarray(y)).max())
+               for x, y in zip(jax.tree.leaves(nnx.state(a)), jax.tree.leaves(nnx.state(b))))
+
+
+def main(decode: bool, init: bool) -> None:
     assert jax.device_count() == 8, "run with XLA_FLAGS=--xla_force_host_platform_device_count=8"
     config = tiny.tiny_config()
     model = tiny.random_model(config)
@@ -73,15 +93,7 @@ def main(decode: bool) -> None:
         for shape in MESHES:
             mesh = make_mesh(*shape)
             _, sharded = load_hf_checkpoint(folder, mesh=mesh)
-            state = nnx.state(sharded, nnx.Param)
-            wanted = dict(nnx.to_flat_state(state_shardings(state, mesh, config.sharding_rules)))
-            placed, split = True, []
-            for path, v in nnx.to_flat_state(state):
-                value = v.get_value()
-                placed &= value.sharding.is_equivalent_to(wanted[path].get_value(), value.ndim)
-                if len({s.data.unsafe_buffer_pointer() for s in value.addressable_shards}) > 1 \
-                        and value.addressable_shards[0].data.size < value.size:
-                    split.append("/".join(map(str, path)))
+            placed, split = _on_shardings(sharded, mesh, config.sharding_rules)
             batch_sharding = NamedSharding(mesh, PartitionSpec(("data", "fsdp")))
             ids, positions, mask, vision = inputs
             ids, mask = jax.device_put((ids, mask), batch_sharding)
@@ -95,9 +107,14 @@ def main(decode: bool) -> None:
                 cached_err=(float(np.abs(np.asarray(stepped) - single_cached).max())
                             if decode else None),
                 logits_spec=str(logits.sharding.spec),
-                params_on_their_shardings=bool(placed), split_params=split)
+                params_on_their_shardings=placed, split_params=split)
+            if init:
+                initialised = init_model(config, seed=1, mesh=mesh)
+                results["x".join(map(str, shape))].update(
+                    init_on_shardings=_on_shardings(initialised, mesh, config.sharding_rules)[0],
+                    init_vs_one_device=_max_param_diff(initialised, init_model(config, seed=1)))
     print(json.dumps(dict(meshes=results)))
 
 
 if __name__ == "__main__":
-    main(decode="--decode" in sys.argv)
+    main(decode="--decode" in sys.argv, init="--init" in sys.argv)

@@ -45,5 +45,9 @@ def test_sharded_forward_equals_single_device():
 
 
 @pytest.mark.slow
-def test_sharded_prefill_and_decode_equal_single_device():
-    _check_meshes(_run_check("--decode"), "cached_err")
+def test_sharded_prefill_decode_and_init_equal_single_device():
+    result = _run_check("--decode", "--init")
+    _check_meshes(result, "cached_err")
+    for mesh, r in result["meshes"].items():
+        assert r["init_on_shardings"], f"mesh {mesh}: init_model ignored the shardings"
+        assert r["init_vs_one_device"] == 0.0, f"mesh {mesh}: init_model values differ"
