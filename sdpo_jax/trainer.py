@@ -137,8 +137,11 @@ class Trainer:
                      sample_s=time.perf_counter() - start)
 
     # ------------------------------------------------------------------ the loop
-    def run(self) -> dict[str, float]:
+    def run(self, until: int | None = None) -> dict[str, float]:
+        """Train to config.train.num_steps (or stop after step `until`, checkpointed, as a
+        preempted job would), resuming from the workdir's latest checkpoint."""
         rc = self.run_config
+        stop = rc.num_steps if until is None else min(until, rc.num_steps)
         start_step, pending = self._restore()
         if start_step >= rc.num_steps:
             log.info("workdir %s already holds step %d; nothing to do", self.workdir, start_step)
@@ -146,7 +149,7 @@ class Trainer:
         batch = pending or self._sample(start_step, policy_version=start_step)
         last: dict[str, float] = {}
         progress = _progress(start_step, rc.num_steps, self.is_main)
-        for step in range(start_step, rc.num_steps):
+        for step in range(start_step, stop):
             step_start = time.perf_counter()
             replies = replies_of(self.processor, batch.tokens, _mask(batch))
             group = rc.sampler.num_samples
@@ -178,9 +181,9 @@ class Trainer:
             progress.update(1)
             progress.set_postfix(loss=f"{last['loss/total']:.4f}",
                                  exec=f"{last['env/exec_rate']:.2f}")
-            if (step + 1) % rc.checkpoint_every == 0 or step + 1 == rc.num_steps:
+            if (step + 1) % rc.checkpoint_every == 0 or step + 1 == stop:
                 self._save(step + 1, next_batch)
-            if self.is_main and ((step + 1) % rc.plot_every == 0 or step + 1 == rc.num_steps):
+            if self.is_main and ((step + 1) % rc.plot_every == 0 or step + 1 == stop):
                 plot_metrics(self.metrics.jsonl_path, os.path.join(self.workdir, "plots.png"))
             batch = next_batch
         progress.close()
