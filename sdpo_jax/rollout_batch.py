@@ -140,7 +140,7 @@ def build_train_batch(processor: Qwen3VLProcessor, tasks: Sequence[Task],
         cut += was_cut
         teacher_chats.append(chat)
         useful = has_privileged_context(feedback, demo, teacher_config)
-        distill[row] = float(useful and (feedback.ok or failed_exec_path))
+        distill[row] = float(distill and useful and (feedback.ok or failed_exec_path))
     student_rows = [student_chats[row // group_size] for row in range(rows)]
     config = processor.config
     student = pack_sequences(config, student_rows, response, mask,

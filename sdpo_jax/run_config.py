@@ -66,6 +66,7 @@ class RunConfig:
     teacher_prompt: TeacherPromptConfig
     teacher_max_prompt_tokens: int
     failed_exec_path: bool
+    distill: bool  # False: the GRPO-only ablation (no distillation term)
     step: StepConfig
     optim: OptimConfig
     num_steps: int
@@ -105,7 +106,7 @@ class RunConfig:
                                              if f.name not in ("language", "line_coordinates")})
         teacher = _section(config, "teacher", dict(
             weights="live", ema_rate=0.05, ema_every=1, max_prompt_tokens=1024,
-            failed_exec_path=True,
+            failed_exec_path=True, distill=True,
             **{f.name: f.default for f in dataclasses.fields(TeacherPromptConfig)}))
         loss_raw = _section(config, "loss", {f.name: f.default for f in dataclasses.fields(LossConfig)})
         optim_raw = _section(config, "optim", {f.name: f.default
@@ -149,6 +150,9 @@ class RunConfig:
         if loss.uses_grpo and group < 2:
             raise ConfigError(f"config.rollout.group_size={group} with config.loss.beta="
                               f"{loss.beta}: GRPO needs groups of at least 2 rollouts per prompt")
+        if not teacher["distill"] and not loss.uses_grpo:
+            raise ConfigError("config.teacher.distill=False with config.loss.beta=0 leaves no "
+                              "loss at all; set beta > 0 (GRPO only) or distill=True")
         if loss.ref_kl_coef > 0:
             raise ConfigError("config.loss.ref_kl_coef > 0 needs reference log-probs, which the "
                               "trainer does not compute; set it to 0 (the teacher term already "
@@ -175,7 +179,8 @@ class RunConfig:
             credit=credit_config, teacher_prompt=teacher_prompt,
             teacher_max_prompt_tokens=_int("config.teacher.max_prompt_tokens",
                                            teacher["max_prompt_tokens"], 8),
-            failed_exec_path=bool(teacher["failed_exec_path"]), step=step, optim=optim,
+            failed_exec_path=bool(teacher["failed_exec_path"]), distill=bool(teacher["distill"]),
+            step=step, optim=optim,
             num_steps=num_steps,
             checkpoint_every=_int("config.train.checkpoint_every", train["checkpoint_every"], 1),
             keep_checkpoints=_int("config.train.keep_checkpoints", train["keep_checkpoints"], 1),

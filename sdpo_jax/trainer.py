@@ -167,7 +167,7 @@ class Trainer:
                 self.processor, batch.tasks, batch.images, batch.chats, group, batch.tokens,
                 batch.lengths, batch.logprobs, feedbacks, shapes=self.shapes,
                 teacher_config=rc.teacher_prompt, credit=rc.credit,
-                failed_exec_path=rc.failed_exec_path)
+                failed_exec_path=rc.failed_exec_path, distill=rc.distill)
             self.state, device_metrics = self.train_step(self.state, train.student, train.teacher,
                                                          train.loss)
             device_metrics = jax.device_get(device_metrics)

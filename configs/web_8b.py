@@ -1,0 +1,15 @@
+"""Visual-SDPO on UI-to-code (HTML/CSS rendered in Chromium) with Qwen3-VL-8B on a TPU pod.
+
+    launch/tpu_pod.sh ... -- --config=configs/web_8b.py --workdir=gs://BUCKET/runs/web_8b
+Data: WebCode2M / WebSight-style JSONL ({text|html}) in local folders.
+"""
+from configs.pod_8b import pod_config
+
+
+def get_config():
+    c = pod_config(
+        sources=[dict(path="data/websight.jsonl", format="websight", weight=1.0),
+                 dict(path="data/webcode2m.jsonl", format="websight", weight=1.0)],
+        max_new_tokens=4096, max_prompt_tokens=3072, teacher_max_prompt_tokens=8192,
+        image_max_pixels=1280 * 1024)
+    return c
