@@ -16,10 +16,17 @@ from models.qwen3_vl.model import Qwen3VL
 from models.sharding import shard_module
 
 
-def size_config(size: str, real_tokenizer: bool = True, **runtime) -> Qwen3VLConfig:
-    """The architecture `size`; with `real_tokenizer`, small sizes get the real Qwen3 vocabulary
-    and special-token ids (the real sizes have them already), so the real tokenizer drives them."""
+def size_config(size: str, real_tokenizer: bool = True, overrides: dict | None = None,
+                **runtime) -> Qwen3VLConfig:
+    """The architecture `size`, with `overrides` ({"text_config": {...}, "vision_config": {...}})
+    applied; with `real_tokenizer`, small sizes get the real Qwen3 vocabulary and special-token
+    ids (the real sizes have them already), so the real tokenizer drives them."""
     spec = model_sizes.get_config(size).to_dict()
+    for part, values in (overrides or {}).items():
+        if part not in ("text_config", "vision_config"):
+            raise ValueError(f"config.model.overrides.{part}: only text_config and vision_config "
+                             f"can be overridden")
+        spec[part].update(dict(values))
     if real_tokenizer:
         real = model_sizes.get_config("8b").to_dict()
         spec["text_config"]["vocab_size"] = max(spec["text_config"]["vocab_size"],
@@ -49,6 +56,6 @@ def build_model(run_config, mesh: Mesh) -> tuple[Qwen3VLConfig, Qwen3VL]:
                    remat=m["remat"])
     if m["checkpoint"]:
         return load_model(m["checkpoint"], mesh=mesh, **runtime)
-    config = size_config(m["size"], **runtime)
+    config = size_config(m["size"], overrides=m["overrides"], **runtime)
     model = Qwen3VL(config, rngs=nnx.Rngs(run_config.seed))
     return config, shard_module(model, mesh, config.sharding_rules)

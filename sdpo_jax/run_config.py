@@ -91,7 +91,9 @@ class RunConfig:
             raise ConfigError(f"unknown top-level config key(s) {unknown}; known: {list(SECTIONS)}")
         seed = _int("config.seed", config.get("seed", 0), 0)
         model = _section(config, "model", dict(size="tiny", checkpoint="", param_dtype="float32",
-                                               dtype="float32", scan_layers=False, remat="none"))
+                                               dtype="float32", scan_layers=False, remat="none",
+                                               overrides={}))
+        model["overrides"] = {k: dict(v) for k, v in dict(model["overrides"]).items()}
         mesh = _section(config, "mesh", dict(data=-1, fsdp=1, tensor=1))
         data = _section(config, "data", dict(sources=[], image_max_pixels=128 * 128,
                                              image_min_pixels=64 * 64))
