@@ -267,9 +267,10 @@ class Qwen3VLConfig:
 
     Runtime options: `param_dtype` (master weights, e.g. float32), `dtype` (compute, e.g.
     bfloat16), `scan_layers` (run the stacked layers with `lax.scan` instead of unrolled),
-    `remat` (a name in REMAT_POLICIES, applied per layer), `sharding_rules` (logical axis ->
-    mesh axes, see models/sharding.py). Parameters are stored stacked per layer either way, so
-    checkpoints do not depend on `scan_layers` or `remat`.
+    `remat` (a name in REMAT_POLICIES, applied per layer), `attention_query_chunk` (queries per
+    attention chunk, 0 = all at once; bounds the score memory of long sequences and big images),
+    `sharding_rules` (logical axis -> mesh axes, see models/sharding.py). Parameters are stored
+    stacked per layer either way, so checkpoints do not depend on the runtime options.
     """
     text: TextConfig
     vision: VisionConfig
@@ -282,6 +283,7 @@ class Qwen3VLConfig:
     dtype: str = "float32"
     scan_layers: bool = False
     remat: str = "none"
+    attention_query_chunk: int = 0
     sharding_rules: Rules = DEFAULT_RULES
 
     @classmethod
@@ -350,6 +352,9 @@ class Qwen3VLConfig:
             raise ConfigError(f"remat={self.remat!r}: use one of {sorted(REMAT_POLICIES)}.")
         if not isinstance(self.scan_layers, bool):
             raise ConfigError(f"scan_layers={self.scan_layers!r} must be true or false.")
+        if not isinstance(self.attention_query_chunk, int) or self.attention_query_chunk < 0:
+            raise ConfigError(f"attention_query_chunk={self.attention_query_chunk!r} must be an "
+                              f"int >= 0 (0 = no chunking).")
         validate_rules(self.sharding_rules)
 
     @property

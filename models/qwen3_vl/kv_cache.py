@@ -12,8 +12,10 @@ API (see `Qwen3VL.prefill` / `Qwen3VL.decode_step` in model.py):
   cache is a fixed-shape pytree carried through a `while_loop` without recompiles.
 * Padding: `key_mask` [B, S] marks slots holding real tokens; padded prompt slots stay False and
   are never attended to, so left padding (or right padding) of the prompt is fine. Slots past
-  `end` are False too. Writing past `capacity` is clamped by XLA and corrupts the last slot:
-  callers must keep `end <= capacity` (prompt length + max new tokens).
+  `end` are False too. A write past `capacity` is moved back by XLA onto the last slots and
+  corrupts them: callers must keep `end <= capacity` (prompt length + max new tokens).
+* Chunked prefill: several `prefill` calls append chunks; a chunk's `vision` must hold exactly
+  the images/videos whose placeholder tokens are in that chunk.
 * Positions (MRoPE): `next_position` [B] is the position the next token gets on all three rows.
   Prefill sets it to 1 + the largest position among the row's real tokens, so it continues after
   images exactly like transformers: `next_position = real tokens so far + rope_delta`, with

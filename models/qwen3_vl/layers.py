@@ -137,15 +137,8 @@ def apply_rotary(x: jax.Array, cos: jax.Array, sin: jax.Array) -> jax.Array:
     return x * cos[..., None, :] + rotate_half(x) * sin[..., None, :]
 
 
-def attention(q: jax.Array, k: jax.Array, v: jax.Array, mask: jax.Array,
-              scale: float) -> jax.Array:
-    """Masked softmax attention with GQA, softmax in float32.
-
-    q: [B, Lq, Nq, H]; k, v: [B, Lk, Nk, H] with Nq a multiple of Nk; mask: [B, Lq, Lk] bool
-    (True = may attend). Query head j uses kv head j // (Nq // Nk), like HF's repeat_kv. A query
-    row with no allowed key (a padding slot) gets a uniform average instead of NaN, so padding
-    can never poison gradients. Returns [B, Lq, Nq, H] in q's dtype.
-    """
+def _dense_attention(q: jax.Array, k: jax.Array, v: jax.Array, mask: jax.Array,
+                     scale: float) -> jax.Array:
     b, lq, nq, h = q.shape
     nk = k.shape[2]
     qg = q.reshape(b, lq, nk, nq // nk, h)
@@ -154,3 +147,31 @@ def attention(q: jax.Array, k: jax.Array, v: jax.Array, mask: jax.Array,
     probs = jax.nn.softmax(scores, axis=-1).astype(v.dtype)
     out = jnp.einsum("bkgqs,bskh->bqkgh", probs, v)
     return out.reshape(b, lq, nq, h)
+
+
+def attention(q: jax.Array, k: jax.Array, v: jax.Array, mask: jax.Array, scale: float,
+              query_chunk: int = 0) -> jax.Array:
+    """Masked softmax attention with GQA, softmax in float32.
+
+    q: [B, Lq, Nq, H]; k, v: [B, Lk, Nk, H] with Nq a multiple of Nk; mask: [B, Lq, Lk] bool
+    (True = may attend). Query head j uses kv head j // (Nq // Nk), like HF's repeat_kv. A query
+    row with no allowed key (a padding slot) gets a uniform average instead of NaN, so padding
+    can never poison gradients. Returns [B, Lq, Nq, H] in q's dtype.
+
+    `query_chunk` > 0 computes the queries in chunks of that many, each rematerialised, so the
+    float32 scores take [chunk, Lk] per head instead of [Lq, Lk] in the forward and the backward
+    pass (same result; long prompts and many-patch images need it).
+    """
+    lq = q.shape[1]
+    if query_chunk <= 0 or lq <= query_chunk:
+        return _dense_attention(q, k, v, mask, scale)
+    chunks = -(-lq // query_chunk)
+    pad = chunks * query_chunk - lq
+    q = jnp.pad(q, ((0, 0), (0, pad), (0, 0), (0, 0)))
+    mask = jnp.pad(mask, ((0, 0), (0, pad), (0, 0)))
+    split = lambda x: jnp.moveaxis(  # noqa: E731
+        x.reshape(x.shape[0], chunks, query_chunk, *x.shape[2:]), 1, 0)
+    one = jax.checkpoint(lambda qm: _dense_attention(qm[0], k, v, qm[1], scale))
+    out = jax.lax.map(one, (split(q), split(mask)))  # [chunks, B, chunk, Nq, H]
+    out = jnp.moveaxis(out, 0, 1)
+    return out.reshape(out.shape[0], chunks * query_chunk, *out.shape[3:])[:, :lq]

@@ -47,6 +47,7 @@ class TextAttention(nnx.Module):
         kw = _linear_kw(config, rngs)
         self.rules = config.sharding_rules
         self.scale = t.head_dim ** -0.5
+        self.query_chunk = config.attention_query_chunk
         self.q_proj = Linear([t.hidden_size], [t.num_attention_heads, t.head_dim],
                              ["embed"], ["q_heads", "head_dim"], **kw)
         self.k_proj = Linear([t.hidden_size], [t.num_key_value_heads, t.head_dim],
@@ -71,7 +72,7 @@ class TextAttention(nnx.Module):
             cache = _write_layer(cache, layer, k, v)
             k = cache.keys[layer].astype(q.dtype)
             v = cache.values[layer].astype(q.dtype)
-        out = constrain(attention(q, k, v, mask, self.scale), heads, self.rules)
+        out = constrain(attention(q, k, v, mask, self.scale, self.query_chunk), heads, self.rules)
         return self.o_proj(out), cache
 
 

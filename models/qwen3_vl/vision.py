@@ -35,6 +35,7 @@ class VisionAttention(nnx.Module):
         v = config.vision
         kw = _linear_kw(config, rngs)
         self.scale = v.head_dim ** -0.5
+        self.query_chunk = config.attention_query_chunk
         self.qkv = Linear([v.hidden_size], [3, v.num_heads, v.head_dim], ["vis_embed"],
                           ["vis_qkv", "vis_heads", "vis_head_dim"], **kw)
         self.proj = Linear([v.num_heads, v.head_dim], [v.hidden_size],
@@ -45,7 +46,8 @@ class VisionAttention(nnx.Module):
         qkv = self.qkv(x)  # [N, 3, heads, head_dim]
         q, k = (apply_rotary(qkv[:, i].astype(jnp.float32), cos, sin).astype(x.dtype)
                 for i in (0, 1))
-        out = attention(q[None], k[None], qkv[None, :, 2], mask[None], self.scale)[0]
+        out = attention(q[None], k[None], qkv[None, :, 2], mask[None], self.scale,
+                        self.query_chunk)[0]
         return self.proj(out)
 
 
