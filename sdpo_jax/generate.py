@@ -24,10 +24,10 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 
 from models.qwen3_vl.config import Qwen3VLConfig
-from models.qwen3_vl.convert import (
-    PARAMS_DIR, DictSource, hf_shapes, load_flax_checkpoint, load_hf_checkpoint, load_params)
+from models.qwen3_vl.convert import DictSource, hf_shapes, load_params
 from models.qwen3_vl.model import Qwen3VL
 from models.qwen3_vl.processor import Qwen3VLProcessor
+from sdpo_jax.model_loading import load_model, size_config
 from sdpo_jax.sampler import FINISH_STOP, Prompt, Sampler, SamplerConfig
 from sdpo_jax.sampling import Sampling
 
@@ -53,7 +53,7 @@ class Generator:
 
     @classmethod
     def from_checkpoint(cls, folder: str, dtype: str = "float32") -> "Generator":
-        config, model = load_checkpoint(folder, dtype)
+        config, model = load_model(folder, dtype=dtype, param_dtype=dtype)
         return cls(model, Qwen3VLProcessor.load(folder, config=config))
 
     def __call__(self, messages: Sequence[Mapping], *, max_new_tokens: int = _DEFAULT_NEW_TOKENS,
@@ -70,18 +70,6 @@ class Generator:
             prompt_tokens=len(chat.input_ids), seconds=time.perf_counter() - start)
 
 
-def load_checkpoint(folder: str, dtype: str = "float32") -> tuple[Qwen3VLConfig, Qwen3VL]:
-    """An HF folder or a Flax checkpoint folder, told apart by the `params/` orbax folder."""
-    if not os.path.isdir(folder):
-        raise FileNotFoundError(
-            f"Checkpoint folder not found: {folder}. Fix: pass a Hugging Face Qwen3-VL folder "
-            f"(config.json + *.safetensors) or a Flax checkpoint made by "
-            f"`python -m models.qwen3_vl.convert hf-to-flax`.")
-    if os.path.isdir(os.path.join(folder, PARAMS_DIR)):
-        return load_flax_checkpoint(folder, dtype=dtype, param_dtype=dtype)
-    return load_hf_checkpoint(folder, dtype=dtype, param_dtype=dtype)
-
-
 def chat_messages(prompt: str, images: Sequence[str] = (), system: str | None = None
                   ) -> list[dict]:
     """A single user turn: the images first, then the prompt text (Qwen's usual order)."""
@@ -96,20 +84,6 @@ def chat_messages(prompt: str, images: Sequence[str] = (), system: str | None = 
 
 
 # ------------------------------------------------------------------------------------ the demo
-def demo_config() -> Qwen3VLConfig:
-    """configs/model_sizes.py's tiny architecture widened to the real Qwen3 vocabulary and
-    token ids, so the real tokenizer and processor drive it."""
-    from configs import model_sizes
-
-    tiny = model_sizes.get_config("tiny").to_dict()
-    real = model_sizes.get_config("8b").to_dict()
-    tiny["text_config"]["vocab_size"] = real["text_config"]["vocab_size"]
-    for name in ("image_token_id", "video_token_id", "vision_start_token_id",
-                 "vision_end_token_id"):
-        tiny[name] = real[name]
-    return Qwen3VLConfig.from_dict(tiny)
-
-
 def render_demo_chart(folder: str) -> str:
     """A real matplotlib bar chart saved as PNG (what the chart task feeds the policy)."""
     import matplotlib
@@ -145,7 +119,7 @@ def run_demo(max_new_tokens: int = _DEMO_NEW_TOKENS, sampling: Sampling = Sampli
              seed: int = 0) -> Completion:
     """Generate from a freshly drawn tiny random model: exercises the whole path (chat
     template, image processor, vision tower, MRoPE, KV cache, sampling) in seconds."""
-    config = demo_config()
+    config = size_config("tiny")  # real vocabulary and token ids
     model = random_model(config, seed)
     generator = Generator(model, Qwen3VLProcessor(config))
     with tempfile.TemporaryDirectory() as folder:

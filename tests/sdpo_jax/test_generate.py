@@ -9,8 +9,8 @@ import sys
 import pytest
 
 from models.qwen3_vl.convert import load_hf_checkpoint, save_flax_checkpoint
-from sdpo_jax.generate import (
-    Generator, chat_messages, demo_config, main, render_demo_chart, run_demo)
+from sdpo_jax.generate import Generator, chat_messages, main, render_demo_chart, run_demo
+from sdpo_jax.model_loading import size_config
 from sdpo_jax.sampling import Sampling
 
 # The HF reference helpers live with the model tests.
@@ -27,7 +27,7 @@ def folders(tmp_path_factory):
     """A tiny random HF Qwen3-VL (real vocabulary and token ids) saved with save_pretrained,
     the same weights as a Flax checkpoint, and a rendered chart to prompt with."""
     root = tmp_path_factory.mktemp("generate")
-    hf_model = build_hf_model(demo_config().to_hf_dict(), seed=1)
+    hf_model = build_hf_model(size_config("tiny").to_hf_dict(), seed=1)
     hf_model.save_pretrained(root / "hf")
     _, flax_model = load_hf_checkpoint(str(root / "hf"))
     save_flax_checkpoint(flax_model, str(root / "flax"), source_folder=str(root / "hf"))
