@@ -109,8 +109,9 @@ def build_train_batch(processor: Qwen3VLProcessor, tasks: Sequence[Task],
                       tokens: np.ndarray, lengths: np.ndarray, old_logprobs: np.ndarray,
                       feedbacks: Sequence[Feedback], *, shapes: Shapes,
                       teacher_config: TeacherPromptConfig, credit: CreditConfig,
-                      failed_exec_path: bool) -> TrainBatch:
-    """Rows are prompt-major: row p * group_size + g is sample g of prompt p."""
+                      failed_exec_path: bool, distill_enabled: bool = True) -> TrainBatch:
+    """Rows are prompt-major: row p * group_size + g is sample g of prompt p.
+    `distill_enabled=False` (the GRPO-only ablation) gives every row distill_mask 0."""
     rows = len(feedbacks)
     r = shapes.response_length
     if tokens.shape[0] != rows or rows != len(tasks) * group_size:
@@ -140,7 +141,7 @@ def build_train_batch(processor: Qwen3VLProcessor, tasks: Sequence[Task],
         cut += was_cut
         teacher_chats.append(chat)
         useful = has_privileged_context(feedback, demo, teacher_config)
-        distill[row] = float(distill and useful and (feedback.ok or failed_exec_path))
+        distill[row] = float(distill_enabled and useful and (feedback.ok or failed_exec_path))
     student_rows = [student_chats[row // group_size] for row in range(rows)]
     config = processor.config
     student = pack_sequences(config, student_rows, response, mask,

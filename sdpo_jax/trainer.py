@@ -23,8 +23,10 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 from flax import nnx
+from jax.sharding import NamedSharding, PartitionSpec
 from PIL import Image
 
+from envs.feedback import Feedback
 from envs.pool import EnvPool
 from envs.task import Task
 from models.qwen3_vl.processor import ImageProcessor, ImageProcessorConfig, Qwen3VLProcessor
@@ -33,6 +35,7 @@ from sdpo_jax.checkpoint import TrainCheckpointer, abstract_like
 from sdpo_jax.data import DataState, TaskMixture
 from sdpo_jax.metrics import MetricsWriter, plot_metrics
 from sdpo_jax.model_loading import build_model
+from sdpo_jax.multihost import allgather_objects, process_rows, to_host
 from sdpo_jax.rollout_batch import build_train_batch, program_of, replies_of
 from sdpo_jax.run_config import RunConfig
 from sdpo_jax.sampler import Prompt, Sampler
@@ -90,14 +93,21 @@ class Trainer:
     # ------------------------------------------------------------------ prompts and rollouts
     def _target_images(self, tasks: list[Task]) -> list[Image.Image | None]:
         """Renders of the reference programs/pages (cached): the image the student imitates."""
-        todo = {(t.domain, t.task_id): t for t in tasks
-                if t.target is not None and t.domain in ("chart", "web")
-                and (t.domain, t.task_id) not in self.target_images}
-        ids = {self.pool.submit(task, task.target): key for key, task in todo.items()}
-        for item_id, feedback in self.pool.results(list(ids)):
-            ok = feedback.ok and feedback.render_png is not None
-            self.target_images[ids[item_id]] = png_image(feedback.render_png) if ok else None
+        todo = list({(t.domain, t.task_id): t for t in tasks
+                     if t.target is not None and t.domain in ("chart", "web")
+                     and (t.domain, t.task_id) not in self.target_images}.items())
+        mine = [todo[i] for i in process_rows(len(todo))]
+        pngs = self._render([(task, task.target) for _, task in mine])
+        for (key, _), feedback in zip(todo, allgather_objects(
+                [f.render_png if f.ok else None for f in pngs])):
+            self.target_images[key] = None if feedback is None else png_image(feedback)
         return [self.target_images.get((t.domain, t.task_id)) for t in tasks]
+
+    def _render(self, items: list[tuple[Task, str]]) -> list[Feedback]:
+        """Feedback for (task, program) pairs from this host's env pool, in order."""
+        ids = [self.pool.submit(task, code) for task, code in items]
+        done = dict(self.pool.results(ids))
+        return [done[i] for i in ids]
 
     def _draw_tasks(self, count: int) -> tuple[list[Task], list[Image.Image | None]]:
         """`count` tasks whose reference renders (where they need one) succeeded."""
@@ -153,24 +163,25 @@ class Trainer:
             step_start = time.perf_counter()
             replies = replies_of(self.processor, batch.tokens, _mask(batch))
             group = rc.sampler.num_samples
+            rows = process_rows(len(replies))  # this host renders only its shard
             ids = [self.pool.submit(batch.tasks[row // group],
-                                    program_of(batch.tasks[row // group], reply))
-                   for row, reply in enumerate(replies)]
+                                    program_of(batch.tasks[row // group], replies[row]))
+                   for row in rows]
             lagging = rc.max_off_policy_lag >= 1 and step + 1 < rc.num_steps
             next_batch = self._sample(step + 1, policy_version=step) if lagging else None
             wait_start = time.perf_counter()
-            feedbacks = dict(self.pool.results(ids))
+            done = dict(self.pool.results(ids))
             env_wait = time.perf_counter() - wait_start
-            feedbacks = [feedbacks[i] for i in ids]
+            feedbacks = allgather_objects([done[i] for i in ids])
             train_start = time.perf_counter()
             train = build_train_batch(
                 self.processor, batch.tasks, batch.images, batch.chats, group, batch.tokens,
                 batch.lengths, batch.logprobs, feedbacks, shapes=self.shapes,
                 teacher_config=rc.teacher_prompt, credit=rc.credit,
-                failed_exec_path=rc.failed_exec_path, distill=rc.distill)
+                failed_exec_path=rc.failed_exec_path, distill_enabled=rc.distill)
             self.state, device_metrics = self.train_step(self.state, train.student, train.teacher,
                                                          train.loss)
-            device_metrics = jax.device_get(device_metrics)
+            device_metrics = jax.tree.map(to_host, device_metrics)
             train_s = time.perf_counter() - train_start
             if next_batch is None and step + 1 < rc.num_steps:
                 next_batch = self._sample(step + 1, policy_version=step + 1)
@@ -238,9 +249,11 @@ class Trainer:
         rows = self.run_config.prompts_per_step * self.run_config.sampler.num_samples
         if host["pending"] is not None:
             r = self.shapes.response_length
-            target["pending"] = {"tokens": jax.ShapeDtypeStruct((rows, r), np.int32),
-                                 "logprobs": jax.ShapeDtypeStruct((rows, r), np.float32),
-                                 "lengths": jax.ShapeDtypeStruct((rows,), np.int32)}
+            everywhere = NamedSharding(self.mesh, PartitionSpec())
+            target["pending"] = {
+                "tokens": jax.ShapeDtypeStruct((rows, r), np.int32, sharding=everywhere),
+                "logprobs": jax.ShapeDtypeStruct((rows, r), np.float32, sharding=everywhere),
+                "lengths": jax.ShapeDtypeStruct((rows,), np.int32, sharding=everywhere)}
         arrays, host = self.checkpointer.restore(step, target)
         self.state = arrays["state"]
         self.skipped_targets = host["skipped_targets"]
@@ -250,7 +263,7 @@ class Trainer:
             meta = host["pending"]
             self.data.state = DataState.from_json(meta["data_before"])
             tasks, images = self._draw_tasks(self.run_config.prompts_per_step)
-            p = jax.device_get(arrays["pending"])
+            p = jax.tree.map(to_host, arrays["pending"])
             pending = Batch(meta["data_before"], tasks, images, self._prompts(tasks, images),
                             np.asarray(p["tokens"]), np.asarray(p["logprobs"]),
                             np.asarray(p["lengths"]), policy_version=meta["policy_version"])
