@@ -253,7 +253,9 @@ class SceneBuilder:
         role, axis_name, owners, ax = roles.get(id(text), (None, None, (), text.axes))
         if role is None:
             role = "annotation" if isinstance(text, Annotation) else "text"
-        own = self.spans(text, *owners)
+        own = self.index.spans(sorted({line for owner in (text, *owners)
+                                       for line, op in tracing.records(_artist(owner))
+                                       if _accepts(owner, op)}))
         lines = own or (self.spans(ax) if ax is not None else ())
         clip = None
         if text.get_clip_on() and text.get_clip_box() is not None and role in ("text", "annotation"):
@@ -313,17 +315,35 @@ def _legends(fig: Figure) -> list[Legend]:
     return [lg for lg in found if lg is not None and lg.get_visible()]
 
 
+def _tick_op(op: str) -> bool:
+    return "tick" in op or op.startswith(("set_major", "set_minor"))
+
+
+def _label_op(op: str) -> bool:
+    return op.startswith("set_label")
+
+
+def _artist(owner):
+    return owner[0] if isinstance(owner, tuple) else owner
+
+
+def _accepts(owner, op: str) -> bool:
+    """An owner given as (artist, predicate) answers only for the operations it accepts."""
+    return not isinstance(owner, tuple) or owner[1](op)
+
+
 def _collect_roles(ax: Axes, roles: dict) -> None:
-    """Role, axis name, owners (whose trace records also describe it) and axes of its texts."""
+    """Role, axis name, owners (whose trace records also describe it: an Axis only for its
+    tick or label operations) and axes of its texts."""
     for title in (ax.title, getattr(ax, "_left_title", None), getattr(ax, "_right_title", None)):
         if title is not None:
             roles[id(title)] = ("title", None, (), ax)
     for name, axis in getattr(ax, "_axis_map", {}).items():
-        roles[id(axis.label)] = ("axis_label", name, (axis,), ax)
-        roles[id(axis.offsetText)] = ("offset", name, (axis,), ax)
+        roles[id(axis.label)] = ("axis_label", name, ((axis, _label_op),), ax)
+        roles[id(axis.offsetText)] = ("offset", name, ((axis, _tick_op),), ax)
         for tick in axis.majorTicks + axis.minorTicks:
             for label in (tick.label1, tick.label2):
-                roles[id(label)] = ("tick_label", name, (axis, tick), ax)
+                roles[id(label)] = ("tick_label", name, ((axis, _tick_op), tick), ax)
     for table in getattr(ax, "tables", ()):
         for cell in table.get_celld().values():
             roles[id(cell.get_text())] = ("table", None, (table,), ax)
