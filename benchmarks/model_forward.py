@@ -18,36 +18,13 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import resource
 import statistics
-import subprocess
-import sys
 import tempfile
-import time
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-sys.path.insert(0, ROOT)
+from qwen3vl_bench import ROOT, bench_config, peak_rss_mb, run_worker, timed
 
 DATA = os.path.join(ROOT, os.pardir, "shared", "data", "chartmimic_direct_v1.jsonl")
 PROGRAM_ID = "bar_30"  # a median-length bar-chart program (669 tokens)
-
-
-def bench_config() -> dict:
-    """Qwen3-VL-8B's config.json fields (vocabulary, token ids, RoPE, patch geometry) shrunk
-    to hidden 512 and 8 decoder layers, with a 4-block vision tower and two DeepStack taps."""
-    from configs import model_sizes
-
-    spec = model_sizes.get_config("8b").to_dict()
-    spec["text_config"].update(hidden_size=512, intermediate_size=1536, num_hidden_layers=8,
-                               num_attention_heads=8, num_key_value_heads=4, head_dim=64)
-    spec["text_config"]["rope_parameters"]["mrope_section"] = [12, 10, 10]  # head_dim / 2
-    spec["vision_config"].update(depth=4, hidden_size=256, intermediate_size=1024, num_heads=4,
-                                 out_hidden_size=512, deepstack_visual_indexes=[1, 2])
-    return spec
-
-
-def peak_rss_mb() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
 def bench_inputs(folder: str, seq_tokens: int):
@@ -56,6 +33,9 @@ def bench_inputs(folder: str, seq_tokens: int):
     from models.qwen3_vl.processor import Qwen3VLProcessor
     from sdpo_jax.generate import render_demo_chart
 
+    if not os.path.exists(DATA):
+        raise SystemExit(f"{DATA} is missing: the benchmark data lives in ../shared/data "
+                         f"beside the project root.")
     with open(DATA, encoding="utf-8") as f:
         program = next(item["code"] for item in map(json.loads, f) if item["id"] == PROGRAM_ID)
     config = Qwen3VLConfig.from_dict(bench_config())
@@ -68,19 +48,6 @@ def bench_inputs(folder: str, seq_tokens: int):
         raise SystemExit(f"the benchmark chat has only {len(chat.input_ids)} tokens; "
                          f"use --seq_tokens <= that.")
     return config, chat, seq_tokens
-
-
-def timed(fn, repeats: int) -> tuple[float, list[float]]:
-    """(first call seconds, list of the following `repeats` call times)."""
-    start = time.perf_counter()
-    fn()
-    first = time.perf_counter() - start
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return first, times
 
 
 def run_torch(folder: str, repeats: int, seq_tokens: int) -> dict:
@@ -167,15 +134,6 @@ def run_jax(folder: str, repeats: int, seq_tokens: int) -> dict:
                 forward_rss_mb=forward_rss, train_rss_mb=peak_rss_mb(), tokens=length)
 
 
-def worker(side: str, folder: str, repeats: int, seq_tokens: int) -> dict:
-    command = [sys.executable, os.path.abspath(__file__), "--worker", side, "--folder", folder,
-               "--repeats", str(repeats), "--seq_tokens", str(seq_tokens)]
-    done = subprocess.run(command, capture_output=True, text=True, check=False)
-    if done.returncode != 0:
-        raise SystemExit(f"{side} worker failed:\n{done.stderr[-4000:]}")
-    return json.loads(done.stdout.strip().splitlines()[-1])
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--repeats", type=int, default=3, help="timed calls after the first")
@@ -191,8 +149,9 @@ def main() -> None:
     import numpy as np
 
     with tempfile.TemporaryDirectory() as folder:
-        baseline = worker("torch", folder, args.repeats, args.seq_tokens)
-        ours = worker("jax", folder, args.repeats, args.seq_tokens)
+        argv = [f"--repeats={args.repeats}", f"--seq_tokens={args.seq_tokens}"]
+        baseline = run_worker(__file__, "torch", folder, argv)
+        ours = run_worker(__file__, "jax", folder, argv)
         logit_diff = float(np.abs(np.load(os.path.join(folder, "jax_logits.npy"))
                                   - np.load(os.path.join(folder, "torch_logits.npy"))).max())
     tokens = ours["tokens"]
