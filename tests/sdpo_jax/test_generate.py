@@ -47,6 +47,8 @@ def hf_greedy(model, messages) -> list[int]:
     return out[0, inputs["input_ids"].shape[1]:].tolist()
 
 
+@pytest.mark.slow  # ~30 s: torch model, two checkpoint formats, compile (the sampler's own
+# greedy parity with transformers runs in the default suite, tests/sdpo_jax/test_sampler.py)
 def test_greedy_tokens_equal_transformers_from_hf_and_flax_folders(folders, capsys):
     messages = chat_messages("Write matplotlib code for this chart.", [folders["chart"]],
                              system="You are a careful plotting assistant.")
