@@ -65,6 +65,7 @@ def test_checkpoint_folder_tokenizer_takes_precedence(tmp_path):
     im_end = next(t for t in spec["added_tokens"] if t["content"] == "<|im_end|>")
     im_end["content"] = "<|turn_end|>"
     (tmp_path / "tokenizer.json").write_text(json.dumps(spec), encoding="utf-8")
-    assert Qwen3Tokenizer.load(str(tmp_path)).token_to_id("<|turn_end|>") == 151645
+    renamed = Qwen3Tokenizer.load(str(tmp_path))
+    assert renamed.token_to_id("<|turn_end|>") == 151645
     with pytest.raises(KeyError, match=re.escape("<|im_end|>")):
-        Qwen3Tokenizer.load(str(tmp_path)).special
+        renamed.special
