@@ -8,9 +8,11 @@ particular benchmark's logic.
 """
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import resource
+import statistics
 import subprocess
 import sys
 import time
@@ -41,18 +43,37 @@ def peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
-def timed(fn: Callable[[], object], repeats: int) -> tuple[float, list[float]]:
-    """(seconds of the first call, which includes any compile; seconds of each of the next
-    `repeats` calls). `fn` must block until its work is done."""
+@dataclasses.dataclass(frozen=True)
+class Timing:
+    """One function timed: its first call (which includes any compile), then `repeats` more
+    calls as wall seconds and as CPU seconds of this process (all threads). On a shared
+    machine the CPU seconds stay meaningful when other jobs steal cores from the wall clock."""
+
+    first_s: float
+    wall_s: list[float]
+    cpu_s: list[float]
+
+    @property
+    def wall_median(self) -> float:
+        return statistics.median(self.wall_s)
+
+    @property
+    def cpu_median(self) -> float:
+        return statistics.median(self.cpu_s)
+
+
+def timed(fn: Callable[[], object], repeats: int) -> Timing:
+    """Time `fn` (which must block until its work is done) once, then `repeats` times."""
     start = time.perf_counter()
     fn()
     first = time.perf_counter() - start
-    times = []
+    wall, cpu = [], []
     for _ in range(repeats):
-        start = time.perf_counter()
+        start, start_cpu = time.perf_counter(), time.process_time()
         fn()
-        times.append(time.perf_counter() - start)
-    return first, times
+        wall.append(time.perf_counter() - start)
+        cpu.append(time.process_time() - start_cpu)
+    return Timing(first, wall, cpu)
 
 
 def run_worker(script: str, side: str, folder: str, argv: Sequence[str]) -> dict:
