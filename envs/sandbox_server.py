@@ -143,8 +143,7 @@ class Server:
     def __init__(self, runner, base_dir: str, mode: str):
         self.runner = runner  # already preloaded
         self.base_dir, self.mode = base_dir, mode
-        self.run_dir = os.path.join(base_dir, "run")
-        os.makedirs(self.run_dir, exist_ok=True)
+        self.run_dir = run_dir(base_dir)
         gc.collect()
         gc.freeze()  # keep preloaded objects out of the collector: fewer copy-on-write pages per fork
         self.address_space = isolation.address_space_in_use()
@@ -299,6 +298,13 @@ def _kill_group(pid: int) -> None:
         pass
 
 
+def run_dir(base_dir: str) -> str:
+    """Where runs work in namespace mode (each gets a fresh tmpfs mounted there)."""
+    path = os.path.join(base_dir, "run")
+    os.makedirs(path, exist_ok=True)
+    return path
+
+
 def _resolve_mode(requested: str) -> str:
     if requested == "auto":
         return "namespaces" if isolation.probe_namespaces() else "process"
@@ -321,7 +327,7 @@ def main(argv: list[str]) -> int:
         runner = importlib.import_module(argv[1])
         runner.preload()  # before the read-only mounts: libraries may build caches on first import
         if mode == "namespaces":
-            isolation.enter_server_namespaces(argv[2])
+            isolation.enter_server_namespaces(run_dir(argv[2]))  # the only writable mount
             serving = os.fork()
             if serving != 0:  # outside the namespaces: live exactly as long as the serving process
                 protocol_in.close()
