@@ -38,6 +38,7 @@ from flax import nnx
 from jax.sharding import Mesh, NamedSharding, PartitionSpec, SingleDeviceSharding
 from safetensors import safe_open
 from safetensors.numpy import save_file
+from tqdm import tqdm
 
 from models.qwen3_vl.config import Qwen3VLConfig
 from models.qwen3_vl.model import Qwen3VL
@@ -75,7 +76,12 @@ class DictSource:
 
 
 class SafetensorsSource:
-    """Tensors of an HF folder (`model.safetensors` or shards + index), read lazily one by one."""
+    """Tensors of an HF folder (`model.safetensors` or shards + index), read lazily one by one.
+
+    Each read opens and closes its file: safetensors memory-maps whole files, and pages of a map
+    that stays open count against the process until it is closed, which would make a streamed
+    load hold the checkpoint twice (as file pages and as parameters).
+    """
 
     def __init__(self, folder: str):
         index = os.path.join(folder, INDEX_FILE)
@@ -89,29 +95,29 @@ class SafetensorsSource:
         else:
             raise FileNotFoundError(f"{folder} holds neither {INDEX_FILE} nor {SINGLE_FILE}. "
                                     f"Fix: point at a Hugging Face checkpoint folder.")
-        files = sorted(set(weight_map.values())) if weight_map else [SINGLE_FILE]
-        self._handles = {}
-        for file in files:
+        self._path_of: dict[str, str] = {}
+        self._shapes: dict[str, tuple[int, ...]] = {}
+        for file in sorted(set(weight_map.values())) if weight_map else [SINGLE_FILE]:
             path = os.path.join(folder, file)
             if not os.path.exists(path):
                 raise FileNotFoundError(f"{path} is listed in {INDEX_FILE} but missing.")
-            self._handles[file] = safe_open(path, framework="numpy")
-        self._file_of: dict[str, str] = {}
-        for file, handle in self._handles.items():
-            for name in handle.keys():
-                self._file_of[name] = file
+            with safe_open(path, framework="numpy") as handle:
+                for name in handle.keys():
+                    self._path_of[name] = path
+                    self._shapes[name] = tuple(handle.get_slice(name).get_shape())
         if weight_map:
-            absent = sorted(n for n, f in weight_map.items() if self._file_of.get(n) != f)
+            absent = sorted(n for n, f in weight_map.items()
+                            if self._path_of.get(n) != os.path.join(folder, f))
             if absent:
                 raise CheckpointError(f"{INDEX_FILE} lists tensors not found in their files: "
                                       f"{_names(absent)}")
 
     def shapes(self) -> dict[str, tuple[int, ...]]:
-        return {name: tuple(self._handles[file].get_slice(name).get_shape())
-                for name, file in self._file_of.items()}
+        return dict(self._shapes)
 
     def read(self, name: str) -> np.ndarray:
-        return self._handles[self._file_of[name]].get_tensor(name)
+        with safe_open(self._path_of[name], framework="numpy") as handle:
+            return handle.get_tensor(name)
 
 
 def _names(names: list[str], limit: int = 12) -> str:
@@ -169,23 +175,30 @@ def _put(data: np.ndarray, sharding: Any) -> jax.Array:
     return jax.make_array_from_callback(data.shape, sharding, lambda index: data[index])
 
 
+def _read(entry: TensorMap, source: TensorSource, dtype: jnp.dtype) -> np.ndarray:
+    """One HF tensor in Flax layout and `dtype`, copied only where layout or dtype change."""
+    return entry.to_flax(source.read(entry.hf_name)).astype(dtype, copy=False)
+
+
 def _fill_leaf(shape: tuple[int, ...], dtype: jnp.dtype, sharding: Any,
                entries: list[TensorMap], source: TensorSource) -> jax.Array:
     if entries[0].layer is None:
-        return _put(entries[0].to_flax(source.read(entries[0].hf_name)).astype(dtype), sharding)
+        return _put(_read(entries[0], source, dtype), sharding)
     leaf = jax.jit(lambda: jnp.zeros(shape, dtype), out_shardings=sharding)()
     write = jax.jit(lambda full, part, i: jax.lax.dynamic_update_index_in_dim(full, part, i, 0),
                     donate_argnums=0, out_shardings=sharding)
     layer_sharding = _layer_sharding(sharding)
     for entry in entries:
-        part = _put(entry.to_flax(source.read(entry.hf_name)).astype(dtype), layer_sharding)
+        part = _put(_read(entry, source, dtype), layer_sharding)
         leaf = write(leaf, part, entry.layer)
     return leaf
 
 
-def load_params(config: Qwen3VLConfig, source: TensorSource, mesh: Mesh | None = None
-                ) -> Qwen3VL:
-    """Build `config`'s model with its parameters read from `source` (HF names and layouts)."""
+def load_params(config: Qwen3VLConfig, source: TensorSource, mesh: Mesh | None = None,
+                progress: bool = False) -> Qwen3VL:
+    """Build `config`'s model with its parameters read from `source` (HF names and layouts).
+
+    `progress` shows a bar over the tensors read (on stderr)."""
     maps = check_source(config, source)
     graphdef, state = nnx.split(abstract_model(config))
     shardings = _leaf_shardings(state, mesh, config.sharding_rules)
@@ -198,6 +211,7 @@ def load_params(config: Qwen3VLConfig, source: TensorSource, mesh: Mesh | None =
         raise CheckpointError(f"no HF tensor maps to parameters {unfilled}; the tensor table "
                               f"and the model disagree (a bug in param_names.py).")
     leaves = []
+    bar = tqdm(total=len(maps), unit="tensor", desc="load", disable=not progress)
     for path, variable in flat:
         entries = by_path[path]
         if variable.shape != _leaf_shape(entries):
@@ -205,6 +219,8 @@ def load_params(config: Qwen3VLConfig, source: TensorSource, mesh: Mesh | None =
                                   f"tensors give {_leaf_shape(entries)} (param_names.py bug).")
         value = _fill_leaf(variable.shape, variable.dtype, shardings[path], entries, source)
         leaves.append((path, variable.replace(value)))
+        bar.update(len(entries))
+    bar.close()
     return nnx.merge(graphdef, nnx.from_flat_state(leaves))
 
 
@@ -255,7 +271,8 @@ def _write_config(config: Qwen3VLConfig, dst: str, dtype: str) -> None:
 
 
 def load_hf_checkpoint(folder: str, mesh: Mesh | None = None, rules: Rules | None = None,
-                       **runtime: Any) -> tuple[Qwen3VLConfig, Qwen3VL]:
+                       progress: bool = False, **runtime: Any
+                       ) -> tuple[Qwen3VLConfig, Qwen3VL]:
     """Config and model from an HF folder (config.json + safetensors); streams tensor by tensor.
 
     `runtime` sets Qwen3VLConfig runtime options (param_dtype, dtype, scan_layers, remat).
@@ -263,7 +280,7 @@ def load_hf_checkpoint(folder: str, mesh: Mesh | None = None, rules: Rules | Non
     if rules is not None:
         runtime["sharding_rules"] = rules
     config = Qwen3VLConfig.from_json_file(folder, **runtime)
-    return config, load_params(config, SafetensorsSource(folder), mesh)
+    return config, load_params(config, SafetensorsSource(folder), mesh, progress)
 
 
 def save_flax_checkpoint(model: Qwen3VL, dst: str, source_folder: str | None = None) -> None:
@@ -312,8 +329,8 @@ def load_flax_checkpoint(folder: str, mesh: Mesh | None = None, rules: Rules | N
 
 
 def export_hf(model: Qwen3VL, dst: str, dtype: str | None = None,
-              max_shard_bytes: int = _DEFAULT_SHARD_BYTES, source_folder: str | None = None
-              ) -> None:
+              max_shard_bytes: int = _DEFAULT_SHARD_BYTES, source_folder: str | None = None,
+              progress: bool = False) -> None:
     """Write `model` as an HF folder: sharded safetensors + index + config.json (+ side files)."""
     if jax.process_count() > 1:
         raise RuntimeError("export_hf gathers tensors on one host; run it in a single process "
@@ -339,7 +356,8 @@ def export_hf(model: Qwen3VL, dst: str, dtype: str | None = None,
         f"model-{k + 1:05d}-of-{len(plan):05d}.safetensors" for k in range(len(plan))]
     shard_of = {name: k for k, names in enumerate(plan) for name in names}
     current, tensors, total = 0, {}, 0
-    for name, tensor in hf_tensors(model, np_dtype):
+    for name, tensor in tqdm(hf_tensors(model, np_dtype), total=len(shard_of), unit="tensor",
+                             desc="export", disable=not progress):
         if shard_of[name] != current:
             save_file(tensors, os.path.join(dst, files[current]), metadata={"format": "pt"})
             current, tensors = shard_of[name], {}
@@ -380,11 +398,11 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(f"destination {args.dst} is not empty; choose a new folder.")
     if args.command == "hf-to-flax":
         dtype = args.param_dtype or _checkpoint_dtype(args.src)
-        _, model = load_hf_checkpoint(args.src, param_dtype=dtype)
+        _, model = load_hf_checkpoint(args.src, param_dtype=dtype, progress=True)
         save_flax_checkpoint(model, args.dst, source_folder=args.src)
     else:
         _, model = load_flax_checkpoint(args.src)
-        export_hf(model, args.dst, dtype=args.dtype,
+        export_hf(model, args.dst, dtype=args.dtype, progress=True,
                   max_shard_bytes=int(args.max_shard_gb * 1024 ** 3), source_folder=args.src)
     print(f"wrote {args.dst}")
     return 0
