@@ -72,7 +72,7 @@ class Qwen3VL(nnx.Module):
     def _embed(self, input_ids: jax.Array, vision: VisionInputs | None
                ) -> tuple[jax.Array, DeepStack | None]:
         h = self.language_model.embed_tokens(input_ids)
-        if vision is None:
+        if vision is None or vision.num_patches == 0:
             return h, None
         merged, deepstack = self.encode_vision(vision)
         rules = self.config.sharding_rules

@@ -97,8 +97,9 @@ def test_text_only_left_padded_logits_match_transformers(ref):
                            attention_mask=torch.from_numpy(mask)).logits.numpy()
     positions, deltas = rope_index(ids, ref["config"], attention_mask=mask)
     assert (deltas == 0).all()
+    no_images = prepare_vision_inputs(ref["config"].vision)  # an empty pack acts like None
     ours = _forward(ref["model"], jnp.asarray(ids), jnp.asarray(positions), jnp.asarray(mask),
-                    None)
+                    no_images)
     err = _max_err(ours, theirs, mask.astype(bool))
     assert err <= TOL, f"text-only logits differ from HF by {err:.2e}"
 
