@@ -49,6 +49,7 @@ from models.qwen3_vl.rope_index import rope_index
 from models.qwen3_vl.tokenizer import Qwen3Tokenizer
 from models.qwen3_vl.vision_inputs import VisionInputs, prepare_vision_inputs
 from models.sharding import constrain, logical_to_spec, state_shardings
+from sdpo_jax.multihost import to_host
 from sdpo_jax.sampling import Sampling, TokenChoice, choose_tokens
 
 FINISH_STOP = "stop"
@@ -308,7 +309,7 @@ class PendingRollouts:
     pad_id: int
 
     def result(self) -> Rollouts:
-        host = {name: np.asarray(jax.device_get(value)) for name, value in self.outputs.items()}
+        host = {name: to_host(value) for name, value in self.outputs.items()}  # all processes
         rows = len(self.prompt_ids) * self.num_samples  # padding prompts come last
         lengths = host["lengths"][:rows]
         width = max(int(lengths.max(initial=0)), 1)
@@ -349,8 +350,8 @@ class Sampler:
     def launch(self, model: Qwen3VL, prompts: Sequence[Prompt], key: jax.Array | int
                ) -> PendingRollouts:
         """Dispatch the rollout program and return at once (JAX runs it asynchronously)."""
-        if isinstance(key, int):
-            key = jax.random.key(key)
+        if isinstance(key, (int, np.integer)):
+            key = jax.random.key(int(key))
         elif not jnp.issubdtype(key.dtype, jax.dtypes.prng_key):
             key = jax.random.wrap_key_data(key)  # a legacy uint32 key
         program, arrays = self._program(model, prompts)
