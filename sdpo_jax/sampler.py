@@ -20,8 +20,8 @@ Shapes are static per (prompt-length bucket, patch bucket, prompt-count bucket):
 the same buckets reuse one compiled program (`Sampler.compilations` counts them).
 Sharding: with a mesh, parameters are placed by the model's logical axis rules, prompt rows and
 sample rows go over the batch axes ("act_batch"), the cache over batch and kv heads (the model's
-CACHE_AXES constraint); results are gathered to this host (single-process; a pod run would feed
-process-local prompts, which this module does not do yet).
+CACHE_AXES constraint). Multi-process runs: every process passes the same global prompt list
+(the program is SPMD) and `result()` reads the full results back on every process.
 Returned per row: tokens (a stop token that ended the row is included), three per-token log-probs
 (sampling.py documents which), length, finish reason ("stop" or "length") and the decoded text.
 This module never touches the environments or the trainer.
