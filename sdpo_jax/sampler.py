@@ -13,7 +13,10 @@ What happens on device (one `jax.jit`, under the training mesh when one is given
      sample). Nothing is prefilled twice.
   3. Decode in `jax.lax.while_loop`: choose a token per row (sampling.py), record it, feed it
      through `Qwen3VL.decode_step`; stop when every row has hit one of its stop tokens or its
-     budget. Finished rows keep running (static shapes) but record nothing.
+     budget. Finished rows keep running (static shapes) but record nothing. Long budgets run in
+     stages of `decode_chunk` steps, the cache growing by that many slots per stage, because
+     every step attends over (reads) the whole cache: a 4096-token budget would otherwise pay
+     for 4096 slots from its first token.
 Randomness: row (prompt p, sample g) draws step t from fold_in(fold_in(fold_in(key, p), g), t),
 where p is the caller's prompt id, so a rollout does not depend on which batch or slot it is in.
 Shapes are static per (prompt-length bucket, patch bucket, prompt-count bucket): calls within
@@ -79,6 +82,8 @@ class SamplerConfig:
       multiples of these, so similar batches share one compiled program.
     prompt_multiple: the prompt count is padded (with empty rows) up to a multiple of this; the
       batch-sharding size of the mesh is always folded in.
+    decode_chunk: decode steps per stage (each stage is one more copy of the decode step in the
+      compiled program, so fewer, longer stages compile faster; more, shorter ones read less).
     """
 
     num_samples: int = 1
@@ -90,10 +95,11 @@ class SamplerConfig:
     prompt_bucket: int = 128
     patch_bucket: int = 1024
     prompt_multiple: int = 1
+    decode_chunk: int = 1024
 
     def __post_init__(self):
         for name in ("num_samples", "max_new_tokens", "max_stop_tokens", "prompt_bucket",
-                     "patch_bucket", "prompt_multiple"):
+                     "patch_bucket", "prompt_multiple", "decode_chunk"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise SamplerError(f"SamplerConfig.{name}={value!r} must be a positive integer.")
@@ -207,6 +213,7 @@ class _Plan:
     suppress: tuple[int, ...]
     num_samples: int
     max_new_tokens: int
+    decode_chunk: int
     mesh: Mesh | None
 
 
@@ -214,17 +221,17 @@ def _round_up(n: int, multiple: int) -> int:
     return -(-n // multiple) * multiple
 
 
-def _share_cache(cache: KVCache, copies: int, capacity: int, config: Qwen3VLConfig) -> KVCache:
-    """Each prompt row repeated `copies` times (prompt-major), grown to `capacity` slots."""
-    grow = capacity - cache.capacity
-
-    def repeat(x: jax.Array) -> jax.Array:
-        x = jnp.pad(jnp.repeat(x, copies, axis=1), ((0, 0), (0, 0), (0, grow), (0, 0), (0, 0)))
+def _resize_cache(cache: KVCache, copies: int, extra_slots: int, config: Qwen3VLConfig
+                  ) -> KVCache:
+    """Each row repeated `copies` times (prompt-major), with `extra_slots` empty slots added."""
+    def resize(x: jax.Array) -> jax.Array:
+        x = jnp.repeat(x, copies, axis=1)
+        x = jnp.pad(x, ((0, 0), (0, 0), (0, extra_slots), (0, 0), (0, 0)))
         return constrain(x, CACHE_AXES, config.sharding_rules)
 
     return cache.replace(
-        keys=repeat(cache.keys), values=repeat(cache.values),
-        key_mask=jnp.pad(jnp.repeat(cache.key_mask, copies, axis=0), ((0, 0), (0, grow))),
+        keys=resize(cache.keys), values=resize(cache.values),
+        key_mask=jnp.pad(jnp.repeat(cache.key_mask, copies, axis=0), ((0, 0), (0, extra_slots))),
         next_position=jnp.repeat(cache.next_position, copies, axis=0))
 
 
@@ -261,7 +268,9 @@ def _rollout(graphdef: nnx.GraphDef, plan: _Plan, state: nnx.State, batch: Promp
     cache = KVCache.create(config, batch=prompts, capacity=prompt_length)
     logits, cache = model.prefill(cache, batch.input_ids, batch.positions, batch.mask,
                                   batch.vision)
-    cache = _share_cache(cache, copies, prompt_length + budget, config)
+    stage_ends = [*range(plan.decode_chunk, budget, plan.decode_chunk), budget]
+    # Step t (> 0) writes slot prompt_length + t - 1, so a stage ending at step e needs e slots.
+    cache = _resize_cache(cache, copies, stage_ends[0], config)
     logits = jnp.repeat(logits, copies, axis=0)
 
     def per_row(x: jax.Array) -> jax.Array:
@@ -287,14 +296,17 @@ def _rollout(graphdef: nnx.GraphDef, plan: _Plan, state: nnx.State, batch: Promp
         finished=budgets <= 0)
     first = choose(start, logits)
 
-    def running(state: _Decoding) -> jax.Array:
-        return (state.step < budget) & ~jnp.all(state.finished)
-
     def advance(state: _Decoding) -> _Decoding:
         logits, cache = model.decode_step(state.cache, state.last)
         return choose(state.replace(cache=cache), logits)
 
-    final = jax.lax.while_loop(running, advance, first)
+    final = first
+    for stage, end in enumerate(stage_ends):
+        if stage:
+            grown = _resize_cache(final.cache, 1, end - stage_ends[stage - 1], config)
+            final = final.replace(cache=grown)
+        final = jax.lax.while_loop(
+            lambda state, end=end: (state.step < end) & ~jnp.all(state.finished), advance, final)
     return dict(tokens=final.tokens, logprobs=final.logprobs, lengths=final.lengths,
                 stopped=final.stopped, decode_steps=final.step - 1)
 
@@ -376,7 +388,8 @@ class Sampler:
         graphdef, state = nnx.split(model)
         batch = self._batch(model.config, prompts)
         plan = _Plan(self.config.sampling, self._suppressed(model.config),
-                     self.config.num_samples, self.config.max_new_tokens, self.mesh)
+                     self.config.num_samples, self.config.max_new_tokens,
+                     self.config.decode_chunk, self.mesh)
         if self.mesh is not None:
             state = jax.device_put(state, state_shardings(state, self.mesh,
                                                           model.config.sharding_rules))
