@@ -7,7 +7,7 @@ steady-state step time (the first step, which compiles, is left out), response t
 time split, the share of wall-clock the device waits for the envs, and peak RSS.
 
     .venv/bin/python benchmarks/train_step.py [--steps 4]
-Ends with one JSON line: ours = overlapped steps/s of the small model, baseline = sequential.
+Ends with one JSON line: ours = overlapped steps/s of the last model, baseline = sequential.
 """
 from __future__ import annotations
 
@@ -29,7 +29,8 @@ from sdpo_jax.trainer import Trainer  # noqa: E402
 MODELS = {
     "tiny": {},
     "small": {"text_config": dict(hidden_size=256, intermediate_size=768, num_hidden_layers=4,
-                                  num_attention_heads=8, num_key_value_heads=2, head_dim=32)},
+                                  num_attention_heads=8, num_key_value_heads=2, head_dim=32),
+              "vision_config": dict(out_hidden_size=256)},
 }
 
 
@@ -54,9 +55,10 @@ def run(model: str, lag: int, steps: int) -> dict[str, float]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--steps", type=int, default=4)
+    parser.add_argument("--models", nargs="+", default=list(MODELS), choices=list(MODELS))
     args = parser.parse_args()
     results = {}
-    for model in MODELS:
+    for model in args.models:
         for name, lag in (("overlapped", 1), ("sequential", 0)):
             results[f"{model}/{name}"] = r = run(model, lag, args.steps)
             print(f"{model:5s} {name:10s}: {r['step_s']:.2f} s/step, {r['tokens_per_s']:.1f} "
@@ -64,15 +66,15 @@ def main() -> None:
                   f"({100 * r['env_wait_share']:.1f}% of the step), train {r['train_s']:.2f} s",
                   flush=True)
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
-    ours, base = results["small/overlapped"], results["small/sequential"]
+    main_model = args.models[-1]
+    ours, base = results[f"{main_model}/overlapped"], results[f"{main_model}/sequential"]
     ratio = base["step_s"] / ours["step_s"]
-    print(f"small model: overlapped loop {ratio:.2f}x the sequential loop's steps/s; "
+    print(f"{main_model} model: overlapped loop {ratio:.2f}x the sequential loop's steps/s; "
           f"peak RSS {peak:.2f} GiB")
-    print(json.dumps({"benchmark": "train_step", "ours": 1 / ours["step_s"],
+    print(json.dumps({"benchmark": "train_step", "model": main_model, "ours": 1 / ours["step_s"],
                       "baseline": 1 / base["step_s"], "ratio": ratio, "unit": "steps/s",
-                      "env_wait_share": ours["env_wait_share"],
-                      "tiny_steps_per_s": 1 / results["tiny/overlapped"]["step_s"],
-                      "peak_rss_gib": peak, "details": results}))
+                      "env_wait_share": ours["env_wait_share"], "peak_rss_gib": peak,
+                      "details": results}))
 
 
 if __name__ == "__main__":

@@ -42,12 +42,13 @@ def main(argv) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s",
                         stream=sys.stderr)
     maybe_initialize_distributed()
+    from models.qwen3_vl.config import ConfigError as ModelConfigError
     from sdpo_jax.data import DataError
     from sdpo_jax.run_config import ConfigError
     from sdpo_jax.trainer import Trainer
     try:
         trainer = Trainer(_CONFIG.value, _WORKDIR.value)
-    except (ConfigError, DataError, FileNotFoundError) as err:
+    except (ConfigError, ModelConfigError, DataError, FileNotFoundError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
     metrics = trainer.run()
