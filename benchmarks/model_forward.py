@@ -21,9 +21,14 @@ import argparse
 import dataclasses
 import json
 import os
+import sys
 import tempfile
 
-from qwen3vl_bench import ROOT, Timing, bench_config, peak_rss_mb, run_worker, timed
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, ROOT)
+
+from benchmarks.harness import peak_rss_mb, run_worker  # noqa: E402
+from benchmarks.qwen3vl_bench import Timing, bench_config, timed  # noqa: E402
 
 DATA = os.path.join(ROOT, os.pardir, "shared", "data", "chartmimic_direct_v1.jsonl")
 PROGRAM_ID = "bar_30"  # a median-length bar-chart program (669 tokens)
@@ -31,6 +36,8 @@ PROGRAM_ID = "bar_30"  # a median-length bar-chart program (669 tokens)
 
 def bench_inputs(folder: str, seq_tokens: int):
     """The processed chat (image + ChartMimic program), truncated to seq_tokens tokens."""
+    import numpy as np
+
     from models.qwen3_vl.config import Qwen3VLConfig
     from models.qwen3_vl.processor import Qwen3VLProcessor
     from sdpo_jax.generate import render_demo_chart
@@ -46,9 +53,10 @@ def bench_inputs(folder: str, seq_tokens: int):
                                      {"type": "text", "text": "Write the matplotlib code."}]},
         {"role": "assistant", "content": f"```python\n{program}\n```"}]
     chat = Qwen3VLProcessor(config)(messages, add_generation_prompt=False)
-    if len(chat.input_ids) < seq_tokens:
-        raise SystemExit(f"the benchmark chat has only {len(chat.input_ids)} tokens; "
-                         f"use --seq_tokens <= that.")
+    image_end = int(np.flatnonzero(chat.mm_token_type_ids).max()) + 2  # through <|vision_end|>
+    if not image_end <= seq_tokens <= len(chat.input_ids):
+        raise SystemExit(f"--seq_tokens={seq_tokens} must lie in [{image_end}, "
+                         f"{len(chat.input_ids)}]: the whole image, at most the whole chat.")
     return config, chat, seq_tokens
 
 
@@ -153,8 +161,8 @@ def main() -> None:
 
     with tempfile.TemporaryDirectory() as folder:
         argv = [f"--repeats={args.repeats}", f"--seq_tokens={args.seq_tokens}"]
-        baseline = run_worker(__file__, "torch", folder, argv)
-        ours = run_worker(__file__, "jax", folder, argv)
+        baseline = run_worker(os.path.abspath(__file__), "torch", folder, argv)
+        ours = run_worker(os.path.abspath(__file__), "jax", folder, argv)
         logit_diff = float(np.abs(np.load(os.path.join(folder, "jax_logits.npy"))
                                   - np.load(os.path.join(folder, "torch_logits.npy"))).max())
     tokens = ours["tokens"]

@@ -1,26 +1,17 @@
-"""Shared pieces of the Qwen3-VL benchmarks that pit our JAX code against transformers.
+"""The benchmark Qwen3-VL and CPU-aware timing, for benchmarks that run our JAX code against
+transformers (subprocess runner and peak RSS live in benchmarks/harness.py).
 
-The benchmark model (Qwen3-VL-8B's config shrunk to hidden 512 / 8 layers, full vocabulary),
-the timing and peak-memory helpers, and the runner that puts each side in its own subprocess
-so that each peak RSS belongs to one side only. Benchmarks import it as a sibling module
-(`python benchmarks/NAME.py` puts this folder first on sys.path); it must stay free of any
-particular benchmark's logic.
+`bench_config()` is Qwen3-VL-8B's config shrunk to hidden 512 / 8 layers with the full
+vocabulary; `timed()` records wall and process CPU seconds per call, because on a shared
+machine other jobs steal cores from the wall clock but not from a process's CPU time. Holds no
+benchmark logic of its own.
 """
 from __future__ import annotations
 
 import dataclasses
-import json
-import os
-import resource
 import statistics
-import subprocess
-import sys
 import time
-from collections.abc import Callable, Sequence
-
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-if ROOT not in sys.path:
-    sys.path.insert(1, ROOT)
+from collections.abc import Callable
 
 
 def bench_config() -> dict:
@@ -38,16 +29,10 @@ def bench_config() -> dict:
     return spec
 
 
-def peak_rss_mb() -> float:
-    """This process's peak resident memory so far (ru_maxrss is in KiB on Linux)."""
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-
-
 @dataclasses.dataclass(frozen=True)
 class Timing:
     """One function timed: its first call (which includes any compile), then `repeats` more
-    calls as wall seconds and as CPU seconds of this process (all threads). On a shared
-    machine the CPU seconds stay meaningful when other jobs steal cores from the wall clock."""
+    calls as wall seconds and as CPU seconds of this process (all threads)."""
 
     first_s: float
     wall_s: list[float]
@@ -74,14 +59,3 @@ def timed(fn: Callable[[], object], repeats: int) -> Timing:
         wall.append(time.perf_counter() - start)
         cpu.append(time.process_time() - start_cpu)
     return Timing(first, wall, cpu)
-
-
-def run_worker(script: str, side: str, folder: str, argv: Sequence[str]) -> dict:
-    """Run `script --worker side --folder folder *argv` in a fresh interpreter and return the
-    JSON object it prints last; a failing worker stops the benchmark with its stderr."""
-    command = [sys.executable, os.path.abspath(script), *argv, "--worker", side,
-               "--folder", folder]
-    done = subprocess.run(command, capture_output=True, text=True, check=False)
-    if done.returncode != 0:
-        raise SystemExit(f"{side} worker failed:\n{done.stderr[-4000:]}")
-    return json.loads(done.stdout.strip().splitlines()[-1])
