@@ -90,8 +90,8 @@ def inject(source: SourceMap, layout: PageLayout, kind: str, rng: random.Random,
             near = wcolor.blend((*((255 - c) for c in bg), 1.0), bg, alpha=0.12)
             decl = f"color: {wcolor.hex_color(near)} !important"
         elif kind == "clipped_text":
-            if r["display"] not in BLOCK_DISPLAYS:
-                continue
+            if r["display"] not in BLOCK_DISPLAYS or r["display"].startswith("table"):
+                continue  # table boxes ignore max-width/max-height
             height = max(4, int((lines_box[3] - lines_box[1]) * 0.4))
             decl = (f"overflow: hidden !important; white-space: nowrap !important; "
                     f"max-height: {height}px !important; max-width: {int((lines_box[2] - lines_box[0]) * 0.5)}px !important")
@@ -102,6 +102,8 @@ def inject(source: SourceMap, layout: PageLayout, kind: str, rng: random.Random,
             decl = (f"white-space: nowrap !important; overflow: visible !important; "
                     f"width: {width}px !important; max-width: {width}px !important")
         elif kind == "overlap":
+            if r["clip"]:
+                continue  # moved out of its clipping container it would vanish, not overlap
             partner = _overlap_partner(layout, i, targets)
             if partner is None:
                 continue
@@ -121,7 +123,8 @@ def inject(source: SourceMap, layout: PageLayout, kind: str, rng: random.Random,
 
 def _overlap_partner(layout: PageLayout, i: int, targets: list[int]) -> int | None:
     for j in targets:
-        if j != i and not layout.is_ancestor(i, j) and not layout.is_ancestor(j, i):
+        if (j != i and not layout.records[j]["clip"] and not layout.is_ancestor(i, j)
+                and not layout.is_ancestor(j, i)):
             a, b = layout.records[i]["lines"][0], layout.records[j]["lines"][0]
             if abs(a[1] - b[1]) > 2 * (a[3] - a[1]) and geometry.area(b) > 0.3 * geometry.area(a):
                 return j
