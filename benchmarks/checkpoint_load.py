@@ -44,7 +44,8 @@ def write_checkpoint(folder: str, text_layers: int) -> float:
 
     spec = model_sizes.get_config("8b").to_dict()
     spec["text_config"]["num_hidden_layers"] = text_layers
-    spec["vision_config"].update(depth=3, deepstack_visual_indexes=[0, 1, 2])
+    spec["vision_config"].update(depth=3,
+                                 deepstack_visual_indexes=list(range(min(3, text_layers))))
     config = Qwen3VLConfig.from_dict(spec)
     with open(os.path.join(folder, "config.json"), "w") as f:
         json.dump(dict(config.to_hf_dict(), dtype="bfloat16"), f)

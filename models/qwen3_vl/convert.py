@@ -284,14 +284,19 @@ def load_hf_checkpoint(folder: str, mesh: Mesh | None = None, rules: Rules | Non
 
 
 def save_flax_checkpoint(model: Qwen3VL, dst: str, source_folder: str | None = None) -> None:
-    """Write `dst/params` (orbax), config.json and the side files of `source_folder`."""
-    os.makedirs(dst, exist_ok=True)
-    if source_folder is not None:
-        _copy_side_files(source_folder, dst)
-    _write_config(model.config, dst, model.config.param_dtype)
+    """Write `dst/params` (orbax), config.json and the side files of `source_folder`.
+
+    Every process of a multi-host run must call it (orbax saves collectively); only process 0
+    writes the small files.
+    """
     params = os.path.join(os.path.abspath(dst), PARAMS_DIR)
     if os.path.exists(params):
         raise FileExistsError(f"{params} already exists. Fix: choose an empty destination.")
+    if jax.process_index() == 0:
+        os.makedirs(dst, exist_ok=True)
+        if source_folder is not None:
+            _copy_side_files(source_folder, dst)
+        _write_config(model.config, dst, model.config.param_dtype)
     checkpointer = ocp.StandardCheckpointer()
     checkpointer.save(params, nnx.to_pure_dict(nnx.state(model, nnx.Param)))
     checkpointer.wait_until_finished()

@@ -1,7 +1,7 @@
 """`Qwen3VL`: the Flax NNX port of transformers' `Qwen3VLForConditionalGeneration`.
 
-Inputs are device arrays prepared on the host (see inputs.py): token ids [B, L], 3-row MRoPE
-positions [3, B, L] (rope_index.py), an attention mask [B, L] (1 = real token, 0 = padding) and
+Inputs are device arrays prepared on the host: token ids [B, L], 3-row MRoPE positions
+[3, B, L] (rope_index.py), an attention mask [B, L] (1 = real token, 0 = padding) and
 optionally `VisionInputs` (packed patches + metadata, vision_inputs.py). Image/video features
 replace the <|image_pad|>/<|video_pad|> embeddings in order (images first, then videos, like
 transformers), and DeepStack feature k is added at those positions after decoder layer k. The
@@ -35,7 +35,6 @@ from models.qwen3_vl.vision import VisionModel
 from models.qwen3_vl.vision_inputs import VisionInputs
 from models.sharding import constrain, state_shardings
 
-_LOGITS = ("act_batch", "act_seq", "act_vocab")
 
 
 class Qwen3VL(nnx.Module):
@@ -62,7 +61,9 @@ class Qwen3VL(nnx.Module):
     def _logits(self, hidden: jax.Array) -> jax.Array:
         head = self.lm_head_matrix().astype(hidden.dtype)
         logits = jnp.einsum("...d,dv->...v", hidden, head, preferred_element_type=jnp.float32)
-        return constrain(logits, _LOGITS[-logits.ndim:], self.config.sharding_rules)
+        axes = ("act_batch", "act_seq", "act_vocab") if logits.ndim == 3 else \
+            ("act_batch", "act_vocab")
+        return constrain(logits, axes, self.config.sharding_rules)
 
     # ----------------------------------------------------------------------------- forward
     def encode_vision(self, vision: VisionInputs) -> tuple[jax.Array, jax.Array]:
