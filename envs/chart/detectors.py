@@ -11,7 +11,8 @@ Recipes follow benchmarks.md 5.1 and 5.3:
   data artists reaching well outside their axes;
 * legend_over_data: the share of a legend's area over data ink (lines within their width,
   markers, filled patches and polygons, images), sampled on a pixel grid, or a stretch of line
-  (>= 15 px) or marker centres (>= 2) hidden under it;
+  (>= 15 px) or a marker's centre hidden under it; patches filling their whole axes are
+  backgrounds, images and contour fills are data;
 * low_contrast: WCAG contrast of the text colour against the median of the render's non-text
   pixels under it (4.5:1, or 3:1 for large text: >= 18 pt, or >= 14 pt bold);
 * misalignment: near-misses (0.75 px < offset <= 1.2% of the figure) between edges of subplots
@@ -50,7 +51,7 @@ class ChartDetectorConfig:
     overflow_axes_min: float = 0.1
     legend_coverage_min: float = 0.05
     legend_hidden_line_px: float = 15.0
-    legend_hidden_points: int = 2
+    legend_hidden_points: int = 1
     legend_sample_px: float = 3.0
     background_fraction: float = 0.9  # a mark covering this much of its axes is a background
     contrast_small: float = 4.5
@@ -278,6 +279,9 @@ def _inside(points: np.ndarray, box: Box) -> np.ndarray:
 
 
 def _is_background(m: MarkItem, scene: ChartScene, config: ChartDetectorConfig) -> bool:
+    """A patch covering (nearly) its whole axes: a backdrop, not data (images are data)."""
+    if m.kind != "patch":
+        return False
     ax_area = area(scene.axes[m.axes].box)
     return ax_area > 0 and intersection_area(m.box, scene.axes[m.axes].box) >= config.background_fraction * ax_area
 

@@ -281,6 +281,8 @@ class SceneBuilder:
                 ink = isinstance(artist, Collection) and not isinstance(artist, QuadMesh)
                 geometry = _geometry(artist, frame, renderer) if ink else None
                 box = _geometry_box(geometry) if ink else frame.box(artist.get_window_extent(renderer))
+                if isinstance(artist, Line2D) and box is not None:  # a straight line's box is flat
+                    box = _padded(box, max(1.0, artist.get_linewidth() * renderer.points_to_pixels(1.0) / 2))
             except Exception:  # noqa: BLE001 - an artist that cannot measure itself is skipped
                 continue
             if box is None or not np.isfinite(box).all() or (box[2] <= box[0] and box[3] <= box[1]):
@@ -363,8 +365,12 @@ def _text_corners(text: Text, renderer, box: Box) -> list[Point]:
     return rotated_rect(cx, cy, flat.width, flat.height, rotation)
 
 
+def _padded(box: Box, pad: float) -> Box:
+    return (box[0] - pad, box[1] - pad, box[2] + pad, box[3] + pad)
+
+
 def _geometry_box(geo: MarkGeometry) -> Box | None:
-    """Bounds of all the ink in a MarkGeometry."""
+    """Bounds of all the ink in a MarkGeometry (lines counted with their width)."""
     parts = [*geo.polylines, *geo.polygons]
     if geo.points is not None and len(geo.points):
         radii = geo.radii[:, None] if geo.radii is not None else 0.0
@@ -375,7 +381,8 @@ def _geometry_box(geo: MarkGeometry) -> Box | None:
         return None
     stacked = np.concatenate(parts)
     low, high = stacked.min(axis=0), stacked.max(axis=0)
-    return (float(low[0]), float(low[1]), float(high[0]), float(high[1]))
+    box = (float(low[0]), float(low[1]), float(high[0]), float(high[1]))
+    return _padded(box, geo.half_width) if geo.polylines else box
 
 
 def _mark_kind(artist: Artist) -> str:

@@ -90,10 +90,22 @@ def test_legend_over_a_line_is_reported_and_a_legend_in_free_space_is_not():
     assert kinds(free) == []
 
 
-def test_a_legend_over_a_full_axes_background_is_not_over_data():
-    background = MarkItem(kind="patch", box=(50, 30, 350, 250), axes=0, figure=0, clipped=True,
-                          geometry=MarkGeometry(rects=[(50, 30, 350, 250)]))
-    assert kinds(detect(scene(legends=[LegendItem((170, 110, 230, 170), 0, 0)], marks=[background]))) == []
+def test_a_legend_over_a_full_axes_backdrop_is_not_over_data_but_over_a_heatmap_it_is():
+    backdrop = MarkItem(kind="patch", box=(50, 30, 350, 250), axes=0, figure=0, clipped=True,
+                        geometry=MarkGeometry(polygons=[np.array(box_corners((50, 30, 350, 250)))]))
+    assert kinds(detect(scene(legends=[LegendItem((170, 110, 230, 170), 0, 0)], marks=[backdrop]))) == []
+    heatmap = MarkItem(kind="image", box=(50, 30, 350, 250), axes=0, figure=0, clipped=True,
+                       geometry=MarkGeometry(rects=[(50, 30, 350, 250)]))
+    assert kinds(detect(scene(legends=[LegendItem((170, 110, 230, 170), 0, 0)], marks=[heatmap]))) == \
+        ["legend_over_data"]
+
+
+def test_a_single_hidden_marker_is_hidden_data():
+    points = MarkItem(kind="collection", box=(60, 40, 340, 240), axes=0, figure=0, clipped=True,
+                      geometry=MarkGeometry(points=np.array([[80.0, 60.0], [200.0, 140.0], [320.0, 220.0]]),
+                                            radii=np.full(3, 3.0)))
+    found = detect(scene(legends=[LegendItem((170, 110, 240, 170), 0, 0)], marks=[points]))
+    assert kinds(found) == ["legend_over_data"] and "1 markers" in found[0].message
 
 
 def test_text_in_the_background_colour_is_low_contrast():
