@@ -36,7 +36,7 @@ def elements_by_text(feedback):
 
 def test_chartmimic_programs_run_and_score_one_against_themselves(chart_env, spread_sample):
     failures = []
-    for program in spread_sample(12):
+    for program in spread_sample(8):
         feedback = chart_env.step(task(task_id=program["id"], target=program["code"]), program["code"])
         if not feedback.ok:
             failures.append(f"{program['id']}: {feedback.error}")
