@@ -19,7 +19,7 @@ def test_injected_program_keeps_the_program_and_marks_the_new_line():
 
 
 def test_a_sample_of_injections_is_detected_and_traced_to_the_mutated_line(chart_env, spread_sample):
-    programs = spread_sample(12)
+    programs = spread_sample(20)
     failures, detected, applicable, traced = [], 0, 0, 0
     for i, program in enumerate(programs):
         injection = INJECTIONS[i % len(INJECTIONS)]
@@ -34,7 +34,7 @@ def test_a_sample_of_injections_is_detected_and_traced_to_the_mutated_line(chart
             traced += row["trace_accuracy"] == 1.0
         else:
             failures.append(f"{injection.name} on {program['id']}")
-    assert applicable >= 9, f"only {applicable} of 12 injections applied"
+    assert applicable >= 15, f"only {applicable} of 20 injections applied"
     assert detected / applicable >= 0.9, f"missed: {failures}"
     assert traced / detected >= 0.9
 
