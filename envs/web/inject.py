@@ -94,6 +94,7 @@ def inject(source: SourceMap, layout: PageLayout, kind: str, rng: random.Random,
                 continue  # table boxes ignore max-width/max-height
             height = max(4, int((lines_box[3] - lines_box[1]) * 0.4))
             decl = (f"overflow: hidden !important; white-space: nowrap !important; "
+                    f"line-height: normal !important; "
                     f"max-height: {height}px !important; max-width: {int((lines_box[2] - lines_box[0]) * 0.5)}px !important")
         elif kind == "overflow":
             if r["display"] not in BLOCK_DISPLAYS:
