@@ -10,7 +10,8 @@ uniform from its own key and inverts the CDF of that distribution (two-level pre
 zero-probability token can never be picked and no per-vocabulary-entry random numbers are needed:
 on CPU, Gumbel noise over 152k entries costs more than the LM head). Top-p over the whole
 vocabulary finds its probability floor by bisection on the float bits (31 masked sums) instead of
-sorting 152k entries. Greedy (temperature 0) is argmax.
+sorting 152k entries; that is still ~31 passes over the vocabulary per step, so pair top-p with a
+top-k where speed matters (top-k first leaves the nucleus k sorted entries). Greedy is argmax.
 
 Suppressed tokens (e.g. <|image_pad|>, which would corrupt a teacher-forced forward over the
 response) get -inf before anything else, so they are never chosen, greedy or not.
@@ -152,9 +153,9 @@ def inverse_cdf(probs: jax.Array, uniforms: jax.Array) -> jax.Array:
     return chosen_block * block + offset
 
 
-def _logprob_of(logits: jax.Array, tokens: jax.Array) -> jax.Array:
-    chosen = jnp.take_along_axis(logits, tokens[:, None], axis=-1)[:, 0]
-    return chosen - jax.nn.logsumexp(logits, axis=-1)
+def _at(values: jax.Array, index: jax.Array) -> jax.Array:
+    """values[b, index[b]] for every row b."""
+    return jnp.take_along_axis(values, index[:, None], axis=-1)[:, 0]
 
 
 def choose_tokens(logits: jax.Array, keys: jax.Array, sampling: Sampling,
@@ -162,21 +163,26 @@ def choose_tokens(logits: jax.Array, keys: jax.Array, sampling: Sampling,
     """Next token per row from float32 logits [B, V], one PRNG key per row (keys [B]); the
     `suppress` ids are never chosen.
 
-    A row's draw depends only on its own logits and key, never on the other rows.
+    A row's draw depends only on its own logits and key, never on the other rows. Normalisers
+    are shared where the distributions coincide (temperature 1, nothing filtered), since each is
+    a pass over the vocabulary.
     """
     logits = logits.astype(jnp.float32)
-    full = jax.nn.log_softmax(logits, axis=-1)
+    full_norm = jax.nn.logsumexp(logits, axis=-1)
     allowed = logits.at[:, jnp.asarray(suppress, jnp.int32)].set(-jnp.inf) if suppress else logits
     if sampling.greedy:
         tokens = jnp.argmax(allowed, axis=-1).astype(jnp.int32)
-        logprob = jnp.take_along_axis(full, tokens[:, None], axis=-1)[:, 0]
+        logprob = _at(logits, tokens) - full_norm
         return TokenChoice(tokens=tokens, logprobs=logprob, tempered_logprobs=logprob,
                            full_logprobs=logprob)
+    tempered = logits / sampling.temperature
+    tempered_norm = full_norm if sampling.temperature == 1 else jax.nn.logsumexp(tempered, -1)
     candidates, token_ids = sampling_candidates(allowed, sampling)
+    filtered = bool(suppress) or 0 < sampling.top_k < logits.shape[-1] or sampling.top_p < 1
+    candidate_norm = jax.nn.logsumexp(candidates, axis=-1) if filtered else tempered_norm
     uniforms = jax.vmap(jax.random.uniform)(keys)
-    choice = inverse_cdf(jax.nn.softmax(candidates, axis=-1), uniforms)
-    tokens = jnp.take_along_axis(token_ids, choice[:, None], axis=-1)[:, 0]
-    return TokenChoice(
-        tokens=tokens, logprobs=_logprob_of(candidates, choice),
-        tempered_logprobs=_logprob_of(logits / sampling.temperature, tokens),
-        full_logprobs=jnp.take_along_axis(full, tokens[:, None], axis=-1)[:, 0])
+    choice = inverse_cdf(jnp.exp(candidates - candidate_norm[:, None]), uniforms)
+    tokens = _at(token_ids, choice)
+    return TokenChoice(tokens=tokens, logprobs=_at(candidates, choice) - candidate_norm,
+                       tempered_logprobs=_at(tempered, tokens) - tempered_norm,
+                       full_logprobs=_at(logits, tokens) - full_norm)
