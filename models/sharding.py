@@ -166,9 +166,3 @@ def state_shardings(state: nnx.State, mesh: Mesh, rules: Rules) -> nnx.State:
     return jax.tree.map(lambda spec: NamedSharding(mesh, spec), specs,
                         is_leaf=lambda x: isinstance(x, PartitionSpec))
 
-
-def shard_module(module: nnx.Module, mesh: Mesh, rules: Rules) -> nnx.Module:
-    """Place every parameter of `module` on `mesh` by its logical axes (in place; returned)."""
-    state = nnx.state(module)
-    nnx.update(module, jax.device_put(state, state_shardings(state, mesh, rules)))
-    return module

@@ -6,14 +6,12 @@ from __future__ import annotations
 
 import os
 
-from flax import nnx
 from jax.sharding import Mesh
 
 from configs import model_sizes
 from models.qwen3_vl.config import Qwen3VLConfig
 from models.qwen3_vl.convert import PARAMS_DIR, load_flax_checkpoint, load_hf_checkpoint
-from models.qwen3_vl.model import Qwen3VL
-from models.sharding import shard_module
+from models.qwen3_vl.model import Qwen3VL, init_model
 
 
 def size_config(size: str, real_tokenizer: bool = True, overrides: dict | None = None,
@@ -50,12 +48,12 @@ def load_model(folder: str, mesh: Mesh | None = None, **runtime) -> tuple[Qwen3V
 
 
 def build_model(run_config, mesh: Mesh) -> tuple[Qwen3VLConfig, Qwen3VL]:
-    """config.model -> (architecture, model placed on `mesh`)."""
+    """config.model -> (architecture, model placed on `mesh`); random weights are created
+    directly on their shardings, so no device ever holds the whole model."""
     m = run_config.model
     runtime = dict(param_dtype=m["param_dtype"], dtype=m["dtype"], scan_layers=m["scan_layers"],
                    remat=m["remat"])
     if m["checkpoint"]:
         return load_model(m["checkpoint"], mesh=mesh, **runtime)
     config = size_config(m["size"], overrides=m["overrides"], **runtime)
-    model = Qwen3VL(config, rngs=nnx.Rngs(run_config.seed))
-    return config, shard_module(model, mesh, config.sharding_rules)
+    return config, init_model(config, run_config.seed, mesh)

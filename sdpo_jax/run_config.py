@@ -142,7 +142,8 @@ class RunConfig:
             loss = LossConfig.from_mapping({**loss_raw, "temperature": temperature or 1.0})
             step = StepConfig(loss=loss, teacher_weights=teacher["weights"],
                               ema_rate=float(teacher["ema_rate"]),
-                              ema_every=_int("config.teacher.ema_every", teacher["ema_every"], 1))
+                              ema_every=_int("config.teacher.ema_every", teacher["ema_every"], 1),
+                              distill=bool(teacher["distill"]))
             num_steps = _int("config.train.num_steps", train["num_steps"], 1)
             optim = optim_from_mapping(optim_raw, decay_steps=max(num_steps, 1))
             credit_config = CreditConfig.from_mapping(credit)

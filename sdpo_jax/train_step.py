@@ -83,6 +83,7 @@ class StepConfig:
     teacher_weights: str = "live"
     ema_rate: float = 0.05
     ema_every: int = 1
+    distill: bool = True  # False (GRPO-only ablation): no teacher pass at all
 
     def __post_init__(self):
         if self.teacher_weights not in TEACHER_WEIGHTS:
@@ -129,17 +130,24 @@ def _response_hidden(model: Qwen3VL, seq: Sequences) -> jax.Array:
 
 
 def loss_and_grads(graphdef: nnx.GraphDef, params: nnx.State, teacher_params: nnx.State,
-                   student: Sequences, teacher: Sequences, batch: LossBatch, loss: LossConfig
-                   ) -> tuple[jax.Array, dict[str, jax.Array], nnx.State]:
-    """(loss, metrics, d loss / d params): the teacher pass runs once, outside the gradient."""
-    teacher_model = nnx.merge(graphdef, jax.lax.stop_gradient(teacher_params))
-    teacher_hidden = jax.lax.stop_gradient(_response_hidden(teacher_model, teacher))
-    teacher_head = jax.lax.stop_gradient(teacher_model.lm_head_matrix())
+                   student: Sequences, teacher: Sequences, batch: LossBatch, loss: LossConfig,
+                   distill: bool = True) -> tuple[jax.Array, dict[str, jax.Array], nnx.State]:
+    """(loss, metrics, d loss / d params): the teacher pass runs once, outside the gradient.
+
+    Without `distill` (every row's distill_mask is 0) the teacher pass is skipped: the student
+    stands in for the teacher, so the masked divergence is zero and costs no forward pass."""
+    if distill:
+        teacher_model = nnx.merge(graphdef, jax.lax.stop_gradient(teacher_params))
+        teacher_hidden = jax.lax.stop_gradient(_response_hidden(teacher_model, teacher))
+        teacher_head = jax.lax.stop_gradient(teacher_model.lm_head_matrix())
 
     def loss_fn(params):
         model = nnx.merge(graphdef, params)
-        return sdpo_loss(_response_hidden(model, student), teacher_hidden, model.lm_head_matrix(),
-                         batch, loss, teacher_lm_head=teacher_head)
+        student_hidden, head = _response_hidden(model, student), model.lm_head_matrix()
+        if not distill:
+            return sdpo_loss(student_hidden, student_hidden, head, batch, loss)
+        return sdpo_loss(student_hidden, teacher_hidden, head, batch, loss,
+                         teacher_lm_head=teacher_head)
 
     (value, metrics), grads = jax.value_and_grad(loss_fn, has_aux=True)(params)
     return value, metrics, grads
@@ -151,7 +159,7 @@ def train_step(graphdef: nnx.GraphDef, state: TrainState, student: Sequences, te
     """Un-jitted body; `make_train_step` jits it (donating the state)."""
     teacher_params = state.params if state.teacher_params is None else state.teacher_params
     loss, metrics, grads = loss_and_grads(graphdef, state.params, teacher_params, student,
-                                          teacher, batch, config.loss)
+                                          teacher, batch, config.loss, config.distill)
     tx = optim.optimizer()
     updates, opt_state = tx.update(grads, state.opt_state, state.params)
     params = optax.apply_updates(state.params, updates)

@@ -143,3 +143,26 @@ def test_failed_execution_still_teaches_through_distillation(world, grads_fn):
     off_crash = dataclasses.replace(off.loss, mask=off.loss.mask * np.array([[0], [0], [1]]))
     _, _, grads_off = grads_fn(dataclasses.replace(off, loss=off_crash))
     assert float(jnp.abs(grads_off).max()) == 0.0, "ablation: no failed-exec path, no signal"
+
+
+@pytest.mark.slow
+def test_grpo_only_ablation_skips_the_teacher_pass_and_keeps_the_gradient(world):
+    """distill=False drops the teacher forward from the compiled step, yet gives exactly the
+    gradient of the full step whose rows all have distill_mask 0 (GRPO alone)."""
+    batch = _batch(world)
+    grpo = dataclasses.replace(batch.loss, distill_mask=np.zeros(GROUP, np.float32))
+    graphdef, params = nnx.split(world["model"], nnx.Param)
+    loss = LossConfig(distill_support="full", distill_alpha=1.0, chunk_size=64, beta=1.0)
+
+    def run(distill):
+        step = jax.jit(lambda p, s, t, b: loss_and_grads(graphdef, p, p, s, t, b, loss, distill))
+        args = (params, batch.student, batch.teacher, grpo)
+        compiled = step.lower(*args).compile()
+        return compiled(*args), compiled.cost_analysis()["flops"]
+
+    (with_teacher, _, grads_with), flops_with = run(True)
+    (without, _, grads_without), flops_without = run(False)
+    np.testing.assert_allclose(float(without), float(with_teacher), rtol=1e-6)
+    for a, b in zip(jax.tree.leaves(grads_without), jax.tree.leaves(grads_with)):
+        np.testing.assert_allclose(np.asarray(a), np.asarray(b), rtol=1e-5, atol=1e-8)
+    assert flops_without < 0.9 * flops_with, "the teacher pass must be gone from the step"
