@@ -33,6 +33,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 
 from benchmarks.harness import first_and_median, peak_rss_mb, run_worker  # noqa: E402
+from benchmarks.qwen3vl_bench import bench_config  # noqa: E402
 
 INSTRUCTIONS = [
     "Write the matplotlib code that reproduces this chart.",
@@ -42,20 +43,6 @@ INSTRUCTIONS = [
     "Look at the chart carefully and write Python code using matplotlib that draws the same bars, "
     "labels and title; keep every element inside the figure and do not let texts overlap.",
 ]
-
-
-def bench_config() -> dict:
-    """Qwen3-VL-8B's config with small widths and depths (HF config.json fields)."""
-    from configs import model_sizes
-
-    d = model_sizes.get_config("8b").to_dict()
-    d["text_config"].update(hidden_size=512, intermediate_size=1536, num_hidden_layers=8,
-                            num_attention_heads=8, num_key_value_heads=4, head_dim=64,
-                            max_position_embeddings=32768)
-    d["text_config"]["rope_parameters"]["mrope_section"] = [12, 10, 10]
-    d["vision_config"].update(depth=4, hidden_size=256, intermediate_size=1024, num_heads=4,
-                              out_hidden_size=512, deepstack_visual_indexes=[1, 2])
-    return d
 
 
 def bench_chats(folder: str, count: int):
