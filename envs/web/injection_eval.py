@@ -155,6 +155,17 @@ def _web(env, html, to_defects):
     return judged, to_defects(judged)
 
 
+def format_table(stats, kinds) -> str:
+    """The per-kind recall / trace / clean false-positive table, and the first misses."""
+    lines = [f"{stats.clean_items} clean artifacts rendered"]
+    for kind, row in stats.table(kinds).items():
+        lines.append(f"  {kind:13s} injected {row['injected']:4d}  recall {row['recall']:.3f}  "
+                     f"trace {row['trace_rate']:.3f}  clean FP {row['clean_fp_rate']:.3f}  "
+                     f"no target {row['no_target']}")
+    lines += [f"  miss: {miss}" for miss in stats.misses[:15]]
+    return "\n".join(lines)
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--domain", choices=("web", "slide_html", "slide_pptx"), default="web")
@@ -175,14 +186,9 @@ def main(argv: list[str] | None = None) -> None:
             stats = evaluate_html(rows, judge, KINDS, seed=args.seed, viewport_only=args.domain == "slide_html")
         finally:
             env.close()
-    table = stats.table(KINDS)
-    print(f"{args.domain}: {len(rows)} artifacts, {stats.clean_items} rendered, {time.monotonic() - t0:.0f}s")
-    for kind, row in table.items():
-        print(f"  {kind:13s} injected {row['injected']:4d}  recall {row['recall']:.3f}  "
-              f"trace {row['trace_rate']:.3f}  clean FP {row['clean_fp_rate']:.3f}  no target {row['no_target']}")
-    for miss in stats.misses[:15]:
-        print("  miss:", miss)
-    print(json.dumps({"domain": args.domain, "items": len(rows), "table": table}))
+    print(f"{args.domain}: {len(rows)} artifacts, {time.monotonic() - t0:.0f}s")
+    print(format_table(stats, KINDS))
+    print(json.dumps({"domain": args.domain, "items": len(rows), "table": stats.table(KINDS)}))
 
 
 if __name__ == "__main__":

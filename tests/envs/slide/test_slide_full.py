@@ -12,7 +12,7 @@ from envs.slide.aeslides import MEASURES
 from envs.slide.html_slide import HtmlSlideEnv
 from envs.task import Task
 from envs.web.inject import KINDS as HTML_KINDS
-from envs.web.injection_eval import evaluate_html, evaluate_pptx, judges
+from envs.web.injection_eval import evaluate_html, evaluate_pptx, format_table, judges
 
 DATA = pathlib.Path(__file__).resolve().parents[3].parent / "shared" / "data" / "aeslides_examples.jsonl"
 
@@ -43,6 +43,7 @@ def test_injection_recall_and_tracing_on_html_slides(rows):
         stats = evaluate_html(rows, judge, HTML_KINDS, seed=0, viewport_only=True, progress=False)
     finally:
         env.close()
+    print(format_table(stats, HTML_KINDS))
     for kind, row in stats.table(HTML_KINDS).items():
         if row["injected"] < 10:
             continue  # e.g. few aligned peers: reported, not judged on a handful
@@ -52,6 +53,7 @@ def test_injection_recall_and_tracing_on_html_slides(rows):
 
 def test_injection_recall_and_tracing_on_pptx_programs():
     stats = evaluate_pptx(20)
+    print(format_table(stats, pptx_samples.KINDS))
     assert stats.clean_items == 20, stats.misses
     for kind, row in stats.table(pptx_samples.KINDS).items():
         assert row["recall"] >= 0.9 and row["trace_rate"] >= 0.9, (kind, row, stats.misses[:5])

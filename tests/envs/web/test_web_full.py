@@ -11,7 +11,7 @@ from envs.web import design2code
 from envs.web.axe_agreement import run as axe_run
 from envs.web.browser import Browser, PageError
 from envs.web.inject import KINDS
-from envs.web.injection_eval import judges, evaluate_html
+from envs.web.injection_eval import evaluate_html, format_table, judges
 
 DATA = pathlib.Path(__file__).resolve().parents[3].parent / "shared" / "data" / "design2code_testset.jsonl"
 
@@ -55,6 +55,7 @@ def test_injection_recall_and_tracing_on_design2code(rows):
         stats = evaluate_html(rows[:60], judge, KINDS, seed=0, progress=False)
     finally:
         env.close()
+    print(format_table(stats, KINDS))
     for kind, row in stats.table(KINDS).items():
         assert row["injected"] >= 10, f"{kind}: only {row['injected']} injections"
         assert row["recall"] >= 0.9, f"{kind}: recall {row['recall']:.3f}; misses {stats.misses[:5]}"
