@@ -14,7 +14,9 @@ sorting 152k entries; that is still ~31 passes over the vocabulary per step, so 
 top-k where speed matters (top-k first leaves the nucleus k sorted entries). Greedy is argmax.
 
 Suppressed tokens (e.g. <|image_pad|>, which would corrupt a teacher-forced forward over the
-response) get -inf before anything else, so they are never chosen, greedy or not.
+response) get -inf before anything else, so they are never chosen, greedy or not. The mask is
+fused into the passes over the vocabulary, and without top-k/top-p the sampled distribution's
+normaliser is the full one minus the suppressed mass, so suppression costs no extra pass.
 
 For every chosen token three log-probs come back (all float32):
   logprobs          log-softmax of the suppressed, tempered, truncated distribution actually
@@ -33,6 +35,7 @@ import math
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 from flax import struct
 
 # Prefix sums run over blocks of this many entries (then over the block totals), which keeps the
@@ -41,6 +44,9 @@ _CDF_BLOCK = 1024
 # Positive float32 values are ordered like their int32 bit patterns: 31 halvings pin any float
 # in [0, 1] exactly.
 _BISECTION_STEPS = 31
+# Up to this suppressed probability mass, log(1 - mass) from float32 sums is accurate to a few
+# ulps; above it the exact normaliser is computed instead (a pass over the vocabulary).
+_MAX_SUBTRACTED_MASS = 0.5
 
 
 @dataclasses.dataclass(frozen=True)
@@ -158,18 +164,47 @@ def _at(values: jax.Array, index: jax.Array) -> jax.Array:
     return jnp.take_along_axis(values, index[:, None], axis=-1)[:, 0]
 
 
+def _blocked(vocab: int, suppress: tuple[int, ...]) -> jax.Array | None:
+    """A [V] bool constant, True at the suppressed ids (None if none): masking by `where` with it
+    fuses into the consumers' passes, where a scatter of -inf would copy the logits."""
+    if not suppress:
+        return None
+    blocked = np.zeros(vocab, bool)
+    blocked[list(suppress)] = True
+    return jnp.asarray(blocked)
+
+
+def _allowed_norm(logits: jax.Array, blocked: jax.Array, suppress: tuple[int, ...],
+                  temperature: float, tempered_norm: jax.Array) -> jax.Array:
+    """logsumexp over the non-suppressed entries of logits [B, V] / temperature, given the
+    full one (tempered_norm [B]).
+
+    Subtracting the suppressed mass m reads only the suppressed columns instead of another pass
+    over the vocabulary. log1p(-m) loses precision as m nears 1, so when a row puts more than
+    _MAX_SUBTRACTED_MASS on suppressed ids, the batch takes the exact pass (which masks inside
+    the branch: a masked array passed into `cond` would have to be materialised every step).
+    """
+    columns = logits[:, jnp.asarray(suppress, jnp.int32)] / temperature
+    mass = jnp.sum(jnp.exp(columns - tempered_norm[:, None]), axis=-1)
+    exact = lambda: jax.nn.logsumexp(jnp.where(blocked, -jnp.inf, logits) / temperature, -1)  # noqa: E731
+    return jax.lax.cond(jnp.any(mass > _MAX_SUBTRACTED_MASS), exact,
+                        lambda: tempered_norm + jnp.log1p(-mass))
+
+
 def choose_tokens(logits: jax.Array, keys: jax.Array, sampling: Sampling,
                   suppress: tuple[int, ...] = ()) -> TokenChoice:
     """Next token per row from float32 logits [B, V], one PRNG key per row (keys [B]); the
     `suppress` ids are never chosen.
 
     A row's draw depends only on its own logits and key, never on the other rows. Normalisers
-    are shared where the distributions coincide (temperature 1, nothing filtered), since each is
-    a pass over the vocabulary.
+    are shared or derived where the distributions coincide (temperature 1, nothing truncated,
+    only suppression), since each is a pass over the vocabulary.
     """
     logits = logits.astype(jnp.float32)
+    vocab = logits.shape[-1]
     full_norm = jax.nn.logsumexp(logits, axis=-1)
-    allowed = logits.at[:, jnp.asarray(suppress, jnp.int32)].set(-jnp.inf) if suppress else logits
+    blocked = _blocked(vocab, suppress)
+    allowed = logits if blocked is None else jnp.where(blocked, -jnp.inf, logits)
     if sampling.greedy:
         tokens = jnp.argmax(allowed, axis=-1).astype(jnp.int32)
         logprob = _at(logits, tokens) - full_norm
@@ -178,8 +213,13 @@ def choose_tokens(logits: jax.Array, keys: jax.Array, sampling: Sampling,
     tempered = logits / sampling.temperature
     tempered_norm = full_norm if sampling.temperature == 1 else jax.nn.logsumexp(tempered, -1)
     candidates, token_ids = sampling_candidates(allowed, sampling)
-    filtered = bool(suppress) or 0 < sampling.top_k < logits.shape[-1] or sampling.top_p < 1
-    candidate_norm = jax.nn.logsumexp(candidates, axis=-1) if filtered else tempered_norm
+    if 0 < sampling.top_k < vocab or sampling.top_p < 1:
+        candidate_norm = jax.nn.logsumexp(candidates, axis=-1)
+    elif suppress:  # candidates = tempered with the suppressed entries at -inf
+        candidate_norm = _allowed_norm(logits, blocked, suppress, sampling.temperature,
+                                       tempered_norm)
+    else:
+        candidate_norm = tempered_norm
     uniforms = jax.vmap(jax.random.uniform)(keys)
     choice = inverse_cdf(jnp.exp(candidates - candidate_norm[:, None]), uniforms)
     tokens = _at(token_ids, choice)

@@ -241,6 +241,8 @@ def _expected(logits: np.ndarray, sampling: Sampling, suppress: list[int]) -> np
 
 @pytest.mark.parametrize("sampling, suppress", [
     (Sampling(1.0, 0, 1.0), []),
+    (Sampling(1.0, 0, 1.0), [1000]),  # suppressed mass subtracted from the full normaliser
+    (Sampling(0.5, 0, 1.0), [3, 700]),  # most of the mass suppressed: the exact normaliser
     (Sampling(0.7, 5, 1.0), []),
     (Sampling(1.3, 0, 0.6), [700]),
     (Sampling(0.9, 6, 0.8), [3]),
