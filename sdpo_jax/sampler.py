@@ -17,6 +17,10 @@ What happens on device (one `jax.jit`, under the training mesh when one is given
      stages of `decode_chunk` steps, the cache growing by that many slots per stage, because
      every step attends over (reads) the whole cache: a 4096-token budget would otherwise pay
      for 4096 slots from its first token.
+On the CPU backend (by default; `SamplerConfig.unstack_decoder`) the program first copies the
+decoder weights into per-layer arrays and keeps the cache per layer, because XLA:CPU copies
+whatever a loop iteration slices out of a stacked array (every layer's weights and cache, every
+step); this holds a second copy of the decoder weights while the program runs.
 Randomness: row (prompt p, sample g) draws step t from fold_in(fold_in(fold_in(key, p), g), t),
 where p is the caller's prompt id, so a rollout does not depend on which batch or slot it is in.
 Shapes are static per (prompt-length bucket, patch bucket, prompt-count bucket): calls within
@@ -45,7 +49,7 @@ from flax import nnx, struct
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
 from models.qwen3_vl.config import Qwen3VLConfig
-from models.qwen3_vl.kv_cache import CACHE_AXES, KVCache
+from models.qwen3_vl.kv_cache import BATCH_AXIS, SLOT_AXIS, KVCache, cache_axes
 from models.qwen3_vl.model import Qwen3VL
 from models.qwen3_vl.processor import ProcessedChat
 from models.qwen3_vl.rope_index import rope_index
@@ -84,6 +88,10 @@ class SamplerConfig:
       batch-sharding size of the mesh is always folded in.
     decode_chunk: decode steps per stage (each stage is one more copy of the decode step in the
       compiled program, so fewer, longer stages compile faster; more, shorter ones read less).
+    unstack_decoder: run prefill and decode on per-layer copies of the decoder weights and a
+      per-layer cache (module docstring): faster where slicing a stacked array copies it
+      (XLA:CPU), one extra copy of the decoder weights in memory, layers unrolled. None: on
+      exactly when the program runs on CPU devices.
     """
 
     num_samples: int = 1
@@ -96,6 +104,7 @@ class SamplerConfig:
     patch_bucket: int = 1024
     prompt_multiple: int = 1
     decode_chunk: int = 1024
+    unstack_decoder: bool | None = None
 
     def __post_init__(self):
         for name in ("num_samples", "max_new_tokens", "max_stop_tokens", "prompt_bucket",
@@ -103,6 +112,9 @@ class SamplerConfig:
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise SamplerError(f"SamplerConfig.{name}={value!r} must be a positive integer.")
+        if self.unstack_decoder not in (None, True, False):
+            raise SamplerError(f"SamplerConfig.unstack_decoder={self.unstack_decoder!r} must be "
+                               f"true, false or None (automatic: on for CPU devices).")
         if not isinstance(self.sampling, Sampling):
             raise SamplerError(f"SamplerConfig.sampling must be a sdpo_jax.sampling.Sampling, "
                                f"got {type(self.sampling).__name__}.")
@@ -214,6 +226,7 @@ class _Plan:
     num_samples: int
     max_new_tokens: int
     decode_chunk: int
+    unstack_decoder: bool
     mesh: Mesh | None
 
 
@@ -225,12 +238,13 @@ def _resize_cache(cache: KVCache, copies: int, extra_slots: int, config: Qwen3VL
                   ) -> KVCache:
     """Each row repeated `copies` times (prompt-major), with `extra_slots` empty slots added."""
     def resize(x: jax.Array) -> jax.Array:
-        x = jnp.repeat(x, copies, axis=1)
-        x = jnp.pad(x, ((0, 0), (0, 0), (0, extra_slots), (0, 0), (0, 0)))
-        return constrain(x, CACHE_AXES, config.sharding_rules)
+        x = jnp.repeat(x, copies, axis=BATCH_AXIS)
+        pad = [(0, 0)] * x.ndim
+        pad[SLOT_AXIS] = (0, extra_slots)
+        return constrain(jnp.pad(x, pad), cache_axes(x), config.sharding_rules)
 
     return cache.replace(
-        keys=resize(cache.keys), values=resize(cache.values),
+        keys=jax.tree.map(resize, cache.keys), values=jax.tree.map(resize, cache.values),
         key_mask=jnp.pad(jnp.repeat(cache.key_mask, copies, axis=0), ((0, 0), (0, extra_slots))),
         next_position=jnp.repeat(cache.next_position, copies, axis=0))
 
@@ -260,12 +274,15 @@ def _record(state: _Decoding, choice: TokenChoice, budgets: jax.Array, stop_ids:
 def _rollout(graphdef: nnx.GraphDef, plan: _Plan, state: nnx.State, batch: PromptBatch,
              key: jax.Array) -> dict[str, jax.Array]:
     model = nnx.merge(graphdef, state)
+    if plan.unstack_decoder:
+        model = model.with_unstacked_decoder()
     config = model.config
     prompts, prompt_length = batch.input_ids.shape
     copies, budget = plan.num_samples, plan.max_new_tokens
     rows = prompts * copies
 
-    cache = KVCache.create(config, batch=prompts, capacity=prompt_length)
+    cache = KVCache.create(config, batch=prompts, capacity=prompt_length,
+                           per_layer=plan.unstack_decoder)
     logits, cache = model.prefill(cache, batch.input_ids, batch.positions, batch.mask,
                                   batch.vision)
     stage_ends = [*range(plan.decode_chunk, budget, plan.decode_chunk), budget]
@@ -389,7 +406,7 @@ class Sampler:
         batch = self._batch(model.config, prompts)
         plan = _Plan(self.config.sampling, self._suppressed(model.config),
                      self.config.num_samples, self.config.max_new_tokens,
-                     self.config.decode_chunk, self.mesh)
+                     self.config.decode_chunk, self._unstack_decoder(), self.mesh)
         if self.mesh is not None:
             state = jax.device_put(state, state_shardings(state, self.mesh,
                                                           model.config.sharding_rules))
@@ -408,6 +425,12 @@ class Sampler:
         return contextlib.nullcontext() if self.mesh is None else jax.set_mesh(self.mesh)
 
     # ------------------------------------------------------------------------------ host side
+    def _unstack_decoder(self) -> bool:
+        if self.config.unstack_decoder is not None:
+            return self.config.unstack_decoder
+        devices = jax.devices() if self.mesh is None else self.mesh.devices.flat
+        return all(device.platform == "cpu" for device in devices)
+
     def _suppressed(self, config: Qwen3VLConfig) -> tuple[int, ...]:
         ids = self.config.suppress_token_ids
         ids = (config.image_token_id, config.video_token_id) if ids is None else ids

@@ -138,22 +138,30 @@ def apply_rotary(x: jax.Array, cos: jax.Array, sin: jax.Array) -> jax.Array:
 
 
 def _dense_attention(q: jax.Array, k: jax.Array, v: jax.Array, mask: jax.Array,
-                     scale: float) -> jax.Array:
+                     scale: float, heads_major: bool) -> jax.Array:
     b, lq, nq, h = q.shape
-    nk = k.shape[2]
+    nk = k.shape[1 if heads_major else 2]
+    kv = "bksh" if heads_major else "bskh"
     qg = q.reshape(b, lq, nk, nq // nk, h)
-    scores = jnp.einsum("bqkgh,bskh->bkgqs", qg, k, preferred_element_type=jnp.float32) * scale
+    scores = jnp.einsum(f"bqkgh,{kv}->bkgqs", qg, k, preferred_element_type=jnp.float32) * scale
     scores = jnp.where(mask[:, None, None], scores, jnp.finfo(jnp.float32).min)
-    probs = jax.nn.softmax(scores, axis=-1).astype(v.dtype)
-    out = jnp.einsum("bkgqs,bskh->bqkgh", probs, v)
+    probs = jax.nn.softmax(scores, axis=-1)
+    if heads_major and lq == 1:
+        # One query against a cache (a decode step): XLA:CPU lays this dot out as a transposed
+        # generic loop; a fused multiply-and-sum reads the values once and is ~2x faster.
+        out = jnp.sum(probs[..., None] * v[:, :, None, None].astype(jnp.float32), axis=-2)
+        out = jnp.einsum("bkgqh->bqkgh", out.astype(v.dtype))
+    else:
+        out = jnp.einsum(f"bkgqs,{kv}->bqkgh", probs.astype(v.dtype), v)
     return out.reshape(b, lq, nq, h)
 
 
 def attention(q: jax.Array, k: jax.Array, v: jax.Array, mask: jax.Array, scale: float,
-              query_chunk: int = 0) -> jax.Array:
+              query_chunk: int = 0, *, heads_major: bool = False) -> jax.Array:
     """Masked softmax attention with GQA, softmax in float32.
 
-    q: [B, Lq, Nq, H]; k, v: [B, Lk, Nk, H] with Nq a multiple of Nk; mask: [B, Lq, Lk] bool
+    q: [B, Lq, Nq, H]; k, v: [B, Lk, Nk, H], or [B, Nk, Lk, H] with `heads_major` (a KV cache's
+    layout, read without transposing it), Nq a multiple of Nk; mask: [B, Lq, Lk] bool
     (True = may attend). Query head j uses kv head j // (Nq // Nk), like HF's repeat_kv. A query
     row with no allowed key (a padding slot) gets a uniform average instead of NaN, so padding
     can never poison gradients. Returns [B, Lq, Nq, H] in q's dtype.
@@ -164,14 +172,14 @@ def attention(q: jax.Array, k: jax.Array, v: jax.Array, mask: jax.Array, scale: 
     """
     lq = q.shape[1]
     if query_chunk <= 0 or lq <= query_chunk:
-        return _dense_attention(q, k, v, mask, scale)
+        return _dense_attention(q, k, v, mask, scale, heads_major)
     chunks = -(-lq // query_chunk)
     pad = chunks * query_chunk - lq
     q = jnp.pad(q, ((0, 0), (0, pad), (0, 0), (0, 0)))
     mask = jnp.pad(mask, ((0, 0), (0, pad), (0, 0)))
     split = lambda x: jnp.moveaxis(  # noqa: E731
         x.reshape(x.shape[0], chunks, query_chunk, *x.shape[2:]), 1, 0)
-    one = jax.checkpoint(lambda qm: _dense_attention(qm[0], k, v, qm[1], scale))
+    one = jax.checkpoint(lambda qm: _dense_attention(qm[0], k, v, qm[1], scale, heads_major))
     out = jax.lax.map(one, (split(q), split(mask)))  # [chunks, B, chunk, Nq, H]
     out = jnp.moveaxis(out, 0, 1)
     return out.reshape(out.shape[0], chunks * query_chunk, *out.shape[3:])[:, :lq]

@@ -15,6 +15,8 @@ Public API (stable; the sampler, losses and trainer build on it):
   model.encode_vision(vision) -> (merged tokens [N/4, D], DeepStack features [taps, N/4, D])
   model.prefill(cache, ...) / model.decode_step(cache, tokens) -> (logits [B, V], cache)
       incremental decoding through a preallocated KVCache (kv_cache.py documents the contract).
+  model.with_unstacked_decoder() -> the same model with per-layer decoder weights, for decode
+      loops on XLA:CPU (pair it with a `per_layer` KVCache; see the method).
   init_model(config, seed=0, mesh=None) -> a randomly initialised model, created directly on
       its shardings (checkpoints load through convert.py instead).
 All of these are pure functions of (parameters, inputs) and jit/while_loop friendly.
@@ -30,6 +32,7 @@ from models.qwen3_vl.config import Qwen3VLConfig
 from models.qwen3_vl.kv_cache import KVCache
 from models.qwen3_vl.layers import Linear
 from models.qwen3_vl.rope import text_rope
+from models.qwen3_vl.stack import unstack
 from models.qwen3_vl.text import CacheWrite, DeepStack, TextModel
 from models.qwen3_vl.vision import VisionModel
 from models.qwen3_vl.vision_inputs import VisionInputs
@@ -117,6 +120,19 @@ class Qwen3VL(nnx.Module):
         return self._logits(self.hidden_states(input_ids, positions, attention_mask, vision))
 
     # ----------------------------------------------------------------------------- decoding
+    def with_unstacked_decoder(self) -> "Qwen3VL":
+        """A view of this model whose decoder layers are per-layer modules (stack.unstack).
+
+        Build it inside the jitted program, outside the decode loop: XLA:CPU copies a stacked
+        layer's weights every time a loop iteration slices them, per-layer copies are made once.
+        Costs one more copy of the decoder weights for the program's lifetime; the layers run
+        unrolled whatever `scan_layers` says. On TPU a stacked slice is free: keep it stacked.
+        """
+        graphdef, state = nnx.split(self)
+        view = nnx.merge(graphdef, state)
+        view.language_model.layers = unstack(view.language_model.layers)
+        return view
+
     def prefill(self, cache: KVCache, input_ids: jax.Array, positions: jax.Array,
                 attention_mask: jax.Array | None = None,
                 vision: VisionInputs | None = None) -> tuple[jax.Array, KVCache]:

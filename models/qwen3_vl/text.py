@@ -3,9 +3,9 @@
 Pre-norm layers: RMSNorm -> attention with per-head QK-RMSNorm (before RoPE), GQA, no biases
 -> residual; RMSNorm -> SwiGLU -> residual. DeepStack feature k is added at the visual token
 positions after layer k (k < number of taps), exactly where transformers adds it. The decoder
-takes precomputed cos/sin and an attention mask from model.py, and optionally a stacked KV cache
-(keys/values [layers, B, S, kv_heads, head_dim]) that each layer updates in place at a write
-index; it knows nothing about images beyond the DeepStack additions.
+takes precomputed cos/sin and an attention mask from model.py, and optionally a KV cache
+(keys/values [layers, B, kv_heads, S, head_dim] or one [B, kv_heads, S, head_dim] per layer,
+kv_cache.py) that each layer updates in place at a write index; it knows nothing about images beyond the DeepStack additions.
 """
 from __future__ import annotations
 
@@ -31,9 +31,10 @@ class DeepStack:
 
 @struct.dataclass
 class CacheWrite:
-    """Stacked keys/values [layers, B, S, K, H] and the slot where this chunk's first token goes."""
-    keys: jax.Array
-    values: jax.Array
+    """Keys/values, stacked [layers, B, K, S, H] or one [B, K, S, H] per layer (kv_cache.py), and
+    the slot where this chunk's first token goes."""
+    keys: jax.Array | tuple[jax.Array, ...]
+    values: jax.Array | tuple[jax.Array, ...]
     index: jax.Array
 
 
@@ -68,20 +69,36 @@ class TextAttention(nnx.Module):
         q = constrain(apply_rotary(self.q_norm(self.q_proj(x)), cos, sin), heads, self.rules)
         k = constrain(apply_rotary(self.k_norm(self.k_proj(x)), cos, sin), kv_heads, self.rules)
         v = constrain(self.v_proj(x), kv_heads, self.rules)
-        if cache is not None:
+        if cache is None:
+            out = attention(q, k, v, mask, self.scale, self.query_chunk)
+        else:
             cache = _write_layer(cache, layer, k, v)
-            k = cache.keys[layer].astype(q.dtype)
-            v = cache.values[layer].astype(q.dtype)
-        out = constrain(attention(q, k, v, mask, self.scale, self.query_chunk), heads, self.rules)
+            out = attention(q, cache.keys[layer].astype(q.dtype),
+                            cache.values[layer].astype(q.dtype), mask, self.scale,
+                            self.query_chunk, heads_major=True)
+        out = constrain(out, heads, self.rules)
         return self.o_proj(out), cache
 
 
 def _write_layer(cache: CacheWrite, layer: jax.Array | int, k: jax.Array, v: jax.Array
                  ) -> CacheWrite:
-    start = (layer, 0, cache.index, 0, 0)
-    keys = jax.lax.dynamic_update_slice(cache.keys, k[None].astype(cache.keys.dtype), start)
-    values = jax.lax.dynamic_update_slice(cache.values, v[None].astype(cache.values.dtype), start)
-    return cache.replace(keys=keys, values=values)
+    """Write this chunk's k, v [B, L, K, H] into the cache's layer `layer` at its slots."""
+    start = (0, 0, cache.index, 0)
+
+    def put(layers: jax.Array | tuple[jax.Array, ...], x: jax.Array
+            ) -> jax.Array | tuple[jax.Array, ...]:
+        chunk = jnp.swapaxes(x, 1, 2)
+        if not isinstance(layers, tuple):
+            return jax.lax.dynamic_update_slice(layers, chunk[None].astype(layers.dtype),
+                                                (layer, *start))
+        if not isinstance(layer, int):
+            raise TypeError("a per-layer KV cache needs the decoder layers unrolled (a Python "
+                            "layer index). Fix: set scan_layers=False or use a stacked cache.")
+        written = jax.lax.dynamic_update_slice(layers[layer], chunk.astype(layers[layer].dtype),
+                                               start)
+        return (*layers[:layer], written, *layers[layer + 1:])
+
+    return cache.replace(keys=put(cache.keys, k), values=put(cache.values, v))
 
 
 class TextMLP(nnx.Module):

@@ -118,6 +118,14 @@ def test_greedy_tokens_equal_transformers_generate(setup):
     assert rollouts.decode_steps == rollouts.lengths.max() - 1
     assert (rollouts.tokens[~rollouts.mask] == setup["tokenizer"].special.pad).all()
 
+    # On CPU the decoder runs per-layer weights and cache by default; the stacked form (the
+    # default on TPU) gives the same rollouts.
+    assert sampler._unstack_decoder(), "CPU runs should unstack the decoder by default"
+    stacked = _sampler(setup, Sampling(temperature=0), num_samples=2, stop_token_ids=(stop,),
+                       unstack_decoder=False)(setup["model"], setup["prompts"], key=0)
+    np.testing.assert_array_equal(stacked.tokens, rollouts.tokens)
+    np.testing.assert_allclose(stacked.logprobs, rollouts.logprobs, atol=1e-5)
+
 
 # ------------------------------------------------------------------------------ log-probs
 def _truncated_logprob(logits: np.ndarray, token: int, sampling: Sampling,
@@ -302,6 +310,8 @@ def test_bad_prompts_and_configs_name_the_problem(setup):
             sampler(model, prompts, key=0)
     with pytest.raises(SamplerError, match="num_samples"):
         SamplerConfig(num_samples=0)
+    with pytest.raises(SamplerError, match="unstack_decoder"):
+        SamplerConfig(unstack_decoder="yes")
     with pytest.raises(SamplerError, match="unknown sampler config keys"):
         SamplerConfig.from_mapping({"num_samples": 2, "temprature": 1.0})
     config = SamplerConfig.from_mapping({"num_samples": 2, "temperature": 1.0, "top_k": 0})
