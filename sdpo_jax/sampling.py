@@ -138,25 +138,31 @@ def _first_above(cumulative: jax.Array, target: jax.Array, weights: jax.Array) -
     return jnp.where(index < weights.shape[-1], index, jnp.max(positive, axis=-1))
 
 
-def inverse_cdf(log_probs: jax.Array, uniforms: jax.Array) -> jax.Array:
-    """Index drawn from each row of exp(log_probs) [B, K] (-inf: never drawn; rows summing to
-    ~1) for uniforms [B].
+def _block_size(size: int) -> int:
+    """_CDF_BLOCK, or the divisor of size nearest to it within a factor of 2 (1187 for Qwen's
+    151936-entry vocabulary): whole blocks need no padded copy of the probabilities."""
+    if size <= _CDF_BLOCK:
+        return size
+    near = sorted(range(_CDF_BLOCK // 2, 2 * _CDF_BLOCK + 1), key=lambda b: abs(b - _CDF_BLOCK))
+    return next((b for b in near if size % b == 0), _CDF_BLOCK)
 
-    Two levels: choose a block of _CDF_BLOCK entries by the prefix sums of the block totals, then
-    the entry inside it, so no prefix sum runs over more than max(K / _CDF_BLOCK, _CDF_BLOCK)
-    terms. Taking log-probs lets XLA fuse the exp with the padding to whole blocks and recompute
-    the chosen block's entries instead of materialising the probabilities several times.
+
+def inverse_cdf(probs: jax.Array, uniforms: jax.Array) -> jax.Array:
+    """Index drawn from each row of probs [B, K] (>= 0, rows summing to ~1) for uniforms [B].
+
+    Two levels: choose a block of ~_CDF_BLOCK entries by the prefix sums of the block totals,
+    then the entry inside it, so no prefix sum runs over more than ~max(K / _CDF_BLOCK,
+    _CDF_BLOCK) terms.
     """
-    rows, size = log_probs.shape
-    block = min(size, _CDF_BLOCK)
+    rows, size = probs.shape
+    block = _block_size(size)
     blocks = -(-size // block)
-    padded = jnp.pad(log_probs, ((0, 0), (0, blocks * block - size)), constant_values=-jnp.inf)
-    weights = jnp.exp(padded.reshape(rows, blocks, block))
-    block_mass = weights.sum(axis=-1)
+    padded = jnp.pad(probs, ((0, 0), (0, blocks * block - size))).reshape(rows, blocks, block)
+    block_mass = padded.sum(axis=-1)
     block_cumulative = jnp.cumsum(block_mass, axis=-1)
     target = uniforms * block_cumulative[:, -1]
     chosen_block = _first_above(block_cumulative, target, block_mass)
-    inside = jnp.take_along_axis(weights, chosen_block[:, None, None], axis=1)[:, 0]
+    inside = jnp.take_along_axis(padded, chosen_block[:, None, None], axis=1)[:, 0]
     before = jnp.take_along_axis(block_cumulative - block_mass, chosen_block[:, None], axis=1)
     offset = _first_above(jnp.cumsum(inside, axis=-1), target - before[:, 0], inside)
     return chosen_block * block + offset
@@ -224,7 +230,7 @@ def choose_tokens(logits: jax.Array, keys: jax.Array, sampling: Sampling,
     else:
         candidate_norm = tempered_norm
     uniforms = jax.vmap(jax.random.uniform)(keys)
-    choice = inverse_cdf(candidates - candidate_norm[:, None], uniforms)
+    choice = inverse_cdf(jnp.exp(candidates - candidate_norm[:, None]), uniforms)
     tokens = _at(token_ids, choice)
     return TokenChoice(tokens=tokens, logprobs=_at(candidates, choice) - candidate_norm,
                        tempered_logprobs=_at(tempered, tokens) - tempered_norm,

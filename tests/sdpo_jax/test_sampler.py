@@ -31,7 +31,7 @@ from models.qwen3_vl.tokenizer import Qwen3Tokenizer  # noqa: E402
 from models.qwen3_vl.vision_inputs import prepare_vision_inputs  # noqa: E402
 from sdpo_jax.sampler import (FINISH_LENGTH, FINISH_STOP, Prompt, Sampler, SamplerConfig,  # noqa: E402
                               SamplerError)
-from sdpo_jax.sampling import Sampling, choose_tokens  # noqa: E402
+from sdpo_jax.sampling import Sampling, choose_tokens, inverse_cdf  # noqa: E402
 
 ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), os.pardir, os.pardir))
 MAX_NEW = 12
@@ -220,7 +220,7 @@ def test_logprobs_equal_a_teacher_forced_forward_and_runs_are_reproducible(setup
 
 
 # --------------------------------------------------------------------------- distribution
-VOCAB = 2100  # three blocks of the two-level CDF
+VOCAB = 2100  # two blocks of 1050 (a divisor near 1024) in the two-level CDF
 LIVE = np.array([3, 700, 1000, 1023, 1024, 1500, 2000, 2047, 2048, 2070, 2099])  # across blocks
 DRAWS = 16_000
 
@@ -281,6 +281,19 @@ def test_token_choice_draws_the_truncated_distribution(sampling, suppress):
     again = choose_tokens(logits[:64], keys[:64], sampling, tuple(suppress))
     np.testing.assert_array_equal(np.asarray(again.tokens), tokens[:64],
                                   err_msg="a row's draw must depend only on its key and logits")
+
+
+@pytest.mark.parametrize("size", [2100, 2101])  # whole blocks of 1050; padded blocks of 1024
+def test_inverse_cdf_picks_the_entry_whose_cdf_interval_holds_the_uniform(size):
+    probs = np.zeros(size, np.float32)
+    live = [3, 1023, 1024, 1049, 1050, 2047, 2048, 2099]
+    probs[live] = np.arange(1, len(live) + 1) / sum(range(1, len(live) + 1))
+    edges = np.cumsum(probs[live])
+    uniforms = np.concatenate([[0.0], (edges[:-1] + np.diff(edges) / 2), edges[:-1] + 1e-4])
+    drawn = inverse_cdf(jnp.broadcast_to(jnp.asarray(probs), (len(uniforms), size)),
+                        jnp.asarray(uniforms, jnp.float32))
+    expected = np.array(live)[np.searchsorted(edges, uniforms, side="right")]
+    np.testing.assert_array_equal(np.asarray(drawn), expected)
 
 
 def test_greedy_choice_is_argmax_and_skips_suppressed_ids():
