@@ -23,6 +23,7 @@ def rows():
     return [json.loads(line) for line in DATA.open()]
 
 
+@pytest.mark.timeout(7200)  # 756 page loads: ~20 min on 2 quiet cores, far more under load
 def test_all_design2code_pages_render_and_self_score_perfectly(rows):
     failures = []
     with Browser() as browser:
@@ -42,6 +43,7 @@ def test_all_design2code_pages_render_and_self_score_perfectly(rows):
     assert not failures, f"{len(failures)} of {len(rows)} pages: " + "; ".join(failures[:10])
 
 
+@pytest.mark.timeout(7200)
 def test_low_contrast_agrees_with_axe_core(rows):
     agreement, failed = axe_run(rows, progress=False)
     assert not failed, failed[:5]
