@@ -7,6 +7,7 @@ nothing that is not in the checkpoint directory.
 """
 from __future__ import annotations
 
+import os
 from typing import Any
 
 import jax
@@ -17,9 +18,10 @@ class TrainCheckpointer:
     """Async orbax CheckpointManager for one run directory (local path or gs://)."""
 
     def __init__(self, directory: str, max_to_keep: int = 3, async_save: bool = True):
-        self.directory = directory
+        # orbax's array writer refuses relative paths (and only says so from its async thread).
+        self.directory = directory if "://" in directory else os.path.abspath(directory)
         self._mngr = ocp.CheckpointManager(
-            directory,
+            self.directory,
             options=ocp.CheckpointManagerOptions(max_to_keep=max_to_keep, create=True,
                                                  enable_async_checkpointing=async_save))
 

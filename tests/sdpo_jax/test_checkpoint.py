@@ -25,3 +25,16 @@ def test_async_save_then_restore_is_bitwise(tmp_path):
         np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
     kept = sorted(p.name for p in (tmp_path / "ckpt").iterdir() if p.name.isdigit())
     assert kept == ["2", "3"], f"max_to_keep=2 should keep the last two steps, found {kept}"
+
+
+def test_a_relative_run_directory_saves_and_restores(tmp_path, monkeypatch):
+    """`--workdir=runs/tiny` (the README's command) is relative; orbax needs absolute paths."""
+    monkeypatch.chdir(tmp_path)
+    arrays = {"w": jnp.arange(4.0)}
+    ckpt = TrainCheckpointer("runs/x/checkpoints")
+    ckpt.save(1, arrays, {"step": 1})
+    ckpt.wait()
+    restored, host = ckpt.restore(1, abstract_like(arrays))
+    ckpt.close()
+    assert host == {"step": 1} and (tmp_path / "runs/x/checkpoints/1").is_dir()
+    np.testing.assert_array_equal(np.asarray(restored["w"]), np.arange(4.0))
