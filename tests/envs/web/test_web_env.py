@@ -1,4 +1,5 @@
 """The web environment on real Design2Code pages in real Chromium (one browser for the module)."""
+import contextlib
 import json
 import pathlib
 import random
@@ -110,9 +111,17 @@ def test_large_static_dom_is_refused_with_a_clear_error(env):
     assert not fb.ok and "elements" in fb.error.message
 
 
+def _own_chromium(browser) -> list[psutil.Process]:
+    procs = []
+    for pid in browser._own_pids:
+        with contextlib.suppress(psutil.NoSuchProcess):
+            procs.append(psutil.Process(pid))
+    return [p for p in procs if "chrom" in p.name()]
+
+
 def test_a_crashed_browser_is_relaunched_for_the_next_page(env):
-    chromium = [p for pid in env.browser._own_pids for p in psutil.Process(pid).children(recursive=True)
-                if "chrom" in p.name()]
+    env.browser.ensure_started()  # the browser starts lazily: this test may run first
+    chromium = _own_chromium(env.browser)
     assert chromium, "the env should own a running Chromium"
     for proc in chromium:
         proc.kill()
