@@ -51,6 +51,7 @@ def get_config() -> ml_collections.ConfigDict:
         show_render=True, show_defects=True, show_error=True,
         demonstration=True,        # show a successful sibling rollout to failed ones (SDPO)
         failed_exec_path=True,     # failed rollouts keep their distillation term
+        distill=True,              # False: GRPO only (no teacher pass; configs/grpo_only.py)
     ))
 
     # sdpo_jax.losses.LossConfig fields.

@@ -111,7 +111,9 @@ def build_train_batch(processor: Qwen3VLProcessor, tasks: Sequence[Task],
                       teacher_config: TeacherPromptConfig, credit: CreditConfig,
                       failed_exec_path: bool, distill_enabled: bool = True) -> TrainBatch:
     """Rows are prompt-major: row p * group_size + g is sample g of prompt p.
-    `distill_enabled=False` (the GRPO-only ablation) gives every row distill_mask 0."""
+    `distill_enabled=False` (the GRPO-only ablation) gives every row distill_mask 0 and builds no
+    teacher prompts: the returned teacher sequences are the student's (the step skips the
+    teacher pass, see train_step.loss_and_grads)."""
     rows = len(feedbacks)
     r = shapes.response_length
     if tokens.shape[0] != rows or rows != len(tasks) * group_size:
@@ -134,6 +136,8 @@ def build_train_batch(processor: Qwen3VLProcessor, tasks: Sequence[Task],
         row_credit = dataclasses.replace(credit, language=LANGUAGE[task.domain])
         weights[row, :n] = rollout_credit(processor.tokenizer, response[row, :n], feedback,
                                           row_credit)
+        if not distill_enabled:
+            continue
         group = range(p * group_size, (p + 1) * group_size)
         demo = demonstration_for(row, group, feedbacks, programs, task)
         chat, was_cut = _fit_teacher_chat(processor, task, target_images[p], feedback,
@@ -141,15 +145,15 @@ def build_train_batch(processor: Qwen3VLProcessor, tasks: Sequence[Task],
         cut += was_cut
         teacher_chats.append(chat)
         useful = has_privileged_context(feedback, demo, teacher_config)
-        distill[row] = float(distill_enabled and useful and (feedback.ok or failed_exec_path))
+        distill[row] = float(useful and (feedback.ok or failed_exec_path))
     student_rows = [student_chats[row // group_size] for row in range(rows)]
     config = processor.config
     student = pack_sequences(config, student_rows, response, mask,
                              prompt_length=shapes.student_prompt_length,
                              patch_capacity=shapes.student_patches, what="prompt")
-    teacher = pack_sequences(config, teacher_chats, response, mask,
-                             prompt_length=shapes.teacher_prompt_length,
-                             patch_capacity=shapes.teacher_patches, what="teacher_prompt")
+    teacher = student if not distill_enabled else pack_sequences(
+        config, teacher_chats, response, mask, prompt_length=shapes.teacher_prompt_length,
+        patch_capacity=shapes.teacher_patches, what="teacher_prompt")
     rewards = np.array([f.reward for f in feedbacks], np.float32)
     loss = LossBatch(tokens=response, mask=mask.astype(np.float32), credit=weights,
                      old_logprobs=logprobs, rewards=rewards,

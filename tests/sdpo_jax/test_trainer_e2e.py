@@ -68,12 +68,12 @@ def world():
                 injected=injected, replies=replies)
 
 
-def _batch(world, credit=CreditConfig(alpha=4.0), failed_exec_path=True):
+def _batch(world, credit=CreditConfig(alpha=4.0), failed_exec_path=True, distill_enabled=True):
     return build_train_batch(
         world["processor"], [world["task"]], [world["image"]], [world["chat"]], GROUP,
         world["tokens"], world["lengths"], np.zeros(world["tokens"].shape, np.float32),
         world["feedbacks"], shapes=world["shapes"], teacher_config=TeacherPromptConfig(),
-        credit=credit, failed_exec_path=failed_exec_path)
+        credit=credit, failed_exec_path=failed_exec_path, distill_enabled=distill_enabled)
 
 
 @pytest.fixture(scope="module")
@@ -143,6 +143,13 @@ def test_failed_execution_still_teaches_through_distillation(world, grads_fn):
     off_crash = dataclasses.replace(off.loss, mask=off.loss.mask * np.array([[0], [0], [1]]))
     _, _, grads_off = grads_fn(dataclasses.replace(off, loss=off_crash))
     assert float(jnp.abs(grads_off).max()) == 0.0, "ablation: no failed-exec path, no signal"
+
+
+def test_grpo_only_ablation_builds_no_teacher_prompts(world):
+    grpo = _batch(world, distill_enabled=False)
+    assert grpo.loss.distill_mask.tolist() == [0.0] * GROUP
+    assert grpo.teacher is grpo.student, "no teacher prompts are built for a step that skips them"
+    np.testing.assert_array_equal(grpo.loss.credit, _batch(world).loss.credit)
 
 
 @pytest.mark.slow
