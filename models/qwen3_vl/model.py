@@ -39,7 +39,6 @@ from models.qwen3_vl.vision_inputs import VisionInputs
 from models.sharding import constrain, state_shardings
 
 
-
 class Qwen3VL(nnx.Module):
     """Vision tower + DeepStack + Qwen3 decoder + LM head (untied, or tied to the embedding)."""
 

@@ -5,7 +5,8 @@ Pre-norm layers: RMSNorm -> attention with per-head QK-RMSNorm (before RoPE), GQ
 positions after layer k (k < number of taps), exactly where transformers adds it. The decoder
 takes precomputed cos/sin and an attention mask from model.py, and optionally a KV cache
 (keys/values [layers, B, kv_heads, S, head_dim] or one [B, kv_heads, S, head_dim] per layer,
-kv_cache.py) that each layer updates in place at a write index; it knows nothing about images beyond the DeepStack additions.
+kv_cache.py) that each layer updates in place at a write index; it knows nothing about images
+beyond the DeepStack additions.
 """
 from __future__ import annotations
 
