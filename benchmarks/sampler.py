@@ -14,9 +14,11 @@ RL rollout sampling (temperature 1, no truncation); `--mode greedy` also checks 
 produce the same tokens.
 
 Baseline: transformers 5.23.0 `Qwen3VLForConditionalGeneration.generate` (eager attention, torch
-CPU float32, each prompt repeated G times as `num_return_sequences` does: it prefills every copy). Ours: `Sampler` (float32, compile time excluded and reported; its CPU default
-`unstack_decoder` holds one extra copy of the decoder weights, ~96 MB here). Prefill time
-= a run with max_new_tokens=1; decode time = full run - prefill run (medians of `--repeats`).
+CPU float32, each prompt repeated G times as `num_return_sequences` does: it prefills every
+copy). Ours: `Sampler` (float32, compile time excluded and reported; its CPU default
+`decode_layout` holds one extra copy of the decoder weights and of the LM head, ~96 + 311 MB
+here, made in every call and so inside the prefill time). Prefill time = a run with
+max_new_tokens=1; decode time = full run - prefill run (medians of `--repeats`).
 Decode tokens/s counts rows x (new_tokens - 1); prefill tokens/s counts the prompts' tokens once.
 Each side runs in its own subprocess so its peak RSS is its own; ours also reports the compiled
 program's per-device scratch bytes (KV cache included). Ends with one JSON line (headline: decode

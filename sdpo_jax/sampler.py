@@ -17,10 +17,11 @@ What happens on device (one `jax.jit`, under the training mesh when one is given
      stages of `decode_chunk` steps, the cache growing by that many slots per stage, because
      every step attends over (reads) the whole cache: a 4096-token budget would otherwise pay
      for 4096 slots from its first token.
-On the CPU backend (by default; `SamplerConfig.unstack_decoder`) the program first copies the
-decoder weights into per-layer arrays and keeps the cache per layer, because XLA:CPU copies
-whatever a loop iteration slices out of a stacked array (every layer's weights and cache, every
-step); this holds a second copy of the decoder weights while the program runs.
+On the CPU backend (by default; `SamplerConfig.decode_layout`) the program first copies the
+decoder weights into per-layer arrays, keeps the cache per layer and copies an untied LM head to
+[vocab, hidden] (`Qwen3VL.with_decode_layout`): XLA:CPU copies whatever a loop iteration slices
+out of a stacked array (every layer's weights and cache, every step), and reads the head faster
+in that layout. This holds a second copy of the decoder weights and the head while it runs.
 Randomness: row (prompt p, sample g) draws step t from fold_in(fold_in(fold_in(key, p), g), t),
 where p is the caller's prompt id, so a rollout does not depend on which batch or slot it is in.
 Shapes are static per (prompt-length bucket, patch bucket, prompt-count bucket): calls within
@@ -88,9 +89,9 @@ class SamplerConfig:
       batch-sharding size of the mesh is always folded in.
     decode_chunk: decode steps per stage (each stage is one more copy of the decode step in the
       compiled program, so fewer, longer stages compile faster; more, shorter ones read less).
-    unstack_decoder: run prefill and decode on per-layer copies of the decoder weights and a
-      per-layer cache (module docstring): faster where slicing a stacked array copies it
-      (XLA:CPU), one extra copy of the decoder weights in memory, layers unrolled. None: on
+    decode_layout: run prefill and decode on `Qwen3VL.with_decode_layout` (per-layer decoder
+      weights, a per-layer cache, a [vocab, hidden] head; module docstring): faster on XLA:CPU,
+      one extra copy of the decoder weights and the head in memory, layers unrolled. None: on
       exactly when the program runs on CPU devices.
     """
 
@@ -104,7 +105,7 @@ class SamplerConfig:
     patch_bucket: int = 1024
     prompt_multiple: int = 1
     decode_chunk: int = 1024
-    unstack_decoder: bool | None = None
+    decode_layout: bool | None = None
 
     def __post_init__(self):
         for name in ("num_samples", "max_new_tokens", "max_stop_tokens", "prompt_bucket",
@@ -112,8 +113,8 @@ class SamplerConfig:
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise SamplerError(f"SamplerConfig.{name}={value!r} must be a positive integer.")
-        if self.unstack_decoder not in (None, True, False):
-            raise SamplerError(f"SamplerConfig.unstack_decoder={self.unstack_decoder!r} must be "
+        if self.decode_layout not in (None, True, False):
+            raise SamplerError(f"SamplerConfig.decode_layout={self.decode_layout!r} must be "
                                f"true, false or None (automatic: on for CPU devices).")
         if not isinstance(self.sampling, Sampling):
             raise SamplerError(f"SamplerConfig.sampling must be a sdpo_jax.sampling.Sampling, "
@@ -226,7 +227,7 @@ class _Plan:
     num_samples: int
     max_new_tokens: int
     decode_chunk: int
-    unstack_decoder: bool
+    decode_layout: bool
     mesh: Mesh | None
 
 
@@ -274,15 +275,15 @@ def _record(state: _Decoding, choice: TokenChoice, budgets: jax.Array, stop_ids:
 def _rollout(graphdef: nnx.GraphDef, plan: _Plan, state: nnx.State, batch: PromptBatch,
              key: jax.Array) -> dict[str, jax.Array]:
     model = nnx.merge(graphdef, state)
-    if plan.unstack_decoder:
-        model = model.with_unstacked_decoder()
+    if plan.decode_layout:
+        model = model.with_decode_layout()
     config = model.config
     prompts, prompt_length = batch.input_ids.shape
     copies, budget = plan.num_samples, plan.max_new_tokens
     rows = prompts * copies
 
     cache = KVCache.create(config, batch=prompts, capacity=prompt_length,
-                           per_layer=plan.unstack_decoder)
+                           per_layer=plan.decode_layout)
     logits, cache = model.prefill(cache, batch.input_ids, batch.positions, batch.mask,
                                   batch.vision)
     stage_ends = [*range(plan.decode_chunk, budget, plan.decode_chunk), budget]
@@ -406,7 +407,7 @@ class Sampler:
         batch = self._batch(model.config, prompts)
         plan = _Plan(self.config.sampling, self._suppressed(model.config),
                      self.config.num_samples, self.config.max_new_tokens,
-                     self.config.decode_chunk, self._unstack_decoder(), self.mesh)
+                     self.config.decode_chunk, self._decode_layout(), self.mesh)
         if self.mesh is not None:
             state = jax.device_put(state, state_shardings(state, self.mesh,
                                                           model.config.sharding_rules))
@@ -425,9 +426,9 @@ class Sampler:
         return contextlib.nullcontext() if self.mesh is None else jax.set_mesh(self.mesh)
 
     # ------------------------------------------------------------------------------ host side
-    def _unstack_decoder(self) -> bool:
-        if self.config.unstack_decoder is not None:
-            return self.config.unstack_decoder
+    def _decode_layout(self) -> bool:
+        if self.config.decode_layout is not None:
+            return self.config.decode_layout
         devices = jax.devices() if self.mesh is None else self.mesh.devices.flat
         return all(device.platform == "cpu" for device in devices)
 

@@ -15,8 +15,10 @@ top-k where speed matters (top-k first leaves the nucleus k sorted entries). Gre
 
 Suppressed tokens (e.g. <|image_pad|>, which would corrupt a teacher-forced forward over the
 response) get -inf before anything else, so they are never chosen, greedy or not. The mask is
-fused into the passes over the vocabulary, and without top-k/top-p the sampled distribution's
-normaliser is the full one minus the suppressed mass, so suppression costs no extra pass.
+fused into the passes over the vocabulary. Without top-k/top-p (RL rollouts) a draw takes three
+passes: the row maximum, the unnormalised weights exp(z - max), and their block sums, whose
+total is also the normaliser; the suppressed ids' share of the full normaliser is read from
+their own columns.
 
 For every chosen token three log-probs come back (all float32):
   logprobs          log-softmax of the suppressed, tempered, truncated distribution actually
@@ -44,9 +46,6 @@ _CDF_BLOCK = 1024
 # Positive float32 values are ordered like their int32 bit patterns: 31 halvings pin any float
 # in [0, 1] exactly.
 _BISECTION_STEPS = 31
-# Up to this suppressed probability mass, log(1 - mass) from float32 sums is accurate to a few
-# ulps; above it the exact normaliser is computed instead (a pass over the vocabulary).
-_MAX_SUBTRACTED_MASS = 0.5
 
 
 @dataclasses.dataclass(frozen=True)
@@ -147,17 +146,18 @@ def _block_size(size: int) -> int:
     return next((b for b in near if size % b == 0), _CDF_BLOCK)
 
 
-def inverse_cdf(probs: jax.Array, uniforms: jax.Array) -> jax.Array:
-    """Index drawn from each row of probs [B, K] (>= 0, rows summing to ~1) for uniforms [B].
+def inverse_cdf(weights: jax.Array, uniforms: jax.Array) -> tuple[jax.Array, jax.Array]:
+    """Index drawn from each row of weights [B, K] (>= 0, any positive total) for uniforms
+    [B], in proportion to the weights; also returns each row's total weight [B].
 
     Two levels: choose a block of ~_CDF_BLOCK entries by the prefix sums of the block totals,
     then the entry inside it, so no prefix sum runs over more than ~max(K / _CDF_BLOCK,
     _CDF_BLOCK) terms.
     """
-    rows, size = probs.shape
+    rows, size = weights.shape
     block = _block_size(size)
     blocks = -(-size // block)
-    padded = jnp.pad(probs, ((0, 0), (0, blocks * block - size))).reshape(rows, blocks, block)
+    padded = jnp.pad(weights, ((0, 0), (0, blocks * block - size))).reshape(rows, blocks, block)
     block_mass = padded.sum(axis=-1)
     block_cumulative = jnp.cumsum(block_mass, axis=-1)
     target = uniforms * block_cumulative[:, -1]
@@ -165,7 +165,7 @@ def inverse_cdf(probs: jax.Array, uniforms: jax.Array) -> jax.Array:
     inside = jnp.take_along_axis(padded, chosen_block[:, None, None], axis=1)[:, 0]
     before = jnp.take_along_axis(block_cumulative - block_mass, chosen_block[:, None], axis=1)
     offset = _first_above(jnp.cumsum(inside, axis=-1), target - before[:, 0], inside)
-    return chosen_block * block + offset
+    return chosen_block * block + offset, block_cumulative[:, -1]
 
 
 def _at(values: jax.Array, index: jax.Array) -> jax.Array:
@@ -183,23 +183,6 @@ def _blocked(vocab: int, suppress: tuple[int, ...]) -> jax.Array | None:
     return jnp.asarray(blocked)
 
 
-def _allowed_norm(logits: jax.Array, blocked: jax.Array, suppress: tuple[int, ...],
-                  temperature: float, tempered_norm: jax.Array) -> jax.Array:
-    """logsumexp over the non-suppressed entries of logits [B, V] / temperature, given the
-    full one (tempered_norm [B]).
-
-    Subtracting the suppressed mass m reads only the suppressed columns instead of another pass
-    over the vocabulary. log1p(-m) loses precision as m nears 1, so when a row puts more than
-    _MAX_SUBTRACTED_MASS on suppressed ids, the batch takes the exact pass (which masks inside
-    the branch: a masked array passed into `cond` would have to be materialised every step).
-    """
-    columns = logits[:, jnp.asarray(suppress, jnp.int32)] / temperature
-    mass = jnp.sum(jnp.exp(columns - tempered_norm[:, None]), axis=-1)
-    exact = lambda: jax.nn.logsumexp(jnp.where(blocked, -jnp.inf, logits) / temperature, -1)  # noqa: E731
-    return jax.lax.cond(jnp.any(mass > _MAX_SUBTRACTED_MASS), exact,
-                        lambda: tempered_norm + jnp.log1p(-mass))
-
-
 def choose_tokens(logits: jax.Array, keys: jax.Array, sampling: Sampling,
                   suppress: tuple[int, ...] = ()) -> TokenChoice:
     """Next token per row from float32 logits [B, V], one PRNG key per row (keys [B]); the
@@ -211,27 +194,32 @@ def choose_tokens(logits: jax.Array, keys: jax.Array, sampling: Sampling,
     """
     logits = logits.astype(jnp.float32)
     vocab = logits.shape[-1]
-    full_norm = jax.nn.logsumexp(logits, axis=-1)
     blocked = _blocked(vocab, suppress)
     allowed = logits if blocked is None else jnp.where(blocked, -jnp.inf, logits)
     if sampling.greedy:
         tokens = jnp.argmax(allowed, axis=-1).astype(jnp.int32)
-        logprob = _at(logits, tokens) - full_norm
+        logprob = _at(logits, tokens) - jax.nn.logsumexp(logits, axis=-1)
         return TokenChoice(tokens=tokens, logprobs=logprob, tempered_logprobs=logprob,
                            full_logprobs=logprob)
-    tempered = logits / sampling.temperature
-    tempered_norm = full_norm if sampling.temperature == 1 else jax.nn.logsumexp(tempered, -1)
-    candidates, token_ids = sampling_candidates(allowed, sampling)
-    if 0 < sampling.top_k < vocab or sampling.top_p < 1:
-        candidate_norm = jax.nn.logsumexp(candidates, axis=-1)
-    elif suppress:  # candidates = tempered with the suppressed entries at -inf
-        candidate_norm = _allowed_norm(logits, blocked, suppress, sampling.temperature,
-                                       tempered_norm)
-    else:
-        candidate_norm = tempered_norm
+    temperature = sampling.temperature
+    tempered = logits / temperature
     uniforms = jax.vmap(jax.random.uniform)(keys)
-    choice = inverse_cdf(jnp.exp(candidates - candidate_norm[:, None]), uniforms)
-    tokens = _at(token_ids, choice)
-    return TokenChoice(tokens=tokens, logprobs=_at(candidates, choice) - candidate_norm,
+    if 0 < sampling.top_k < vocab or sampling.top_p < 1:
+        full_norm = jax.nn.logsumexp(logits, axis=-1)
+        tempered_norm = full_norm if temperature == 1 else jax.nn.logsumexp(tempered, -1)
+        candidates, token_ids = sampling_candidates(allowed, sampling)
+        candidate_norm = jax.nn.logsumexp(candidates, axis=-1)
+        choice, _ = inverse_cdf(jnp.exp(candidates - candidate_norm[:, None]), uniforms)
+        tokens = _at(token_ids, choice)
+        logprob = _at(candidates, choice) - candidate_norm
+    else:
+        top = jnp.max(allowed, axis=-1) / temperature
+        tokens, mass = inverse_cdf(jnp.exp(allowed / temperature - top[:, None]), uniforms)
+        allowed_norm = top + jnp.log(mass)
+        logprob = _at(tempered, tokens) - allowed_norm
+        tempered_norm = allowed_norm if not suppress else jnp.logaddexp(
+            allowed_norm, jax.nn.logsumexp(tempered[:, jnp.asarray(suppress, jnp.int32)], -1))
+        full_norm = tempered_norm if temperature == 1 else jax.nn.logsumexp(logits, axis=-1)
+    return TokenChoice(tokens=tokens, logprobs=logprob,
                        tempered_logprobs=_at(tempered, tokens) - tempered_norm,
                        full_logprobs=_at(logits, tokens) - full_norm)

@@ -12,7 +12,7 @@ API (see `Qwen3VL.prefill` / `Qwen3VL.decode_step` in model.py):
   transpose every layer's whole cache on every decode step.
 * Per-layer form (`per_layer=True`): `keys`/`values` are tuples of one [B, kv_heads, S,
   head_dim] array per layer, for a model whose decoder runs per-layer modules
-  (`Qwen3VL.with_unstacked_decoder`): reading layer i of a stacked cache is a copy of that
+  (`Qwen3VL.with_decode_layout`): reading layer i of a stacked cache is a copy of that
   layer's cache on XLA:CPU, a tuple element is not. Needs unrolled layers (a Python layer index).
 * Writes: all rows write the same slot range: a prefill chunk of length L goes to slots
   [end, end+L) and each decode step to slot `end`; `end` is a traced int32 scalar, so the

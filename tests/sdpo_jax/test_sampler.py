@@ -118,11 +118,11 @@ def test_greedy_tokens_equal_transformers_generate(setup):
     assert rollouts.decode_steps == rollouts.lengths.max() - 1
     assert (rollouts.tokens[~rollouts.mask] == setup["tokenizer"].special.pad).all()
 
-    # On CPU the decoder runs per-layer weights and cache by default; the stacked form (the
-    # default on TPU) gives the same rollouts.
-    assert sampler._unstack_decoder(), "CPU runs should unstack the decoder by default"
+    # On CPU the decode layout (per-layer weights and cache, vocabulary-major head) is the
+    # default; the plain model (the default on TPU) gives the same rollouts.
+    assert sampler._decode_layout(), "CPU runs should use the decode layout by default"
     stacked = _sampler(setup, Sampling(temperature=0), num_samples=2, stop_token_ids=(stop,),
-                       unstack_decoder=False)(setup["model"], setup["prompts"], key=0)
+                       decode_layout=False)(setup["model"], setup["prompts"], key=0)
     np.testing.assert_array_equal(stacked.tokens, rollouts.tokens)
     np.testing.assert_allclose(stacked.logprobs, rollouts.logprobs, atol=1e-5)
 
@@ -249,8 +249,8 @@ def _expected(logits: np.ndarray, sampling: Sampling, suppress: list[int]) -> np
 
 @pytest.mark.parametrize("sampling, suppress", [
     (Sampling(1.0, 0, 1.0), []),
-    (Sampling(1.0, 0, 1.0), [1000]),  # suppressed mass subtracted from the full normaliser
-    (Sampling(0.5, 0, 1.0), [3, 700]),  # most of the mass suppressed: the exact normaliser
+    (Sampling(1.0, 0, 1.0), [1000]),  # suppressed columns added back to the full normaliser
+    (Sampling(0.5, 0, 1.0), [3, 700]),  # most of the mass suppressed
     (Sampling(0.7, 5, 1.0), []),
     (Sampling(1.3, 0, 0.6), [700]),
     (Sampling(0.9, 6, 0.8), [3]),
@@ -270,6 +270,12 @@ def test_token_choice_draws_the_truncated_distribution(sampling, suppress):
     assert p_value > 1e-3, f"{sampling}: counts {counts} vs expected " \
                            f"{np.round(expected[support] * DRAWS)} (chi-square p={p_value:.2e})"
     np.testing.assert_allclose(np.asarray(choice.logprobs), np.log(expected[tokens]), atol=1e-5)
+    # The two untruncated log-probs the trainer uses, suppressed ids included.
+    z = _known_logits().astype(np.float64)
+    for got, temperature in ((choice.tempered_logprobs, sampling.temperature),
+                             (choice.full_logprobs, 1.0)):
+        log_softmax = z / temperature - np.logaddexp.reduce(z / temperature)
+        np.testing.assert_allclose(np.asarray(got), log_softmax[tokens], atol=1e-5)
 
     # The test has power: the untruncated, untempered distribution is rejected.
     if sampling != Sampling(1.0, 0, 1.0):
@@ -290,10 +296,12 @@ def test_inverse_cdf_picks_the_entry_whose_cdf_interval_holds_the_uniform(size):
     probs[live] = np.arange(1, len(live) + 1) / sum(range(1, len(live) + 1))
     edges = np.cumsum(probs[live])
     uniforms = np.concatenate([[0.0], (edges[:-1] + np.diff(edges) / 2), edges[:-1] + 1e-4])
-    drawn = inverse_cdf(jnp.broadcast_to(jnp.asarray(probs), (len(uniforms), size)),
-                        jnp.asarray(uniforms, jnp.float32))
+    # Unnormalised weights (x8 keeps every partial sum exact): the draw scales by the total.
+    drawn, total = inverse_cdf(jnp.broadcast_to(jnp.asarray(probs * 8), (len(uniforms), size)),
+                               jnp.asarray(uniforms, jnp.float32))
     expected = np.array(live)[np.searchsorted(edges, uniforms, side="right")]
     np.testing.assert_array_equal(np.asarray(drawn), expected)
+    np.testing.assert_allclose(np.asarray(total), 8.0, rtol=1e-6)
 
 
 def test_greedy_choice_is_argmax_and_skips_suppressed_ids():
@@ -323,8 +331,8 @@ def test_bad_prompts_and_configs_name_the_problem(setup):
             sampler(model, prompts, key=0)
     with pytest.raises(SamplerError, match="num_samples"):
         SamplerConfig(num_samples=0)
-    with pytest.raises(SamplerError, match="unstack_decoder"):
-        SamplerConfig(unstack_decoder="yes")
+    with pytest.raises(SamplerError, match="decode_layout"):
+        SamplerConfig(decode_layout="yes")
     with pytest.raises(SamplerError, match="unknown sampler config keys"):
         SamplerConfig.from_mapping({"num_samples": 2, "temprature": 1.0})
     config = SamplerConfig.from_mapping({"num_samples": 2, "temperature": 1.0, "top_k": 0})
