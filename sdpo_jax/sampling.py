@@ -183,6 +183,14 @@ def _blocked(vocab: int, suppress: tuple[int, ...]) -> jax.Array | None:
     return jnp.asarray(blocked)
 
 
+def _draw(z: jax.Array, uniforms: jax.Array) -> tuple[jax.Array, jax.Array]:
+    """Index drawn from softmax(z) [B, K] (-inf: never drawn) and logsumexp(z) [B]: the CDF's
+    block sums of exp(z - max) are the normaliser too, so no separate pass computes it."""
+    top = jnp.max(z, axis=-1)
+    choice, mass = inverse_cdf(jnp.exp(z - top[:, None]), uniforms)
+    return choice, top + jnp.log(mass)
+
+
 def choose_tokens(logits: jax.Array, keys: jax.Array, sampling: Sampling,
                   suppress: tuple[int, ...] = ()) -> TokenChoice:
     """Next token per row from float32 logits [B, V], one PRNG key per row (keys [B]); the
@@ -208,14 +216,11 @@ def choose_tokens(logits: jax.Array, keys: jax.Array, sampling: Sampling,
         full_norm = jax.nn.logsumexp(logits, axis=-1)
         tempered_norm = full_norm if temperature == 1 else jax.nn.logsumexp(tempered, -1)
         candidates, token_ids = sampling_candidates(allowed, sampling)
-        candidate_norm = jax.nn.logsumexp(candidates, axis=-1)
-        choice, _ = inverse_cdf(jnp.exp(candidates - candidate_norm[:, None]), uniforms)
+        choice, candidate_norm = _draw(candidates, uniforms)
         tokens = _at(token_ids, choice)
         logprob = _at(candidates, choice) - candidate_norm
     else:
-        top = jnp.max(allowed, axis=-1) / temperature
-        tokens, mass = inverse_cdf(jnp.exp(allowed / temperature - top[:, None]), uniforms)
-        allowed_norm = top + jnp.log(mass)
+        tokens, allowed_norm = _draw(allowed / temperature, uniforms)
         logprob = _at(tempered, tokens) - allowed_norm
         tempered_norm = allowed_norm if not suppress else jnp.logaddexp(
             allowed_norm, jax.nn.logsumexp(tempered[:, jnp.asarray(suppress, jnp.int32)], -1))

@@ -64,12 +64,10 @@ class Qwen3VL(nnx.Module):
         return self.lm_head.kernel[...]
 
     def _logits(self, hidden: jax.Array) -> jax.Array:
-        if self.decode_head is None:
-            head = self.lm_head_matrix().astype(hidden.dtype)
-            logits = jnp.einsum("...d,dv->...v", hidden, head, preferred_element_type=jnp.float32)
-        else:
-            head = self.decode_head[...].astype(hidden.dtype)
-            logits = jnp.einsum("...d,vd->...v", hidden, head, preferred_element_type=jnp.float32)
+        # [vocab, hidden]; XLA folds the transpose of lm_head_matrix() into the dot.
+        head = self.lm_head_matrix().T if self.decode_head is None else self.decode_head[...]
+        logits = jnp.einsum("...d,vd->...v", hidden, head.astype(hidden.dtype),
+                            preferred_element_type=jnp.float32)
         axes = ("act_batch", "act_seq", "act_vocab") if logits.ndim == 3 else \
             ("act_batch", "act_vocab")
         return constrain(logits, axes, self.config.sharding_rules)
