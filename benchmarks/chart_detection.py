@@ -25,9 +25,8 @@ sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1]))
 
 from envs.chart.inject import INJECTIONS, KINDS, detection_report, format_report  # noqa: E402
 from envs.chart.validation import self_scores  # noqa: E402
+from envs.data_folder import data_file  # noqa: E402
 from envs.pool import EnvPool  # noqa: E402
-
-DATA = pathlib.Path(__file__).resolve().parents[2] / "shared" / "data" / "chartmimic_direct_v1.jsonl"
 
 
 def main() -> None:
@@ -37,7 +36,7 @@ def main() -> None:
     parser.add_argument("--tight-bbox", action="store_true")
     parser.add_argument("--clean-only", action="store_true", help="only the clean programs' flag rates")
     args = parser.parse_args()
-    rows = [json.loads(line) for line in DATA.open()]
+    rows = [json.loads(line) for line in open(data_file("chartmimic_direct_v1.jsonl"))]
     programs = [(r["id"], r["code"]) for r in (rows[:args.limit] if args.limit else rows)]
     start = time.perf_counter()
     with EnvPool(args.workers, {"chart": {"tight_bbox": args.tight_bbox}}, warm=["chart"]) as pool:

@@ -33,10 +33,10 @@ import psutil
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1]))
 
 from envs.chart.env import ChartEnv  # noqa: E402
+from envs.data_folder import data_file  # noqa: E402
 from envs.sandbox import Sandbox  # noqa: E402
 from envs.task import Task  # noqa: E402
 
-DATA = pathlib.Path(__file__).resolve().parents[2] / "shared" / "data" / "chartmimic_direct_v1.jsonl"
 _CUT = re.compile(r"plt\.savefig\(.*|plt\.show\(.*", re.S)
 
 
@@ -73,7 +73,7 @@ def main() -> None:
     parser.add_argument("--programs", type=int, default=60, help="first N of every 397/N-th program")
     parser.add_argument("--with-target", action="store_true", help="also time steps with a target")
     args = parser.parse_args()
-    rows = [json.loads(line) for line in DATA.open()]
+    rows = [json.loads(line) for line in open(data_file("chartmimic_direct_v1.jsonl"))]
     rows = rows[::max(1, len(rows) // args.programs)][:args.programs]
 
     env = ChartEnv()

@@ -24,14 +24,13 @@ import time
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1]))
 
 from benchmarks.env_web import tree_rss_mb  # noqa: E402
+from envs.data_folder import data_file  # noqa: E402
 from envs.slide import pptx_samples  # noqa: E402
 from envs.slide.html_slide import HtmlSlideEnv  # noqa: E402
 from envs.slide.office import cold_convert  # noqa: E402
 from envs.slide.pptx_env import PptxSlideEnv  # noqa: E402
 from envs.task import Task  # noqa: E402
 from envs.web.browser import Browser  # noqa: E402
-
-DATA = pathlib.Path(__file__).resolve().parents[2] / "shared" / "data" / "aeslides_examples.jsonl"
 
 
 class ColdOffice:
@@ -77,7 +76,7 @@ def main() -> None:
     env.office = warm_office
     env.close()
 
-    rows = [json.loads(line) for line in DATA.open()][:args.slides]
+    rows = [json.loads(line) for line in open(data_file("aeslides_examples.jsonl"))][:args.slides]
     html_task = Task("slide_html", "bench", "", width=1280, height=720)
     html_env = HtmlSlideEnv()
     html_env.step(html_task, "<p>warm up</p>")

@@ -24,11 +24,10 @@ import psutil
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1]))
 
+from envs.data_folder import data_file  # noqa: E402
 from envs.task import Task  # noqa: E402
 from envs.web.browser import Browser  # noqa: E402
 from envs.web.env import WebEnv, judge_page  # noqa: E402
-
-DATA = pathlib.Path(__file__).resolve().parents[2] / "shared" / "data" / "design2code_testset.jsonl"
 
 
 def tree_rss_mb() -> float:
@@ -48,7 +47,7 @@ def main() -> None:
     parser.add_argument("--baseline-pages", type=int, default=6)
     parser.add_argument("--target", action="store_true", help="also compute Design2Code metrics")
     args = parser.parse_args()
-    rows = [json.loads(line) for line in DATA.open()][:args.pages]
+    rows = [json.loads(line) for line in open(data_file("design2code_testset.jsonl"))][:args.pages]
     peak = 0.0
 
     env = WebEnv()

@@ -29,8 +29,8 @@ sys.path.insert(0, ROOT)
 
 from benchmarks.harness import peak_rss_mb, run_worker  # noqa: E402
 from benchmarks.qwen3vl_bench import Timing, bench_config, timed  # noqa: E402
+from envs.data_folder import data_file  # noqa: E402
 
-DATA = os.path.join(ROOT, os.pardir, "shared", "data", "chartmimic_direct_v1.jsonl")
 PROGRAM_ID = "bar_30"  # a median-length bar-chart program (669 tokens)
 
 
@@ -42,10 +42,7 @@ def bench_inputs(folder: str, seq_tokens: int):
     from models.qwen3_vl.processor import Qwen3VLProcessor
     from sdpo_jax.generate import render_demo_chart
 
-    if not os.path.exists(DATA):
-        raise SystemExit(f"{DATA} is missing: the benchmark data lives in ../shared/data "
-                         f"beside the project root.")
-    with open(DATA, encoding="utf-8") as f:
+    with open(data_file("chartmimic_direct_v1.jsonl"), encoding="utf-8") as f:
         program = next(item["code"] for item in map(json.loads, f) if item["id"] == PROGRAM_ID)
     config = Qwen3VLConfig.from_dict(bench_config())
     messages = [

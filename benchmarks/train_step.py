@@ -36,9 +36,6 @@ MODELS = {
 
 def run(model: str, lag: int, steps: int) -> dict[str, float]:
     c = get_config()
-    c.data.sources = [dict(path=os.path.join(ROOT, "..", "shared", "data",
-                                             "chartmimic_direct_v1.jsonl"),
-                           format="chartmimic", weight=1.0)]
     c.model.overrides = MODELS[model]
     c.rollout.max_off_policy_lag = lag
     c.train.num_steps = steps

@@ -24,7 +24,7 @@ def get_config() -> ml_collections.ConfigDict:
     c.mesh = ml_collections.ConfigDict(dict(data=-1, fsdp=1, tensor=1))
 
     c.data = ml_collections.ConfigDict(dict(
-        sources=[dict(path="../shared/data/chartmimic_direct_v1.jsonl", format="chartmimic",
+        sources=[dict(path="chartmimic_direct_v1.jsonl", format="chartmimic",
                       weight=1.0)],
         image_max_pixels=128 * 128,   # target images are resized below this (tokens = pixels/1024)
         image_min_pixels=64 * 64,

@@ -4,6 +4,10 @@ Every file is read and validated before step 1, so a missing file or a malformed
 with a message naming the file and the line. Sampling is a pure function of (seed, position), so
 the data position in a checkpoint is a few integers and resuming replays exactly the same tasks.
 Never downloads anything: paths point at local folders.
+
+The data folder (envs.data_folder: `$SDPO_DATA_DIR`, else `data/` in the repository) holds
+prepared datasets and real benchmark artifacts. A source path that is neither absolute nor starts with `./` or `../`
+is read from there, so configs name files (`chartmimic_direct_v1.jsonl`), not machines.
 """
 from __future__ import annotations
 
@@ -16,12 +20,20 @@ from typing import Any
 
 import numpy as np
 
+from envs.data_folder import DATA_DIR_VARIABLE, data_folder
 from envs.registry import spec as domain_spec
 from envs.task import Task
 
 
 class DataError(ValueError):
     """A dataset file is missing or malformed; the message names the file, the line and the fix."""
+
+
+def data_path(path: str) -> str:
+    """A source path as read: absolute and ./ or ../ paths as given, bare names in data_folder()."""
+    if os.path.isabs(path) or path.startswith(("./", "../")):
+        return path
+    return os.path.join(data_folder(), path)
 
 
 CHART_INSTRUCTION = (
@@ -139,17 +151,18 @@ def load_tasks(source: Source) -> list[Task]:
     if source.format not in FORMATS:
         raise DataError(f"{source.path}: unknown format {source.format!r}. "
                         f"Fix: use one of {sorted(FORMATS)}.")
-    if not os.path.isfile(source.path):
-        raise DataError(f"{source.path}: no such file. Fix: point the data source at a local "
-                        f"JSONL file (paths are relative to the working directory "
-                        f"{os.getcwd()}).")
+    path = data_path(source.path)
+    if not os.path.isfile(path):
+        raise DataError(f"{path}: no such file. Fix: put the JSONL file in the data folder "
+                        f"{data_folder()} (or set ${DATA_DIR_VARIABLE} to the folder that holds "
+                        f"it), or give an absolute path.")
     make = FORMATS[source.format]
     tasks = []
-    with open(source.path, encoding="utf-8") as f:
+    with open(path, encoding="utf-8") as f:
         for lineno, line in enumerate(f, 1):
             if not line.strip():
                 continue
-            where = f"{source.path}:{lineno}"
+            where = f"{path}:{lineno}"
             try:
                 rec = json.loads(line)
             except json.JSONDecodeError as e:
@@ -159,7 +172,7 @@ def load_tasks(source: Source) -> list[Task]:
                 raise DataError(f"{where}: expected a JSON object, got {type(rec).__name__}.")
             tasks.append(make(rec, where, lineno))
     if not tasks:
-        raise DataError(f"{source.path}: no records. Fix: the file must hold at least one line.")
+        raise DataError(f"{path}: no records. Fix: the file must hold at least one line.")
     return tasks
 
 

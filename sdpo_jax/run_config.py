@@ -127,7 +127,7 @@ class RunConfig:
             sources.append(Source(str(src["path"]), src["format"], float(src.get("weight", 1.0))))
         if not sources:
             raise ConfigError("config.data.sources is empty: list at least one "
-                              "{path, format, weight} (e.g. ../shared/data/chartmimic_direct_v1.jsonl)")
+                              "{path, format, weight} (e.g. chartmimic_direct_v1.jsonl in the data folder)")
 
         group = _int("config.rollout.group_size", rollout["group_size"], 1)
         temperature = float(rollout["temperature"])

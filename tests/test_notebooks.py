@@ -6,10 +6,14 @@ import pytest
 from nbclient import NotebookClient
 
 NOTEBOOKS = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "notebooks")
+# Data-folder files a notebook reads (it skips without them, like the other real-data tests).
+NEEDS = {"defects_and_credit.ipynb": ("chartmimic_direct_v1.jsonl",)}
 
 
 @pytest.mark.parametrize("name", sorted(n for n in os.listdir(NOTEBOOKS) if n.endswith(".ipynb")))
-def test_notebook_runs(name):
+def test_notebook_runs(name, benchmark_file):
+    for needed in NEEDS.get(name, ()):
+        benchmark_file(needed)
     nb = nbformat.read(os.path.join(NOTEBOOKS, name), as_version=4)
     NotebookClient(nb, timeout=300, kernel_name="python3",
                    resources={"metadata": {"path": NOTEBOOKS}}).execute()

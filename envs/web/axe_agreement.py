@@ -16,10 +16,12 @@ import argparse
 import collections
 import dataclasses
 import json
+import os
 import pathlib
 import sys
 import time
 
+from envs.data_folder import data_folder
 from envs.web import color as wcolor
 from envs.web.browser import Browser, PageError
 from envs.web.detectors import DetectorConfig, PageLayout, measure_contrast
@@ -27,7 +29,6 @@ from envs.web.env import EXTRACT_JS
 from envs.web.source_map import build_source_map
 
 AXE_PATH = pathlib.Path(__file__).resolve().parents[2] / "node_modules" / "axe-core" / "axe.min.js"
-DATA = pathlib.Path(__file__).resolve().parents[2].parent / "shared" / "data" / "design2code_testset.jsonl"
 
 _RUN_AXE_JS = """
 async (source) => {
@@ -131,7 +132,7 @@ def run(rows: list[dict], progress: bool = True) -> tuple[Agreement, list[str]]:
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--data", default=str(DATA))
+    parser.add_argument("--data", default=os.path.join(data_folder(), "design2code_testset.jsonl"))
     parser.add_argument("--limit", type=int, default=None)
     args = parser.parse_args(argv)
     rows = [json.loads(line) for line in open(args.data)][:args.limit]

@@ -14,16 +14,14 @@ import argparse
 import collections
 import dataclasses
 import json
-import pathlib
 import random
 import sys
 import time
 from collections.abc import Callable, Iterable
 
 from envs import geometry
+from envs.data_folder import data_file
 from envs.feedback import Defect
-
-DATA = pathlib.Path(__file__).resolve().parents[2].parent / "shared" / "data"
 
 
 @dataclasses.dataclass
@@ -180,7 +178,7 @@ def main(argv: list[str] | None = None) -> None:
     else:
         from envs.web.inject import KINDS
         name = "design2code_testset.jsonl" if args.domain == "web" else "aeslides_examples.jsonl"
-        rows = [json.loads(line) for line in open(DATA / name)][:args.limit]
+        rows = [json.loads(line) for line in open(data_file(name))][:args.limit]
         env, judge = judges(args.domain)
         try:
             stats = evaluate_html(rows, judge, KINDS, seed=args.seed, viewport_only=args.domain == "slide_html")

@@ -1,23 +1,13 @@
 """Shared fixtures for env tests: one warm chart env per test session, the ChartMimic programs."""
 from __future__ import annotations
 
-import json
-import pathlib
-
 import pytest
-
-DATA = pathlib.Path(__file__).resolve().parents[2] / ".." / "shared" / "data"
-CHARTMIMIC = DATA / "chartmimic_direct_v1.jsonl"
 
 
 @pytest.fixture(scope="session")
-def chartmimic() -> list[dict]:
+def chartmimic(benchmark_rows) -> list[dict]:
     """The 397 ChartMimic Direct-Mimic reference programs ({id, chart_type, code})."""
-    if not CHARTMIMIC.is_file():
-        pytest.fail(f"ChartMimic data missing: expected {CHARTMIMIC.resolve()} (the shared data "
-                    f"folder next to the project root, see /work/shared/data/README.md)")
-    with CHARTMIMIC.open() as f:
-        return [json.loads(line) for line in f]
+    return benchmark_rows("chartmimic_direct_v1.jsonl")
 
 
 @pytest.fixture(scope="session")

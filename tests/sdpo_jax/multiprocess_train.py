@@ -14,9 +14,6 @@ sys.path.insert(0, ROOT)
 def tiny_config(num_steps: int = 2):
     from configs.default import get_config
     c = get_config()
-    c.data.sources = [dict(path=os.path.join(ROOT, "..", "shared", "data",
-                                             "chartmimic_direct_v1.jsonl"),
-                           format="chartmimic", weight=1.0)]
     c.data.image_max_pixels = 64 * 64
     c.data.image_min_pixels = 32 * 32
     c.rollout.update(dict(prompts_per_step=2, group_size=2, max_new_tokens=12,

@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import ast
-import json
 import os
 import sys
 import traceback
@@ -20,7 +19,6 @@ from sdpo_jax.credit import (CreditConfig, credit_weights, program_statements, r
                              token_char_spans)
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-CHARTMIMIC = os.path.join(ROOT, "..", "shared", "data", "chartmimic_direct_v1.jsonl")
 PLAIN = CreditConfig(alpha=3.0, normalise="none")
 
 
@@ -94,15 +92,10 @@ def test_reply_and_code_line_coordinates_give_the_same_weights(tokenizer):
     assert "".join(_credited(CRLF_REPLY, spans, a, 2.0)) == "ax.bar([1, 2], [3, 4])\r\n"
 
 
-def _chartmimic_programs(count):
-    with open(CHARTMIMIC, encoding="utf-8") as f:
-        return [json.loads(line)["code"] for _, line in zip(range(count), f)]
-
-
-def test_real_chartmimic_programs_credit_exactly_the_traced_statements(tokenizer):
+def test_real_chartmimic_programs_credit_exactly_the_traced_statements(tokenizer, benchmark_rows):
     """Real programs in a fenced reply: each defect's statement, and nothing else, is amplified."""
     checked = 0
-    for code in _chartmimic_programs(25):
+    for code in [row["code"] for row in benchmark_rows("chartmimic_direct_v1.jsonl")[:25]]:
         reply = f"Sure! Here is the code.\n\n```python\n{code}```\nIt draws the chart."
         statements = [s for s in program_statements(code, "python")
                       if s.node is not None and not isinstance(s.node, (ast.Import, ast.ImportFrom))]
@@ -232,14 +225,13 @@ def test_credit_config_errors_name_the_field(changes, field):
 
 
 @pytest.mark.slow
-def test_real_chart_env_feedback_amplifies_the_injected_defect_statement(tokenizer):
+def test_real_chart_env_feedback_amplifies_the_injected_defect_statement(tokenizer, benchmark_rows):
     """End to end on real components: ChartMimic program + injected defect -> ChartEnv -> weights."""
     from envs.chart.env import ChartEnv
     from envs.chart.inject import INJECTIONS, inject
     from envs.task import Task
 
-    with open(CHARTMIMIC, encoding="utf-8") as f:
-        rows = [json.loads(line) for line in f]
+    rows = benchmark_rows("chartmimic_direct_v1.jsonl")
     row = next(r for r in rows if r["chart_type"] == "bar")
     injected = inject(row["id"], row["code"], next(i for i in INJECTIONS if i.name == "note_on_label"))
     reply = "Here is the code:\r\n```python\r\n" + injected.code.replace("\n", "\r\n") + "```\r\nDone."

@@ -1,17 +1,14 @@
 """Task datasets: real benchmark files load, bad files stop with file:line, mixing resumes exactly."""
 import json
-import os
 
 import pytest
 
 from sdpo_jax.data import DataError, DataState, Source, TaskMixture, load_tasks, slide_brief_from_html
 
-DATA = os.path.join(os.path.dirname(__file__), "..", "..", "..", "shared", "data")
 
-
-def test_real_benchmark_files_load_into_tasks_of_their_domain():
-    charts = load_tasks(Source(os.path.join(DATA, "chartmimic_direct_v1.jsonl"), "chartmimic"))
-    slides = load_tasks(Source(os.path.join(DATA, "aeslides_examples.jsonl"), "aeslides"))
+def test_real_benchmark_files_load_into_tasks_of_their_domain(benchmark_file):
+    charts = load_tasks(Source(str(benchmark_file("chartmimic_direct_v1.jsonl")), "chartmimic"))
+    slides = load_tasks(Source(str(benchmark_file("aeslides_examples.jsonl")), "aeslides"))
     assert len(charts) == 397 and {t.domain for t in charts} == {"chart"}
     assert all(t.target and "matplotlib" in t.target for t in charts)
     assert len(slides) == 71 and {t.domain for t in slides} == {"slide_html"}

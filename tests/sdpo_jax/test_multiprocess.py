@@ -24,7 +24,8 @@ def _free_port() -> int:
 
 
 @pytest.mark.slow
-def test_two_processes_equal_one_process_on_the_same_global_batch(tmp_path):
+def test_two_processes_equal_one_process_on_the_same_global_batch(tmp_path, benchmark_file):
+    benchmark_file("chartmimic_direct_v1.jsonl")  # the default config trains on it
     one = subprocess.run([sys.executable, SCRIPT, str(tmp_path / "one"), str(tmp_path / "one.npz")],
                          env=_env(2), capture_output=True, text=True, timeout=1800)
     assert one.returncode == 0, one.stderr[-3000:]

@@ -5,8 +5,6 @@ defect, and a program that crashes), tokenised by the real tokenizer, so the tes
 env must find; everything after that is the trainer's real path on a tiny random Qwen3-VL.
 """
 import dataclasses
-import json
-import os
 
 import jax
 import jax.numpy as jnp
@@ -27,18 +25,17 @@ from sdpo_jax.teacher_prompt import (FEEDBACK_HEADER, TeacherPromptConfig, png_i
                                      student_messages)
 from sdpo_jax.train_step import loss_and_grads
 
-DATA = os.path.join(os.path.dirname(__file__), "..", "..", "..", "shared", "data")
 GROUP = 3
 
 
 @pytest.fixture(scope="module")
-def world():
+def world(benchmark_file):
     config = size_config("tiny")
     model = Qwen3VL(config, rngs=nnx.Rngs(0))
     image = ImageProcessorConfig.for_model(config)
     processor = Qwen3VLProcessor(config, image_processor=ImageProcessor(
         dataclasses.replace(image, max_pixels=96 * 96, min_pixels=32 * 32)))
-    task = next(t for t in load_tasks(Source(os.path.join(DATA, "chartmimic_direct_v1.jsonl"),
+    task = next(t for t in load_tasks(Source(str(benchmark_file("chartmimic_direct_v1.jsonl")),
                                              "chartmimic")) if t.task_id == "bar_5")
     faint = next(i for i in INJECTIONS if i.name == "faint_title")
     injected = inject(task.task_id, task.target, faint)

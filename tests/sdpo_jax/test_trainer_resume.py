@@ -1,6 +1,5 @@
 """The whole loop on the real chart env: outputs on disk, and bit-exact resume after a stop."""
 import json
-import os
 
 import jax
 import numpy as np
@@ -9,13 +8,9 @@ import pytest
 from configs.default import get_config
 from sdpo_jax.trainer import Trainer
 
-DATA = os.path.join(os.path.dirname(__file__), "..", "..", "..", "shared", "data")
-
 
 def _config(num_steps=3):
     c = get_config()
-    c.data.sources = [dict(path=os.path.join(DATA, "chartmimic_direct_v1.jsonl"),
-                           format="chartmimic", weight=1.0)]
     c.data.image_max_pixels = 64 * 64
     c.data.image_min_pixels = 32 * 32
     c.rollout.prompts_per_step = 1
@@ -34,7 +29,8 @@ def _params(trainer):
 
 
 @pytest.mark.slow
-def test_interrupted_and_resumed_run_equals_uninterrupted_bit_for_bit(tmp_path):
+def test_interrupted_and_resumed_run_equals_uninterrupted_bit_for_bit(tmp_path, benchmark_file):
+    benchmark_file("chartmimic_direct_v1.jsonl")  # the default config trains on it
     straight = Trainer(_config(), str(tmp_path / "straight"))
     straight.run()
     reference = _params(straight)

@@ -2,8 +2,6 @@
 
     pytest -m slow tests/envs/slide/test_slide_full.py
 """
-import json
-import pathlib
 
 import pytest
 
@@ -14,14 +12,12 @@ from envs.task import Task
 from envs.web.inject import KINDS as HTML_KINDS
 from envs.web.injection_eval import evaluate_html, evaluate_pptx, format_table, judges
 
-DATA = pathlib.Path(__file__).resolve().parents[3].parent / "shared" / "data" / "aeslides_examples.jsonl"
-
 pytestmark = pytest.mark.slow
 
 
 @pytest.fixture(scope="module")
-def rows():
-    return [json.loads(line) for line in DATA.open()]
+def rows(benchmark_rows):
+    return benchmark_rows("aeslides_examples.jsonl")
 
 
 def test_all_aeslides_examples_get_all_four_measures(rows):

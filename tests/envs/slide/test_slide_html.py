@@ -1,25 +1,19 @@
 """HTML slides (AeSlides examples) at 1280x720 in real Chromium (one browser for the module)."""
-import json
-import pathlib
 import random
 
 import pytest
 
-from envs.slide.html_slide import HtmlSlideEnv, collision_defects
 from envs.slide.aeslides import MEASURES
+from envs.slide.html_slide import HtmlSlideEnv, collision_defects
 from envs.task import Task
 from envs.web.env import to_defects
 from envs.web.inject import KINDS, inject
 from envs.web.injection_eval import already_defective, new_defects
 
-DATA = pathlib.Path(__file__).resolve().parents[3].parent / "shared" / "data" / "aeslides_examples.jsonl"
-
 
 @pytest.fixture(scope="module")
-def slides():
-    if not DATA.is_file():
-        pytest.fail(f"{DATA} is missing: the shared benchmark data must sit beside the project (../shared/data)")
-    return {row["id"]: row["html"] for row in map(json.loads, DATA.open())}
+def slides(benchmark_rows):
+    return {row["id"]: row["html"] for row in benchmark_rows("aeslides_examples.jsonl")}
 
 
 @pytest.fixture(scope="module")

@@ -17,15 +17,12 @@ from envs.web.env import WebEnv, WebEnvConfig, judge_page, to_defects
 from envs.web.inject import KINDS, inject
 from envs.web.injection_eval import already_defective, new_defects
 
-DATA = pathlib.Path(__file__).resolve().parents[3].parent / "shared" / "data" / "design2code_testset.jsonl"
 SAMPLE = ("1002", "10297", "10032")  # small, medium and a page with many blocked assets
 
 
 @pytest.fixture(scope="module")
-def pages():
-    if not DATA.is_file():
-        pytest.fail(f"{DATA} is missing: the shared benchmark data must sit beside the project (../shared/data)")
-    return {row["id"]: row["html"] for row in map(json.loads, DATA.open())}
+def pages(benchmark_rows):
+    return {row["id"]: row["html"] for row in benchmark_rows("design2code_testset.jsonl")}
 
 
 @pytest.fixture(scope="module")

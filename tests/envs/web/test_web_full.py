@@ -2,8 +2,6 @@
 
     pytest -m slow tests/envs/web/test_web_full.py
 """
-import json
-import pathlib
 
 import pytest
 
@@ -13,14 +11,12 @@ from envs.web.browser import Browser, PageError
 from envs.web.inject import KINDS
 from envs.web.injection_eval import evaluate_html, format_table, judges
 
-DATA = pathlib.Path(__file__).resolve().parents[3].parent / "shared" / "data" / "design2code_testset.jsonl"
-
 pytestmark = pytest.mark.slow
 
 
 @pytest.fixture(scope="module")
-def rows():
-    return [json.loads(line) for line in DATA.open()]
+def rows(benchmark_rows):
+    return benchmark_rows("design2code_testset.jsonl")
 
 
 @pytest.mark.timeout(7200)  # 756 page loads: ~20 min on 2 quiet cores, far more under load
