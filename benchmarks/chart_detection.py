@@ -2,7 +2,7 @@
 detection of injected defects (recall, tracing to the mutated line, clean false positives).
 
 For every program: run it with itself as the target (exec rate; fidelity must be 1.0), then run
-it clean and with each injection of `envs.chart.inject` (one inserted line per defect kind).
+it clean and with each injection of `envs.eval.chart_inject` (one inserted line per defect kind).
 Ours = macro recall over defect kinds on injected programs; baseline = the rate at which the
 same detectors flag that kind on the clean programs, measured in the same run (ratio = signal
 over noise). Runs through an EnvPool of --workers chart workers.
@@ -23,8 +23,8 @@ import time
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1]))
 
-from envs.chart.inject import INJECTIONS, KINDS, detection_report, format_report  # noqa: E402
-from envs.chart.validation import self_scores  # noqa: E402
+from envs.eval.chart_inject import INJECTIONS, KINDS, detection_report, format_report  # noqa: E402
+from envs.eval.chart_validation import self_scores  # noqa: E402
 from envs.data_folder import data_file  # noqa: E402
 from envs.pool import EnvPool  # noqa: E402
 

@@ -25,7 +25,7 @@ sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1]))
 
 from benchmarks.env_web import tree_rss_mb  # noqa: E402
 from envs.data_folder import data_file  # noqa: E402
-from envs.slide import pptx_samples  # noqa: E402
+from envs.eval import pptx_samples  # noqa: E402
 from envs.slide.html_slide import HtmlSlideEnv  # noqa: E402
 from envs.slide.office import cold_convert  # noqa: E402
 from envs.slide.pptx_env import PptxSlideEnv  # noqa: E402

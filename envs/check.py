@@ -1,7 +1,10 @@
 """Judge one program from the command line.
 
     python -m envs.check --domain chart CODE_FILE [--target TARGET_CODE_FILE] [--out DIR]
-                         [--width W] [--height H] [--dpi D] [--config JSON] [--elements]
+                         [--width W] [--height H] [--dpi D] [--config JSON] [--elements] [--reply]
+
+CODE_FILE is the program (with --reply: a model's reply, whose program is found by the
+trainer's rule, envs.code_extract; lines are then still the program's).
 
 Prints the Feedback as one JSON object (no PNG): ok, error (null or {type, message, line}),
 reward, reward_parts, defects (each {kind, severity, region [x0,y0,x1,y1], message,
@@ -21,6 +24,7 @@ import pathlib
 import sys
 
 from envs import registry
+from envs.code_extract import extract_code
 from envs.feedback import Feedback
 from envs.task import Task
 
@@ -64,6 +68,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--dpi", type=int)
     parser.add_argument("--config", default="{}", help="the env's config as a JSON object")
     parser.add_argument("--elements", action="store_true", help="include the extracted elements")
+    parser.add_argument("--reply", action="store_true",
+                        help="CODE_FILE is a model reply: judge the program fenced in it")
     args = parser.parse_args(argv)
     try:
         config = json.loads(args.config)
@@ -72,6 +78,8 @@ def main(argv: list[str] | None = None) -> int:
     except ValueError as err:
         parser.error(f"--config must be a JSON object ({err})")
     code = _read(parser, args.code_file, "CODE_FILE")
+    if args.reply:
+        code = extract_code(code, registry.spec(args.domain).language).code
     target = _read(parser, args.target, "TARGET_CODE_FILE") if args.target else None
     canvas = registry.spec(args.domain)
     task = Task(domain=args.domain, task_id=pathlib.Path(args.code_file).stem, instruction="",

@@ -9,7 +9,6 @@ Never imports jax.
 """
 from __future__ import annotations
 
-import dataclasses
 from typing import Any
 
 from envs.feedback import Defect, Element, ExecError, Feedback
@@ -41,18 +40,6 @@ def feedback_from_run(run: SandboxResult, timings: dict[str, float] | None = Non
                                 reward_parts={"exec": 0.0}, timings=times, **streams)
     return Feedback(ok=True, defects=defects, elements=elements, render_png=run.artifacts.get("render.png"),
                     render_size=render_size, timings=times, **streams)
-
-
-def shift_lines(feedback: Feedback, offset: int) -> Feedback:
-    """The same feedback with every line number moved by `offset` (in place, returned): from a
-    program's line numbers to those of the answer it was extracted from."""
-    def spans(lines):
-        return tuple((a + offset, b + offset) for a, b in lines)
-    if feedback.error is not None and feedback.error.line is not None:
-        feedback.error = ExecError(feedback.error.type, feedback.error.message, feedback.error.line + offset)
-    feedback.defects = [dataclasses.replace(d, lines=spans(d.lines)) for d in feedback.defects]
-    feedback.elements = [dataclasses.replace(e, lines=spans(e.lines)) for e in feedback.elements]
-    return feedback
 
 
 def domain_result(run: SandboxResult, key: str) -> Any:

@@ -1,8 +1,9 @@
-"""The model's program as code: compiling it under one filename, running it, and mapping the
-line numbers seen at run time to the statements (1-based, inclusive line spans) that hold them.
+"""The model's program as code: compiling it under one filename, running it, and the one rule for
+its statements (1-based, inclusive line spans) that tracing and credit weighting both use.
 
 Runners inside the sandbox use this to execute model code; tracing uses `GEN_FILENAME` to
-recognise the model's frames and `StatementIndex` to turn a frame's line into a statement span.
+recognise the model's frames and `StatementIndex` to turn a frame's line into a statement span;
+credit weighting (sdpo_jax.credit) maps reply tokens onto `statements`.
 A failure is returned as an `ExecError` naming the model's line, never raised.
 Never imports jax; never runs code outside a sandbox child.
 """
@@ -11,12 +12,13 @@ from __future__ import annotations
 import ast
 import bisect
 import builtins
+import dataclasses
 import re
 from collections.abc import Iterable
 from types import CodeType, TracebackType
 from typing import Any
 
-from envs.code_extract import extract_code
+from envs.code_extract import line_starts
 from envs.feedback import ExecError, LineSpan
 
 GEN_FILENAME = "<gen>"  # frames whose code has this filename are the model's
@@ -29,13 +31,6 @@ class StopProgram(BaseException):
 
     A BaseException so that the model's own `except Exception:` does not swallow it.
     """
-
-
-def extract_program(answer: str) -> tuple[str, int]:
-    """The python program in a model answer and how many answer lines precede it, by the one
-    shared rule (`envs.code_extract`). Add the offset to a program line to get the answer's."""
-    extracted = extract_code(answer, "python")
-    return extracted.code, extracted.reply_lines_before
 
 
 def compile_program(code: str) -> CodeType | ExecError:
@@ -101,30 +96,63 @@ def _clip(text: str) -> str:
     return text if len(text) <= MAX_MESSAGE_CHARS else text[:MAX_MESSAGE_CHARS] + "..."
 
 
-class StatementIndex:
-    """Line -> enclosing statement span, from the program's AST.
+@dataclasses.dataclass(frozen=True)
+class Statement:
+    """The lines a statement owns (1-based, inclusive, program coordinates) and its AST node
+    (None for a line of a program that does not parse, or of HTML)."""
 
-    Simple statements span all their lines; a compound statement (for, if, with, def, ...) owns
-    only its header lines, so a line in a loop body maps to the body statement, not the loop.
-    """
+    first: int
+    last: int
+    node: ast.stmt | None = None
 
-    def __init__(self, code: str):
-        self._starts: list[int] = []
-        self._spans: list[LineSpan] = []
+    @property
+    def span(self) -> LineSpan:
+        return (self.first, self.last)
+
+    def touches(self, span: LineSpan) -> bool:
+        return span[0] <= self.last and self.first <= span[1]
+
+
+def statements(code: str, language: str) -> list[Statement]:
+    """The one statement rule, in source order: for parsable Python the AST statements, where a
+    simple statement owns all its lines and a compound one (for, if, with, def, ...) only its
+    header and decorators, so a line in a loop body belongs to the body statement; otherwise
+    (HTML, or Python that does not parse) one statement per line."""
+    if language == "python":
         try:
             tree = ast.parse(code)
         except (SyntaxError, ValueError, UnicodeError, RecursionError, MemoryError, OverflowError):
-            return
-        spans = sorted(_statement_spans(tree), key=lambda s: (s[0], -s[1]))
-        self._starts = [s[0] for s in spans]
+            tree = None
+        if tree is not None:
+            return sorted((_own_lines(node) for node in ast.walk(tree) if isinstance(node, ast.stmt)),
+                          key=lambda st: (st.first, st.last))
+    return [Statement(line, line) for line in range(1, len(line_starts(code)) + 1)]
+
+
+def _own_lines(node: ast.stmt) -> Statement:
+    first = min([node.lineno] + [d.lineno for d in getattr(node, "decorator_list", ())])
+    bodies = [getattr(node, name) for name in ("body", "handlers", "orelse", "finalbody", "cases")
+              if isinstance(getattr(node, name, None), list) and getattr(node, name)]
+    if not bodies:
+        return Statement(first, node.end_lineno or node.lineno, node)
+    body_start = min(getattr(block[0], "lineno", None) or block[0].pattern.lineno  # match_case
+                     for block in bodies)
+    return Statement(first, max(node.lineno, body_start - 1), node)
+
+
+class StatementIndex:
+    """Line -> the span of the Python statement holding it (`statements`), for tracing run-time
+    frames; the line itself when no statement holds it (blank, comment, `else:`)."""
+
+    def __init__(self, code: str):
+        spans = sorted({st.span for st in statements(code, "python") if st.node is not None},
+                       key=lambda span: (span[0], -span[1]))
+        self._starts = [span[0] for span in spans]
         self._spans = spans
 
     def span(self, line: int) -> LineSpan:
-        """The statement containing `line`; the line itself when none does (blank, comment, else:).
-
-        Spans never nest (compound statements own only their headers), so the candidate is the
-        last span starting at or before the line; a one-line compound shares it with its body.
-        """
+        """Spans never nest (compound statements own only their headers), so the candidate is the
+        last span starting at or before the line; a one-line compound shares it with its body."""
         i = bisect.bisect_right(self._starts, line) - 1
         if i >= 0 and self._spans[i][1] >= line:
             return self._spans[i]
@@ -133,17 +161,3 @@ class StatementIndex:
     def spans(self, lines: Iterable[int]) -> tuple[LineSpan, ...]:
         """Sorted distinct statement spans of the given lines."""
         return tuple(sorted({self.span(int(n)) for n in lines if n is not None and int(n) > 0}))
-
-
-def _statement_spans(tree: ast.AST) -> Iterable[LineSpan]:
-    for node in ast.walk(tree):
-        if not isinstance(node, ast.stmt):
-            continue
-        end = node.end_lineno or node.lineno
-        bodies = [getattr(node, f, None) for f in ("body", "orelse", "finalbody", "handlers", "cases")]
-        first_child = min((b[0].lineno for b in bodies if isinstance(b, list) and b), default=None)
-        if first_child is not None and first_child > node.lineno:
-            end = first_child - 1  # header of a compound statement
-        elif first_child is not None:
-            end = node.lineno  # `for x in y: f(x)` on one line
-        yield (node.lineno, max(node.lineno, end))

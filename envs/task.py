@@ -8,7 +8,7 @@ from __future__ import annotations
 import dataclasses
 from typing import Any
 
-DOMAINS = ("chart", "web", "slide_pptx", "slide_html")
+from envs import registry
 
 
 @dataclasses.dataclass(frozen=True)
@@ -30,8 +30,9 @@ class Task:
     meta: dict[str, Any] = dataclasses.field(default_factory=dict)
 
     def __post_init__(self):
-        if self.domain not in DOMAINS:
-            raise ValueError(f"Task.domain must be one of {DOMAINS}, got {self.domain!r}")
+        if self.domain not in registry.DOMAINS:
+            raise ValueError(f"Task.domain must be one of {sorted(registry.DOMAINS)}, got "
+                             f"{self.domain!r}")
         if self.width <= 0 or self.height <= 0 or self.dpi <= 0:
             raise ValueError(f"Task {self.task_id}: width, height, dpi must be positive, got "
                              f"{self.width}x{self.height}@{self.dpi}")

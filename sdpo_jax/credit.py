@@ -4,8 +4,8 @@
     resp(s) = max over defects d of max(IoU(region_d, R(s)) * severity_d,
                                          severity_d if s holds a line of d's traced lines)
 
-A statement s owns some lines of the extracted program (Python: the AST statement, a compound
-statement only its header; HTML/CSS: each line). R(s) is made of the boxes of the elements whose
+A statement s owns some lines of the extracted program, by the one statement rule
+(envs.program.statements, which tracing uses too). R(s) is made of the boxes of the elements whose
 traced lines touch s, and IoU against a region made of parts is the best part's
 (envs.geometry.max_iou), so a statement that made many artists is judged by the one the defect
 hit. A defect's own traced lines are its responsible statements and get its full severity: the
@@ -31,27 +31,26 @@ from typing import Any
 
 import numpy as np
 
-from envs.code_extract import LANGUAGE_TAGS, ExtractedCode, extract_code, line_of, line_starts
-from envs.feedback import Feedback, LineSpan
+from envs.code_extract import LANGUAGE_TAGS, extract_code, line_of, line_starts
+from envs.feedback import Feedback
 from envs.geometry import max_iou
+from envs.program import Statement, statements
 
 NORMALISATIONS = ("mean", "none")
-LINE_COORDINATES = ("code", "reply")
 
 
 @dataclasses.dataclass(frozen=True)
 class CreditConfig:
     """alpha: amplification (1 = uniform SDPO); normalise: 'mean' (mean weight 1 per reply) or
     'none'; language: 'python' (AST statements) or 'html' (line statements), also choosing the
-    fenced block (envs.code_extract); line_coordinates: whether Feedback line numbers count lines
-    of the extracted program ('code') or of the whole reply ('reply'); error_severity and
-    dependency_severity: resp of a failing statement and of the statements that built its inputs.
+    fenced block (envs.code_extract); error_severity and dependency_severity: resp of a failing
+    statement and of the statements that built its inputs. Feedback lines are in program
+    coordinates (every env reports them so).
     """
 
     alpha: float = 2.0
     normalise: str = "mean"
     language: str = "python"
-    line_coordinates: str = "code"
     error_severity: float = 1.0
     dependency_severity: float = 0.5
 
@@ -59,8 +58,7 @@ class CreditConfig:
         if not _finite(self.alpha) or self.alpha < 0:
             raise ValueError(f"CreditConfig.alpha = {self.alpha!r} is invalid: expected a finite "
                              f"number >= 0 (1 = uniform, > 1 amplifies responsible statements)")
-        for name, options in (("normalise", NORMALISATIONS), ("language", tuple(LANGUAGE_TAGS)),
-                              ("line_coordinates", LINE_COORDINATES)):
+        for name, options in (("normalise", NORMALISATIONS), ("language", tuple(LANGUAGE_TAGS))):
             if getattr(self, name) not in options:
                 raise ValueError(f"CreditConfig.{name} = {getattr(self, name)!r} is invalid: "
                                  f"expected one of {options}")
@@ -81,26 +79,14 @@ class CreditConfig:
         return cls(**items)
 
 
-@dataclasses.dataclass(frozen=True)
-class Statement:
-    """The lines a statement owns (1-based, inclusive, in program coordinates) and its AST node."""
-
-    first: int
-    last: int
-    node: ast.stmt | None = None
-
-    def touches(self, span: LineSpan) -> bool:
-        return span[0] <= self.last and self.first <= span[1]
-
-
 def credit_weights(reply: str, token_spans: Sequence[tuple[int, int]], feedback: Feedback,
                    config: CreditConfig) -> np.ndarray:
     """float32 weight per token of `reply`, given each token's (start, end) character span."""
     extracted = extract_code(reply, config.language)
-    statements = program_statements(extracted.code, config.language)
-    resp = statement_responsibility(statements, _in_code_lines(feedback, extracted, config), config)
+    program = statements(extracted.code, config.language)
+    resp = statement_responsibility(program, feedback, config)
     per_line: dict[int, float] = {}
-    for statement, value in zip(statements, resp):
+    for statement, value in zip(program, resp):
         for line in range(statement.first, statement.last + 1):
             per_line[line] = max(per_line.get(line, 0.0), value)
     starts = line_starts(extracted.code)
@@ -145,20 +131,6 @@ def statement_responsibility(statements: Sequence[Statement], feedback: Feedback
         for i in failing:
             resp[i] = max(resp[i], config.error_severity)
     return resp
-
-
-def program_statements(code: str, language: str) -> list[Statement]:
-    """Statements of the program in source order: AST statements for parsable Python, else lines."""
-    count = len(line_starts(code))
-    if language == "python":
-        try:
-            tree = ast.parse(code)
-        except (SyntaxError, ValueError, RecursionError, MemoryError):
-            tree = None
-        if tree is not None:
-            return sorted((_own_lines(node) for node in ast.walk(tree) if isinstance(node, ast.stmt)),
-                          key=lambda s: (s.first, s.last))
-    return [Statement(line, line) for line in range(1, count + 1)]
 
 
 def token_char_spans(tokenizer: Any, token_ids: Sequence[int]) -> tuple[str, list[tuple[int, int]]]:
@@ -210,33 +182,6 @@ def _anchor(reply: str, start: int, end: int) -> int:
         if not reply[position].isspace():
             return position
     return start
-
-
-def _own_lines(node: ast.stmt) -> Statement:
-    """A simple statement owns all its lines; a compound one only its header (and decorators)."""
-    first = min([node.lineno] + [d.lineno for d in getattr(node, "decorator_list", ())])
-    bodies = [getattr(node, name) for name in ("body", "handlers", "orelse", "finalbody", "cases")
-              if isinstance(getattr(node, name, None), list) and getattr(node, name)]
-    if not bodies:
-        return Statement(first, node.end_lineno or node.lineno, node)
-    body_start = min(getattr(block[0], "lineno", None) or block[0].pattern.lineno  # match_case
-                     for block in bodies)
-    return Statement(first, max(node.lineno, body_start - 1), node)
-
-
-def _in_code_lines(feedback: Feedback, extracted: ExtractedCode, config: CreditConfig) -> Feedback:
-    """Feedback with every line number in program coordinates."""
-    if config.line_coordinates == "code" or extracted.reply_lines_before == 0:
-        return feedback
-    shift = lambda spans: tuple((a - extracted.reply_lines_before, b - extracted.reply_lines_before)
-                                for a, b in spans)
-    error = feedback.error
-    if error is not None and error.line is not None:
-        error = dataclasses.replace(error, line=extracted.to_code_line(error.line))
-    return dataclasses.replace(
-        feedback, error=error,
-        defects=[dataclasses.replace(d, lines=shift(d.lines)) for d in feedback.defects],
-        elements=[dataclasses.replace(e, lines=shift(e.lines)) for e in feedback.elements])
 
 
 def _dependencies(statements: Sequence[Statement], failing: Iterable[int]) -> set[int]:

@@ -5,9 +5,10 @@ with a message naming the file and the line. Sampling is a pure function of (see
 the data position in a checkpoint is a few integers and resuming replays exactly the same tasks.
 Never downloads anything: paths point at local folders.
 
-The data folder (envs.data_folder: `$SDPO_DATA_DIR`, else `data/` in the repository) holds
-prepared datasets and real benchmark artifacts. A source path that is neither absolute nor starts with `./` or `../`
-is read from there, so configs name files (`chartmimic_direct_v1.jsonl`), not machines.
+How a record of each format becomes a task is a row of envs.registry.FORMATS. The data folder
+(envs.data_folder: `$SDPO_DATA_DIR`, else `data/` in the repository) holds prepared datasets and
+real benchmark artifacts; a source path that is neither absolute nor starts with `./` or `../` is
+read from there, so configs name files (`chartmimic_direct_v1.jsonl`), not machines.
 """
 from __future__ import annotations
 
@@ -15,12 +16,13 @@ import dataclasses
 import html.parser
 import json
 import os
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 import numpy as np
 
 from envs.data_folder import DATA_DIR_VARIABLE, data_folder
+from envs.registry import FORMATS, RecordFormat
 from envs.registry import spec as domain_spec
 from envs.task import Task
 
@@ -36,27 +38,6 @@ def data_path(path: str) -> str:
     return os.path.join(data_folder(), path)
 
 
-CHART_INSTRUCTION = (
-    "You are an expert Python developer who specializes in writing matplotlib code based on a "
-    "given chart image. Write a complete, self-contained Python program that uses matplotlib to "
-    "reproduce the chart in the image exactly: the same chart type, data, texts, layout and "
-    "colours. Return only the code in one ```python block.")
-WEB_INSTRUCTION = (
-    "You are an expert web developer who specializes in HTML and CSS. Write a single self-contained "
-    "HTML file (inline CSS, no external resources; use \"rick.jpg\" for every image) that "
-    "reproduces the web page in the screenshot exactly: the same layout, texts and colours. Return "
-    "only the code in one ```html block.")
-SLIDE_HTML_INSTRUCTION = (
-    "You are an expert presentation designer. Write one self-contained HTML slide for a 1280x720 "
-    "viewport (inline CSS, no external resources) for this brief. Keep every element inside the "
-    "slide, readable and well aligned. Return only the code in one ```html block.\n\nBrief: {brief}")
-SLIDE_PPTX_INSTRUCTION = (
-    "You are an expert presentation designer. Write a Python program using python-pptx that builds "
-    "a 16:9 presentation with one slide for this brief and saves it to 'output.pptx'. Keep every "
-    "shape on the slide, text inside its frame, readable and aligned. Return only the code in one "
-    "```python block.\n\nBrief: {brief}")
-
-
 @dataclasses.dataclass(frozen=True)
 class Source:
     """One JSONL file in a known format, its domain, and its share of the prompt mix."""
@@ -64,15 +45,6 @@ class Source:
     path: str
     format: str
     weight: float = 1.0
-
-
-def _field(record: dict[str, Any], names: Sequence[str], where: str) -> str:
-    for name in names:
-        value = record.get(name)
-        if isinstance(value, str) and value.strip():
-            return value
-    raise DataError(f"{where}: missing or empty field {' / '.join(repr(n) for n in names)}. "
-                    f"Fix: each line must be a JSON object with that field as a non-empty string.")
 
 
 class _VisibleText(html.parser.HTMLParser):
@@ -105,58 +77,48 @@ def slide_brief_from_html(page: str, max_chars: int = 600) -> str:
     return " | ".join(parser.parts)[:max_chars]
 
 
-def _task(domain: str, task_id: Any, instruction: str, target: str | None, **meta) -> Task:
-    """A Task on its domain's default canvas (envs.registry), so data and envs agree on sizes."""
-    canvas = domain_spec(domain)
-    return Task(domain=domain, task_id=str(task_id), instruction=instruction, target=target,
-                width=canvas.width, height=canvas.height, dpi=canvas.dpi, meta=meta)
+def _first_text(record: dict[str, Any], names: Sequence[str]) -> str | None:
+    for name in names:
+        value = record.get(name)
+        if isinstance(value, str) and value.strip():
+            return value
+    return None
 
 
-def _chart(rec, where, i):
-    code = _field(rec, ("code",), where)
-    return _task("chart", rec.get("id", i), CHART_INSTRUCTION, code,
-                 chart_type=rec.get("chart_type", ""))
-
-
-def _web(rec, where, i):
-    page = _field(rec, ("html", "text"), where)
-    return _task("web", rec.get("id", i), WEB_INSTRUCTION, page)
-
-
-def _slide_html(rec, where, i):
-    brief = rec.get("instruction") or slide_brief_from_html(_field(rec, ("html",), where))
-    return _task("slide_html", rec.get("id", i), SLIDE_HTML_INSTRUCTION.format(brief=brief),
-                 rec.get("html"))
-
-
-def _slide_pptx(rec, where, i):
-    brief = _field(rec, ("instruction", "brief"), where)
-    return _task("slide_pptx", rec.get("id", i), SLIDE_PPTX_INSTRUCTION.format(brief=brief),
-                 rec.get("code"))
-
-
-# format name -> how one JSON record becomes a Task.
-FORMATS: dict[str, Callable[[dict, str, int], Task]] = {
-    "chartmimic": _chart,      # {id, chart_type, code}: ChartMimic Direct Mimic ground truth
-    "chart2code": _chart,      # {id?, code}: Chart2Code-style (the target image is rendered)
-    "design2code": _web,       # {id, html}: Design2Code test pages
-    "websight": _web,          # {text | html}: WebSight-style pages
-    "aeslides": _slide_html,   # {id, deck, html} or {id, instruction}: AeSlides HTML slides
-    "slide_instructions": _slide_pptx,  # {id, instruction}: python-pptx slide briefs
-}
+def task_from_record(record: dict[str, Any], form: RecordFormat, task_id: str, where: str) -> Task:
+    """A Task on its domain's canvas and instruction (envs.registry), from one JSON record."""
+    domain = domain_spec(form.domain)
+    target = _first_text(record, form.target)
+    if target is None and form.target_required:
+        raise DataError(f"{where}: missing or empty field {' / '.join(map(repr, form.target))}. "
+                        f"Fix: each line must be a JSON object with that field as a non-empty "
+                        f"string.")
+    instruction = _first_text(record, form.instruction)
+    if instruction is None:
+        brief = _first_text(record, form.brief)
+        if brief is None and form.brief_from_target and target is not None:
+            brief = slide_brief_from_html(target)
+        if brief is None and "{brief}" in domain.instruction:
+            names = form.brief + (form.target if form.brief_from_target else ())
+            raise DataError(f"{where}: an open-ended {form.domain} task needs a brief: give a "
+                            f"non-empty {' / '.join(map(repr, names))} field.")
+        instruction = domain.instruction.format(brief=brief) if brief else domain.instruction
+    meta = {name: record[name] for name in form.meta if name in record}
+    return Task(domain=form.domain, task_id=task_id, instruction=instruction, target=target,
+                width=domain.width, height=domain.height, dpi=domain.dpi, meta=meta)
 
 
 def load_tasks(source: Source) -> list[Task]:
     """All tasks of one source file, validated line by line."""
     if source.format not in FORMATS:
         raise DataError(f"{source.path}: unknown format {source.format!r}. "
-                        f"Fix: use one of {sorted(FORMATS)}.")
+                        f"Fix: use one of {sorted(FORMATS)} (envs.registry.FORMATS).")
     path = data_path(source.path)
     if not os.path.isfile(path):
         raise DataError(f"{path}: no such file. Fix: put the JSONL file in the data folder "
                         f"{data_folder()} (or set ${DATA_DIR_VARIABLE} to the folder that holds "
                         f"it), or give an absolute path.")
-    make = FORMATS[source.format]
+    form = FORMATS[source.format]
     tasks = []
     with open(path, encoding="utf-8") as f:
         for lineno, line in enumerate(f, 1):
@@ -170,7 +132,7 @@ def load_tasks(source: Source) -> list[Task]:
                                 f"Fix: one JSON object per line.") from None
             if not isinstance(rec, dict):
                 raise DataError(f"{where}: expected a JSON object, got {type(rec).__name__}.")
-            tasks.append(make(rec, where, lineno))
+            tasks.append(task_from_record(rec, form, str(rec.get("id", lineno)), where))
     if not tasks:
         raise DataError(f"{path}: no records. Fix: the file must hold at least one line.")
     return tasks

@@ -16,6 +16,7 @@ from PIL import Image
 
 from envs.code_extract import extract_code
 from envs.feedback import Feedback
+from envs.registry import spec as domain_spec
 from envs.task import Task
 from models.qwen3_vl.processor import ProcessedChat, Qwen3VLProcessor
 from sdpo_jax.credit import CreditConfig, rollout_credit, token_char_spans
@@ -24,8 +25,6 @@ from sdpo_jax.sequences import SequenceError, Sequences, pack_sequences
 from sdpo_jax.teacher_prompt import (TeacherPromptConfig, has_privileged_context,
                                      teacher_messages)
 
-# The program language each domain writes (code extraction and statement splitting).
-LANGUAGE = {"chart": "python", "slide_pptx": "python", "web": "html", "slide_html": "html"}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -49,7 +48,7 @@ class TrainBatch:
 
 def program_of(task: Task, reply: str) -> str:
     """The program the environment runs for a reply (the same rule credit weighting uses)."""
-    return extract_code(reply, LANGUAGE[task.domain]).code
+    return extract_code(reply, domain_spec(task.domain).language).code
 
 
 def reply_lengths(processor: Qwen3VLProcessor, response: np.ndarray, mask: np.ndarray
@@ -79,8 +78,7 @@ def demonstration_for(row: int, group: Sequence[int], feedbacks: Sequence[Feedba
                key=lambda i: (feedbacks[i].reward, -i), default=None)
     if best is None or feedbacks[best].reward <= own.reward:
         return None
-    fence = "python" if LANGUAGE[task.domain] == "python" else "html"
-    return f"```{fence}\n{programs[best]}\n```"
+    return f"```{domain_spec(task.domain).language}\n{programs[best]}\n```"
 
 
 def _fit_teacher_chat(processor: Qwen3VLProcessor, task: Task, target_image: Image.Image | None,
@@ -133,7 +131,7 @@ def build_train_batch(processor: Qwen3VLProcessor, tasks: Sequence[Task],
     for row, n in enumerate(reply_lengths(processor, response, mask)):
         p = row // group_size
         task, feedback = tasks[p], feedbacks[row]
-        row_credit = dataclasses.replace(credit, language=LANGUAGE[task.domain])
+        row_credit = dataclasses.replace(credit, language=domain_spec(task.domain).language)
         weights[row, :n] = rollout_credit(processor.tokenizer, response[row, :n], feedback,
                                           row_credit)
         if not distill_enabled:

@@ -13,7 +13,8 @@ import math
 from typing import Any
 
 from sdpo_jax.credit import CreditConfig
-from sdpo_jax.data import FORMATS, Source
+from envs.registry import DOMAINS, FORMATS
+from sdpo_jax.data import Source
 from sdpo_jax.losses import LossConfig
 from sdpo_jax.rollout_batch import Shapes
 from sdpo_jax.sampler import SamplerConfig
@@ -100,12 +101,12 @@ class RunConfig:
         rollout = _section(config, "rollout", dict(
             prompts_per_step=2, group_size=4, max_new_tokens=64, max_prompt_tokens=256,
             temperature=1.0, top_k=0, top_p=1.0, max_off_policy_lag=1))
-        env = _section(config, "env", dict(num_workers=2, timeout_s=60.0, chart={}, web={},
-                                           slide_pptx={}, slide_html={}))
+        env = _section(config, "env", dict(num_workers=2, timeout_s=60.0,
+                                           **{domain: {} for domain in DOMAINS}))
         # The program language (and so the line coordinates) follow each task's domain.
         credit = _section(config, "credit", {f.name: f.default
                                              for f in dataclasses.fields(CreditConfig)
-                                             if f.name not in ("language", "line_coordinates")})
+                                             if f.name != "language"})
         teacher = _section(config, "teacher", dict(
             weights="live", ema_rate=0.05, ema_every=1, max_prompt_tokens=1024,
             failed_exec_path=True, distill=True,
@@ -178,7 +179,7 @@ class RunConfig:
             max_off_policy_lag=lag,
             env_workers=_int("config.env.num_workers", env["num_workers"], 1),
             env_timeout_s=float(env["timeout_s"]),
-            env_config={d: dict(env[d]) for d in ("chart", "web", "slide_pptx", "slide_html")},
+            env_config={d: dict(env[d]) for d in DOMAINS},
             credit=credit_config, teacher_prompt=teacher_prompt,
             teacher_max_prompt_tokens=_int("config.teacher.max_prompt_tokens",
                                            teacher["max_prompt_tokens"], 8),

@@ -28,6 +28,7 @@ from PIL import Image
 
 from envs.feedback import Feedback
 from envs.pool import EnvPool
+from envs.registry import spec as domain_spec
 from envs.task import Task
 from models.qwen3_vl.processor import ImageProcessor, ImageProcessorConfig, Qwen3VLProcessor
 from models.sharding import make_mesh
@@ -94,7 +95,7 @@ class Trainer:
     def _target_images(self, tasks: list[Task]) -> list[Image.Image | None]:
         """Renders of the reference programs/pages (cached): the image the student imitates."""
         todo = list({(t.domain, t.task_id): t for t in tasks
-                     if t.target is not None and t.domain in ("chart", "web")
+                     if t.target is not None and domain_spec(t.domain).renders_reference
                      and (t.domain, t.task_id) not in self.target_images}.items())
         mine = [todo[i] for i in process_rows(len(todo))]
         pngs = self._render([(task, task.target) for _, task in mine])
@@ -115,7 +116,7 @@ class Trainer:
         while len(tasks) < count:
             drawn = self.data.next_batch(count - len(tasks))
             for task, image in zip(drawn, self._target_images(drawn)):
-                if image is None and task.domain in ("chart", "web"):
+                if image is None and domain_spec(task.domain).renders_reference:
                     self.skipped_targets += 1
                     log.warning("skipping task %s: its reference did not render", task.task_id)
                     continue

@@ -35,7 +35,7 @@ from envs.config_dict import checked
 from envs.feedback import Defect, LineSpan
 from envs.geometry import (Box, area, convex_intersection_area, fraction_outside, intersection,
                            intersection_area, polygon_area, union_box)
-from envs.web.color import blend, contrast_ratio, contrast_severity
+from envs.color import blend, contrast_ratio, contrast_severity
 
 KINDS = ("overlap", "clipped_text", "overflow", "legend_over_data", "low_contrast", "misalignment")
 

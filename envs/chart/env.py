@@ -1,11 +1,10 @@
 """The chart environment: a matplotlib program -> sandboxed render -> defects -> Feedback.
 
     env = ChartEnv(ChartEnvConfig.from_dict({"reward": {"fidelity": 0.6}}))
-    feedback = env.step(task, answer)   # never raises for what the answer does
+    feedback = env.step(task, program)   # never raises for what the program does
 
-The answer may be a bare program or a model reply with a fenced python block: the program is
-found by `envs.code_extract` (the rule credit weighting shares), and every line span is in the
-program's own line numbers. The program runs in a `Sandbox` with the chart runner (`envs.chart.runner`); with a target program
+Every line span is in the program's own line numbers (the trainer extracts the program from the
+model's reply once, by envs.code_extract). The program runs in a `Sandbox` with the chart runner (`envs.chart.runner`); with a target program
 (ChartMimic Direct Mimic) both are recorded ChartMimic-style and scored (`envs.chart.metrics`);
 targets are recorded once and cached.
 
@@ -28,9 +27,9 @@ from typing import Any
 from envs.chart import metrics
 from envs.chart.detectors import ChartDetectorConfig
 from envs.config_dict import checked
-from envs.feedback import Defect, ExecError, Feedback
+from envs.feedback import ExecError, Feedback
 from envs.outcome import domain_result, feedback_from_run
-from envs.code_extract import extract_code
+from envs.reward import cleanliness
 from envs.sandbox import Sandbox, SandboxLimits
 from envs.task import Task
 
@@ -76,11 +75,6 @@ class ChartEnvConfig:
         return cls(**values)
 
 
-def cleanliness(defects: list[Defect]) -> float:
-    """1 for a clean render, falling with the summed severity of its defects."""
-    return 1.0 / (1.0 + sum(d.severity for d in defects))
-
-
 class ChartEnv:
     """matplotlib charts in a sandbox; see the module docstring."""
 
@@ -108,15 +102,15 @@ class ChartEnv:
                 "detectors": dataclasses.asdict(config.detectors), "max_figures": config.max_figures,
                 "max_pixels": config.max_pixels, "max_elements": config.max_elements}
 
-    def step(self, task: Task, code: str) -> Feedback:
-        """Judge one answer; see the module docstring. Raises only for a non-chart task."""
+    def step(self, task: Task, program: str) -> Feedback:
+        """Judge one program; see the module docstring. Raises only for a non-chart task."""
         if task.domain != self.domain:
             raise ValueError(f"ChartEnv got a {task.domain!r} task ({task.task_id}); route it to its own env")
         start = time.perf_counter()
-        if not isinstance(code, str):
-            return Feedback.failure(ExecError("InvalidProgram", f"the answer must be text, got "
-                                              f"{type(code).__name__}"), reward_parts={"exec": 0.0})
-        program = extract_code(code, "python").code
+        if not isinstance(program, str):
+            return Feedback.failure(ExecError("InvalidProgram", f"the program must be text, got "
+                                              f"{type(program).__name__}"),
+                                    reward_parts={"exec": 0.0})
         if not program.strip():
             return Feedback.failure(ExecError("EmptyProgram", "the answer holds no program; write a "
                                               "matplotlib script"), reward_parts={"exec": 0.0})
@@ -156,8 +150,7 @@ class ChartEnv:
         if key in self._targets:
             self._targets.move_to_end(key)
             return self._targets[key]
-        target_program = extract_code(task.target, "python").code
-        run = self.sandbox.run(target_program, self.request(task, fidelity=True, detect=False))
+        run = self.sandbox.run(task.target, self.request(task, fidelity=True, detect=False))
         recording = domain_result(run, "fidelity")
         if recording is None:
             error = run.error or (run.result or {}).get("error")

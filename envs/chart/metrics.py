@@ -25,7 +25,7 @@ from typing import Any
 import numpy as np
 from scipy.optimize import linear_sum_assignment
 
-from envs.web.color import ciede2000
+from envs.color import ciede2000
 
 VIEWS = ("text", "layout", "type", "color")
 MAX_COLORS = 10

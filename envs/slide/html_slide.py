@@ -17,13 +17,13 @@ from PIL import Image
 
 from envs import geometry
 from envs.feedback import Defect, ExecError, Feedback
-from envs.outcome import shift_lines
+from envs.reward import cleanliness
 from envs.slide import aeslides
 from envs.slide.aeslides import VisualItem
 from envs.task import Task
 from envs.web.browser import Browser, BrowserConfig, PageError
 from envs.web.detectors import DetectorConfig, PageLayout
-from envs.web.env import cleanliness, extract_html, judge_page, page_error_feedback, to_defects, to_elements
+from envs.web.env import judge_page, page_error_feedback, to_defects, to_elements
 
 ATOMIC_TAGS = frozenset({"img", "svg", "canvas", "video", "iframe", "button", "input", "select",
                          "textarea", "picture", "object", "embed"})
@@ -122,9 +122,8 @@ class HtmlSlideEnv:
         scores = aeslides.measures(rgb, items, (width, height), (width, judged.extra["content_height"]))
         return judged, items, scores
 
-    def step(self, task: Task, code: str) -> Feedback:
+    def step(self, task: Task, html: str) -> Feedback:
         t0 = time.monotonic()
-        html, offset = extract_html(code)
         if not html.strip():
             return Feedback.failure(ExecError("EmptyPage", "the answer holds no HTML"),
                                     reward_parts={"exec": 0.0})
@@ -136,10 +135,10 @@ class HtmlSlideEnv:
         parts = {"exec": 1.0, "cleanliness": cleanliness(defects), **scores}
         w = self.config.aesthetic_weight
         reward = w * scores["aeslides_avg"] + (1 - w) * parts["cleanliness"]
-        return shift_lines(Feedback(
+        return Feedback(
             ok=True, reward=float(reward), reward_parts=parts, defects=defects, render_png=judged.png,
             elements=to_elements(judged, 4000), timings={"total_s": time.monotonic() - t0},
-            render_size=judged.png_size), offset)
+            render_size=judged.png_size)
 
 
 def collision_defects(judged, items: list[VisualItem]) -> list[Defect]:

@@ -21,8 +21,8 @@ import numpy as np
 from envs import geometry
 from envs.slide.aeslides import VisualItem
 from envs.slide.deck import DeckView, ShapeInfo
-from envs.web import color as wcolor
-from envs.web.detectors import Finding
+from envs import color as wcolor
+from envs.finding import Finding
 
 
 @dataclasses.dataclass

@@ -22,16 +22,15 @@ from PIL import Image
 
 from envs import geometry
 from envs.feedback import Defect, Element, ExecError, Feedback
-from envs.outcome import feedback_from_run, shift_lines
-from envs.program import extract_program
+from envs.outcome import feedback_from_run
+from envs.reward import cleanliness
+from envs.finding import Finding
 from envs.sandbox import Sandbox, SandboxLimits
 from envs.slide import aeslides, pptx_detectors
 from envs.slide.deck import DeckView, assign_spans, rasterise, read_shapes, read_spans
 from envs.slide.office import Office, OfficeError
 from envs.slide.pptx_runner import DECK
 from envs.task import Task
-from envs.web.detectors import Finding
-from envs.web.env import cleanliness
 
 Trace = dict[tuple[int, int], dict[str, list[list[int]]]]
 
@@ -89,13 +88,12 @@ class PptxSlideEnv:
         self.sandbox.close()
         self.office.close()
 
-    def step(self, task: Task, code: str) -> Feedback:
+    def step(self, task: Task, program: str) -> Feedback:
         t0 = time.monotonic()
-        program, offset = extract_program(code)
         run = self.sandbox.run(program, {})
         timings = {"run_s": time.monotonic() - t0}
         if not run.ok or not (run.result or {}).get("ok") or DECK not in run.artifacts:
-            return shift_lines(feedback_from_run(run, timings), offset)
+            return feedback_from_run(run, timings)
         try:
             trace = parse_trace(run.result.get("trace", []))
         except (TypeError, ValueError, AttributeError) as err:
@@ -134,7 +132,7 @@ class PptxSlideEnv:
                                               f"judged: {type(err).__name__}: {str(err)[:300]}"),
                                     reward_parts={"exec": 0.0}, timings=timings)
         feedback.stdout, feedback.stderr = run.stdout, run.stderr
-        return shift_lines(feedback, offset) if offset else feedback
+        return feedback
 
     def _judge(self, view: DeckView, images: list[np.ndarray], trace: Trace, timings: dict,
                t0: float) -> Feedback:

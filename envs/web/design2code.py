@@ -33,7 +33,7 @@ import numpy as np
 from PIL import Image
 from scipy import ndimage, optimize
 
-from envs.web import color as wcolor
+from envs import color as wcolor
 
 TEXT_TAGS = ("p", "h1", "h2", "h3", "h4", "h5", "h6", "div", "span", "a", "b", "li", "table", "td",
              "th", "button", "footer", "header", "figcaption")

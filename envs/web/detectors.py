@@ -13,21 +13,13 @@ from collections.abc import Sequence
 from typing import Any
 
 from envs import geometry
-from envs.web import color as wcolor
+from envs.finding import Finding
+from envs import color as wcolor
 
 Box = tuple[float, float, float, float]
 IMAGE_TAGS = frozenset({"img", "svg", "canvas", "video", "picture", "iframe", "object", "embed"})
 BLOCK_DISPLAYS = ("block", "flex", "grid", "inline-block", "list-item", "table", "table-cell",
                   "inline-flex", "inline-grid", "flow-root")
-
-
-@dataclasses.dataclass(frozen=True)
-class Finding:
-    kind: str
-    severity: float
-    region: Box
-    message: str
-    records: tuple[int, ...]  # indices into PageLayout.records; traced to lines later
 
 
 @dataclasses.dataclass

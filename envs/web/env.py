@@ -15,7 +15,6 @@ import dataclasses
 import hashlib
 import io
 import pathlib
-import re
 import time
 from typing import Any
 
@@ -23,28 +22,16 @@ from PIL import Image
 
 from envs.config_dict import checked
 from envs.feedback import Defect, Element, ExecError, Feedback
-from envs.outcome import shift_lines
+from envs.finding import Finding
+from envs.reward import cleanliness
 from envs.task import Task
 from envs.web import design2code
 from envs.web.browser import Browser, BrowserConfig, PageError
-from envs.web.detectors import DetectorConfig, Finding, PageLayout, detect_all
+from envs.web.detectors import DetectorConfig, PageLayout, detect_all
 from envs.web.source_map import SourceMap, build_source_map
 from envs.web.trace import trace_findings
 
 EXTRACT_JS = (pathlib.Path(__file__).with_name("extract.js")).read_text()
-_FENCE = re.compile(r"```(?:html|HTML)?[^\n]*\n(.*?)(?:```|$)", re.S)
-
-
-def extract_html(answer: str) -> tuple[str, int]:
-    """The page in a model answer and how many answer lines precede it.
-
-    The first fenced block holding markup (an unclosed fence runs to the end), else the whole
-    answer. Add the offset to the page's line numbers to get the answer's own.
-    """
-    match = _FENCE.search(answer)
-    if match and "<" in match.group(1):
-        return match.group(1), answer.count("\n", 0, match.start(1))
-    return answer, 0
 
 
 @dataclasses.dataclass
@@ -93,11 +80,6 @@ def config_from_dict(cls: type, values: dict[str, Any] | None, what: str):
         if dataclasses.is_dataclass(current) and isinstance(value, dict):
             values[name] = dataclasses.replace(current, **checked(type(current), value, f"{what}.{name}"))
     return dataclasses.replace(defaults, **values)
-
-
-def cleanliness(defects: list[Defect]) -> float:
-    """1 for a clean render, falling with the summed severity of its defects."""
-    return 1.0 / (1.0 + sum(d.severity for d in defects))
 
 
 def judge_page(browser: Browser, html: str, width: int, height: int, *, max_elements: int,
@@ -181,10 +163,9 @@ class WebEnv:
             self._targets[key] = self._judge(task.target, task, with_capture=True).capture
         return self._targets[key]
 
-    def step(self, task: Task, code: str) -> Feedback:
+    def step(self, task: Task, html: str) -> Feedback:
         t0 = time.monotonic()
         timings: dict[str, float] = {}
-        html, offset = extract_html(code)
         if not html.strip():
             return Feedback.failure(ExecError("EmptyPage", "the answer holds no HTML"),
                                     reward_parts={"exec": 0.0})
@@ -209,8 +190,7 @@ class WebEnv:
             w = self.config.fidelity_weight
             reward = w * parts["d2c_final"] + (1 - w) * parts["cleanliness"]
         timings["total_s"] = time.monotonic() - t0
-        return shift_lines(Feedback(
+        return Feedback(
             ok=True, reward=float(reward), reward_parts=parts, defects=defects, render_png=judged.png,
             elements=to_elements(judged, self.config.max_feedback_elements), timings=timings,
-            render_size=judged.png_size, stderr="\n".join(f"blocked: {u}" for u in judged.log_blocked[:20])),
-            offset)
+            render_size=judged.png_size, stderr="\n".join(f"blocked: {u}" for u in judged.log_blocked[:20]))

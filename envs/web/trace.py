@@ -14,7 +14,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from envs.web.detectors import Finding, PageLayout
+from envs.finding import Finding
+from envs.web.detectors import PageLayout
 from envs.web.source_map import SourceMap
 
 LineSpan = tuple[int, int]

@@ -64,14 +64,6 @@ def test_elements_are_traced_to_the_statements_that_made_and_changed_them(chart_
     assert feedback.render_size == (600, 400), "figsize (6, 4) at the task's 100 dpi"
 
 
-def test_a_fenced_answer_is_judged_on_its_program_in_the_programs_line_numbers(chart_env):
-    answer = "Here is the chart:\n\n```python\n" + TRACED + "```\nDone."
-    feedback = chart_env.step(task(), answer)
-    assert feedback.ok, feedback.error
-    assert elements_by_text(feedback)["note"].lines == ((11, 11), (12, 12)), \
-        "spans are in the extracted program's numbering (envs.code_extract maps them back)"
-
-
 def test_an_error_names_the_models_line(chart_env):
     feedback = chart_env.step(task(), "import matplotlib.pyplot as plt\nfig, ax = plt.subplots()\n"
                                       "ax.plot([1, 2], [1, 2, 3])\n")

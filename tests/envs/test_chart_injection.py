@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from envs.chart.inject import INJECTIONS, detection_report, format_report, inject
-from envs.chart.validation import self_scores
+from envs.eval.chart_inject import INJECTIONS, detection_report, format_report, inject
+from envs.eval.chart_validation import self_scores
 from envs.pool import EnvPool
 
 

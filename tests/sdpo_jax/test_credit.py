@@ -15,8 +15,8 @@ from envs.code_extract import extract_code, line_of, line_starts
 from envs.feedback import Defect, Element, ExecError, Feedback
 from envs.geometry import iou
 from models.qwen3_vl.tokenizer import Qwen3Tokenizer
-from sdpo_jax.credit import (CreditConfig, credit_weights, program_statements, rollout_credit,
-                             token_char_spans)
+from envs.program import statements
+from sdpo_jax.credit import CreditConfig, credit_weights, rollout_credit, token_char_spans
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 PLAIN = CreditConfig(alpha=3.0, normalise="none")
@@ -79,27 +79,14 @@ def test_rollout_credit_from_sampled_ids_with_end_of_turn_token(tokenizer):
         CRLF_REPLY, spans, feedback, CreditConfig(alpha=3.0, normalise="none")))
 
 
-def test_reply_and_code_line_coordinates_give_the_same_weights(tokenizer):
-    spans = _tokens(tokenizer, CRLF_REPLY)
-    extracted = extract_code(CRLF_REPLY, "python")
-    in_code = Feedback(ok=True, defects=[Defect("overlap", 0.5, (0, 0, 9, 9), "m", lines=((3, 3),))])
-    in_reply = Feedback(ok=True, defects=[Defect("overlap", 0.5, (0, 0, 9, 9), "m", lines=(
-        (extracted.to_reply_line(3), extracted.to_reply_line(3)),))])
-    a = credit_weights(CRLF_REPLY, spans, in_code, PLAIN)
-    b = credit_weights(CRLF_REPLY, spans, in_reply, CreditConfig(alpha=3.0, normalise="none",
-                                                                 line_coordinates="reply"))
-    np.testing.assert_array_equal(a, b)
-    assert "".join(_credited(CRLF_REPLY, spans, a, 2.0)) == "ax.bar([1, 2], [3, 4])\r\n"
-
-
 def test_real_chartmimic_programs_credit_exactly_the_traced_statements(tokenizer, benchmark_rows):
     """Real programs in a fenced reply: each defect's statement, and nothing else, is amplified."""
     checked = 0
     for code in [row["code"] for row in benchmark_rows("chartmimic_direct_v1.jsonl")[:25]]:
         reply = f"Sure! Here is the code.\n\n```python\n{code}```\nIt draws the chart."
-        statements = [s for s in program_statements(code, "python")
-                      if s.node is not None and not isinstance(s.node, (ast.Import, ast.ImportFrom))]
-        target = statements[len(statements) // 2]
+        program = [s for s in statements(code, "python")
+                   if s.node is not None and not isinstance(s.node, (ast.Import, ast.ImportFrom))]
+        target = program[len(program) // 2]
         lines = set(range(target.first, target.last + 1))
         feedback = Feedback(ok=True, defects=[Defect("overlap", 1.0, (5, 5, 50, 50), "m",
                                                      lines=((target.first, target.last),))])
@@ -215,7 +202,6 @@ def test_non_canonical_segmentation_maps_to_the_right_characters(tokenizer):
 
 @pytest.mark.parametrize("changes,field", [(dict(alpha=-1.0), "alpha"), (dict(normalise="sum"), "normalise"),
                                            (dict(language="js"), "language"),
-                                           (dict(line_coordinates="x"), "line_coordinates"),
                                            (dict(error_severity=2.0), "error_severity")])
 def test_credit_config_errors_name_the_field(changes, field):
     with pytest.raises(ValueError, match=rf"CreditConfig\.{field} "):
@@ -228,7 +214,7 @@ def test_credit_config_errors_name_the_field(changes, field):
 def test_real_chart_env_feedback_amplifies_the_injected_defect_statement(tokenizer, benchmark_rows):
     """End to end on real components: ChartMimic program + injected defect -> ChartEnv -> weights."""
     from envs.chart.env import ChartEnv
-    from envs.chart.inject import INJECTIONS, inject
+    from envs.eval.chart_inject import INJECTIONS, inject
     from envs.task import Task
 
     rows = benchmark_rows("chartmimic_direct_v1.jsonl")
@@ -237,7 +223,8 @@ def test_real_chart_env_feedback_amplifies_the_injected_defect_statement(tokeniz
     reply = "Here is the code:\r\n```python\r\n" + injected.code.replace("\n", "\r\n") + "```\r\nDone."
     env = ChartEnv()
     try:
-        feedback = env.step(Task(domain="chart", task_id=row["id"], instruction=""), reply)
+        feedback = env.step(Task(domain="chart", task_id=row["id"], instruction=""),
+                            extract_code(reply, "python").code)
     finally:
         env.close()
     assert feedback.ok, feedback.error

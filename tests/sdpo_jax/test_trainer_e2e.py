@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 from flax import nnx
 
-from envs.chart.inject import INJECTIONS, inject
+from envs.eval.chart_inject import INJECTIONS, inject
 from envs.registry import make_env
 from models.qwen3_vl.model import Qwen3VL
 from models.qwen3_vl.processor import ImageProcessor, ImageProcessorConfig, Qwen3VLProcessor

@@ -5,12 +5,12 @@
 
 import pytest
 
-from envs.slide import pptx_samples
+from envs.eval import pptx_samples
 from envs.slide.aeslides import MEASURES
 from envs.slide.html_slide import HtmlSlideEnv
 from envs.task import Task
-from envs.web.inject import KINDS as HTML_KINDS
-from envs.web.injection_eval import evaluate_html, evaluate_pptx, format_table, judges
+from envs.eval.web_inject import KINDS as HTML_KINDS
+from envs.eval.injection import evaluate_html, evaluate_pptx, format_table, judges
 
 pytestmark = pytest.mark.slow
 

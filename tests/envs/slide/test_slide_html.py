@@ -7,8 +7,8 @@ from envs.slide.aeslides import MEASURES
 from envs.slide.html_slide import HtmlSlideEnv, collision_defects
 from envs.task import Task
 from envs.web.env import to_defects
-from envs.web.inject import KINDS, inject
-from envs.web.injection_eval import already_defective, new_defects
+from envs.eval.web_inject import KINDS, inject
+from envs.eval.injection import already_defective, new_defects
 
 
 @pytest.fixture(scope="module")

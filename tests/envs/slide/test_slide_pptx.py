@@ -8,11 +8,11 @@ import time
 
 import pytest
 
-from envs.slide import pptx_samples
+from envs.eval import pptx_samples
 from envs.slide.pptx_env import PptxEnvConfig, PptxSlideEnv
 from envs.sandbox import SandboxLimits
 from envs.task import Task
-from envs.web.injection_eval import new_defects
+from envs.eval.injection import new_defects
 
 
 @pytest.fixture(scope="module")
@@ -28,12 +28,11 @@ def task():
 
 def test_clean_program_renders_without_defects_and_traces_shapes(env):
     program = pptx_samples.clean_program(0)
-    fb = env.step(task(), f"```python\n{program.code}```")
+    fb = env.step(task(), program.code)
     assert fb.ok, fb.error
     assert fb.render_size == (1280, 720) and fb.render_png.startswith(b"\x89PNG")
     assert fb.defects == [], [d.message for d in fb.defects]
-    # Lines are in the answer's coordinates: the fence line shifts the program's lines by one.
-    textboxes = {b.create_line + 1 for b in program.boxes}
+    textboxes = {b.create_line for b in program.boxes}
     traced = {span[0] for e in fb.elements if e.kind == "text" for span in e.lines}
     assert textboxes <= traced, f"every add_textbox line must be traced; missing {textboxes - traced}"
     assert min(traced) > 8, "no text shape is traced to the imports or the presentation setup"

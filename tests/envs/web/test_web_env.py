@@ -14,8 +14,8 @@ from envs.task import Task
 from envs.web import design2code
 from envs.web.browser import BrowserConfig
 from envs.web.env import WebEnv, WebEnvConfig, judge_page, to_defects
-from envs.web.inject import KINDS, inject
-from envs.web.injection_eval import already_defective, new_defects
+from envs.eval.web_inject import KINDS, inject
+from envs.eval.injection import already_defective, new_defects
 
 SAMPLE = ("1002", "10297", "10032")  # small, medium and a page with many blocked assets
 

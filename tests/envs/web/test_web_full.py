@@ -6,10 +6,10 @@
 import pytest
 
 from envs.web import design2code
-from envs.web.axe_agreement import run as axe_run
+from envs.eval.axe_agreement import run as axe_run
 from envs.web.browser import Browser, PageError
-from envs.web.inject import KINDS
-from envs.web.injection_eval import evaluate_html, format_table, judges
+from envs.eval.web_inject import KINDS
+from envs.eval.injection import evaluate_html, format_table, judges
 
 pytestmark = pytest.mark.slow
 

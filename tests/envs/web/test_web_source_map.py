@@ -3,7 +3,7 @@ import re
 
 from hypothesis import given, settings, strategies as st
 
-from envs.web.color import ciede2000, ciede2000_lab, contrast_ratio, required_contrast
+from envs.color import ciede2000, ciede2000_lab, contrast_ratio, required_contrast
 from envs.web.source_map import SOURCE_ATTR, build_source_map, parse_css_rules
 
 PAGE = """<!DOCTYPE html>

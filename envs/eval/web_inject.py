@@ -16,7 +16,7 @@ import random
 import re
 
 from envs import geometry
-from envs.web import color as wcolor
+from envs import color as wcolor
 from envs.web.detectors import BLOCK_DISPLAYS, DetectorConfig, PageLayout, measure_contrast, peer_children
 from envs.web.source_map import SOURCE_ATTR, SourceMap
 

@@ -7,7 +7,7 @@ they agree when both call it a violation or both a pass. Disagreements are sorte
 a different background, a different foreground, the same colours but a different size/weight
 threshold, or a ratio within 0.05 of the threshold (rounding).
 
-Usage: python -m envs.web.axe_agreement [--limit N]   (prints a summary and one JSON line)
+Usage: python -m envs.eval.axe_agreement [--limit N]   (prints a summary and one JSON line)
 Never imports jax.
 """
 from __future__ import annotations
@@ -22,7 +22,7 @@ import sys
 import time
 
 from envs.data_folder import data_folder
-from envs.web import color as wcolor
+from envs import color as wcolor
 from envs.web.browser import Browser, PageError
 from envs.web.detectors import DetectorConfig, PageLayout, measure_contrast
 from envs.web.env import EXTRACT_JS

@@ -1,5 +1,5 @@
 """The chart env checked against real ChartMimic programs: does each run, and does each score
-1.0 against itself (benchmarks.md 7.1). Detection is checked by `envs.chart.inject`.
+1.0 against itself (benchmarks.md 7.1). Detection is checked by `envs.eval.chart_inject`.
 
 Used by the slow test over all 397 programs and by benchmarks/chart_detection.py; `judge` is
 anything that maps (task, code) items to Feedback (an env's step in a loop, or EnvPool.map).
@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from envs.chart.inject import Judge
+from envs.eval.chart_inject import Judge
 from envs.task import Task
 
 

@@ -5,8 +5,8 @@ each kind once, judge again. A detection is a defect of the injected kind that t
 did not have (no clean defect of that kind with region IoU > 0.9). Recall = injected artifacts
 with a detection; tracing = detections whose line spans hold the edited line.
 
-`python -m envs.web.injection_eval --domain web|slide_html|slide_pptx --limit N` prints the table
-and one JSON line (slide_pptx: N seeded programs from envs.slide.pptx_samples). Never imports jax.
+`python -m envs.eval.injection --domain web|slide_html|slide_pptx --limit N` prints the table
+and one JSON line (slide_pptx: N seeded programs from envs.eval.pptx_samples). Never imports jax.
 """
 from __future__ import annotations
 
@@ -79,7 +79,7 @@ def evaluate_html(rows: list[dict], judge: Callable, kinds: Iterable[str], seed:
                   viewport_only: bool = False, progress: bool = True) -> InjectionStats:
     """Pages or HTML slides: judge(html) -> (JudgedPage, defects) raising PageError on failure."""
     from envs.web.browser import PageError
-    from envs.web.inject import inject
+    from envs.eval.web_inject import inject
 
     stats = InjectionStats()
     rng = random.Random(seed)
@@ -106,8 +106,8 @@ def evaluate_html(rows: list[dict], judge: Callable, kinds: Iterable[str], seed:
 
 
 def evaluate_pptx(programs: int, seed: int = 0) -> InjectionStats:
-    """Seeded python-pptx programs (envs.slide.pptx_samples): clean run, then each kind injected."""
-    from envs.slide import pptx_samples
+    """Seeded python-pptx programs (envs.eval.pptx_samples): clean run, then each kind injected."""
+    from envs.eval import pptx_samples
     from envs.slide.pptx_env import PptxSlideEnv
     from envs.task import Task
 
@@ -172,11 +172,11 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     t0 = time.monotonic()
     if args.domain == "slide_pptx":
-        from envs.slide.pptx_samples import KINDS
+        from envs.eval.pptx_samples import KINDS
         rows = list(range(args.limit or 20))
         stats = evaluate_pptx(len(rows), seed=args.seed)
     else:
-        from envs.web.inject import KINDS
+        from envs.eval.web_inject import KINDS
         name = "design2code_testset.jsonl" if args.domain == "web" else "aeslides_examples.jsonl"
         rows = [json.loads(line) for line in open(data_file(name))][:args.limit]
         env, judge = judges(args.domain)
