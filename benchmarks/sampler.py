@@ -121,7 +121,7 @@ def run_jax(folder: str, args: argparse.Namespace) -> dict:
     tokenizer = Qwen3Tokenizer.load()
 
     def sampler(new_tokens: int) -> Sampler:
-        return Sampler(SamplerConfig(num_samples=args.samples, max_new_tokens=new_tokens,
+        return Sampler(SamplerConfig(group_size=args.samples, max_new_tokens=new_tokens,
                                      sampling=sampling, stop_token_ids=(), suppress_token_ids=(),
                                      prompt_bucket=64, patch_bucket=256), tokenizer)
 

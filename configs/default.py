@@ -1,10 +1,14 @@
-"""The tiny CPU default: what `bash launch/run_local.sh` runs.
+"""The tiny CPU default, and the one source of every run setting's default.
 
-A tiny random-weight Qwen3-VL (configs/model_sizes.py "tiny", the real Qwen3 tokenizer) trained by
-Visual-SDPO for a few steps on ChartMimic chart-to-code tasks, rendered and judged by the real chart
-environment. A random model writes code that rarely runs, so most signal flows through the
-failed-execution distillation path (the teacher sees the error); the point is the whole loop, not
-a better model. Leaves a checkpoint, metrics.jsonl, TensorBoard events and plots.png in --workdir.
+Every key below is required by sdpo_jax.run_config (the other configs build on this file and
+change what they name), so what a run does is what its config file says.
+
+A tiny random-weight Qwen3-VL (configs/model_sizes.py "tiny", the real Qwen3 tokenizer) trained
+by Visual-SDPO for a few steps on ChartMimic chart-to-code tasks from the data folder, rendered
+and judged by the real chart environment. A random model writes code that rarely runs, so most
+signal flows through the failed-execution distillation path (the teacher sees the error); the
+point is the whole loop, not a better model. Leaves a checkpoint, metrics.jsonl, TensorBoard
+events and plots.png in --workdir.
 
     python -m sdpo_jax.main --config=configs/default.py --workdir=runs/tiny
 Runtime: a few minutes on 2 CPU cores.
@@ -16,54 +20,67 @@ def get_config() -> ml_collections.ConfigDict:
     c = ml_collections.ConfigDict()
     c.seed = 0
 
-    # Model: a size from configs/model_sizes.py, or a local checkpoint folder (HF or Flax).
+    # Model: a size from configs/model_sizes.py (random weights), or a local checkpoint folder
+    # (HF or Flax) in `checkpoint`; `overrides` change the size's text_config / vision_config.
     c.model = ml_collections.ConfigDict(dict(
         size="tiny", checkpoint="", param_dtype="float32", dtype="float32",
-        scan_layers=False, remat="none"))
+        scan_layers=False, remat="none", overrides={}))
     # Mesh axis sizes; -1 takes the remaining devices.
     c.mesh = ml_collections.ConfigDict(dict(data=-1, fsdp=1, tensor=1))
 
+    # Sources: JSONL files (a bare name is read from the data folder, see README "Data") in a
+    # format of envs.registry.FORMATS, mixed by weight.
     c.data = ml_collections.ConfigDict(dict(
-        sources=[dict(path="chartmimic_direct_v1.jsonl", format="chartmimic",
-                      weight=1.0)],
+        sources=[dict(path="chartmimic_direct_v1.jsonl", format="chartmimic", weight=1.0)],
         image_max_pixels=128 * 128,   # target images are resized below this (tokens = pixels/1024)
         image_min_pixels=64 * 64,
     ))
 
     c.rollout = ml_collections.ConfigDict(dict(
-        prompts_per_step=2, group_size=4, max_new_tokens=48, max_prompt_tokens=128,
-        temperature=1.0, top_k=0, top_p=1.0,
-        max_off_policy_lag=1,  # 1: sample batch k+1 while batch k renders; 0: strictly on-policy
+        prompts_per_step=2,
+        group_size=4,           # G rollouts per prompt: the GRPO group
+        max_new_tokens=48, max_prompt_tokens=128,
+        temperature=1.0,        # also the loss's temperature (log-probs must match the sampler's)
+        top_k=0, top_p=1.0,
+        max_off_policy_lag=1,   # 1: sample batch k+1 while batch k renders; 0: strictly on-policy
     ))
 
+    # Env workers; one settings dict per domain of envs.registry (empty: the env's own defaults,
+    # e.g. chart=dict(reward=dict(fidelity=0.6)), see envs/<domain>/env.py).
     c.env = ml_collections.ConfigDict(dict(
-        num_workers=2, timeout_s=30.0,
-        chart=dict(),  # envs.chart.ChartEnvConfig fields (reward weights, limits)
-    ))
+        num_workers=2, timeout_s=30.0, chart={}, web={}, slide_pptx={}, slide_html={}))
 
-    # Visual-grounded code credit: w_t = 1 + (alpha - 1) * resp(s(t)).
-    c.credit = ml_collections.ConfigDict(dict(alpha=3.0, normalise="mean"))
+    # Visual-grounded code credit: w_t = 1 + (alpha - 1) * resp(s(t)); a failing statement gets
+    # resp error_severity, the statements that built its inputs dependency_severity.
+    c.credit = ml_collections.ConfigDict(dict(
+        alpha=3.0, normalise="mean", error_severity=1.0, dependency_severity=0.5))
 
     c.teacher = ml_collections.ConfigDict(dict(
         weights="live",            # live | ema | base
-        max_prompt_tokens=768,     # teacher prompt: task + render + defect table / error log
         ema_rate=0.05, ema_every=1,
-        show_render=True, show_defects=True, show_error=True,
-        demonstration=True,        # show a successful sibling rollout to failed ones (SDPO)
-        failed_exec_path=True,     # failed rollouts keep their distillation term
         distill=True,              # False: GRPO only (no teacher pass; configs/grpo_only.py)
+        # What the teacher sees (sdpo_jax.teacher_context): task + render + defect table / log.
+        context=dict(
+            show_render=True, show_defects=True, show_error=True,
+            demonstration=True,    # show a successful sibling rollout to failed ones (SDPO)
+            max_defects=12, max_log_chars=1500,
+            max_prompt_tokens=768,
+            failed_exec_path=True,  # failed rollouts keep their distillation term
+        ),
     ))
 
-    # sdpo_jax.losses.LossConfig fields.
+    # sdpo_jax.losses.LossConfig fields (its temperature is rollout.temperature).
     c.loss = ml_collections.ConfigDict(dict(
-        distill_support="full", distill_alpha=1.0, distill_is_clip=2.0, beta=0.1,
-        advantage="mean_std", clip_low=0.2, clip_high=0.28, aggregation="token",
+        distill_support="full", distill_alpha=1.0, topk=100, topk_tail=True, distill_is_clip=2.0,
+        beta=0.1, advantage="mean_std", advantage_eps=1e-6, clip_low=0.2, clip_high=0.28,
+        aggregation="token", drop_flat_groups=False, ref_kl_coef=0.0,
         chunk_size=32, vocab_chunk_size=16384))
 
+    # AdamW; the schedule decays over train.num_steps (the last step gets end_lr_ratio * lr).
     c.optim = ml_collections.ConfigDict(dict(
         learning_rate=1e-4, warmup_steps=1, schedule="cosine", end_lr_ratio=0.1,
-        weight_decay=0.0, b1=0.9, b2=0.999, max_grad_norm=1.0, grad_accum=1))
+        weight_decay=0.0, b1=0.9, b2=0.999, eps=1e-8, max_grad_norm=1.0, grad_accum=1))
 
     c.train = ml_collections.ConfigDict(dict(
-        num_steps=4, log_every=1, checkpoint_every=2, keep_checkpoints=2, plot_every=2))
+        num_steps=4, checkpoint_every=2, keep_checkpoints=2, plot_every=2))
     return c

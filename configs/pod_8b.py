@@ -28,8 +28,8 @@ def pod_config(sources: list[dict], max_new_tokens: int, max_prompt_tokens: int,
     c.env.num_workers = 16  # per host; each host renders its own shard of rollouts
     c.env.timeout_s = 120.0
     c.credit.alpha = 2.0      # undisclosed; > 1 amplifies statements traced to defects
-    c.teacher.update(dict(weights="ema", ema_rate=0.05, ema_every=1,  # TRL's SDPO default
-                          max_prompt_tokens=teacher_max_prompt_tokens))
+    c.teacher.update(dict(weights="ema", ema_rate=0.05, ema_every=1))  # TRL's SDPO default
+    c.teacher.context.max_prompt_tokens = teacher_max_prompt_tokens
     # The paper describes a credit-weighted reverse KL; full vocabulary, fused and chunked.
     c.loss.update(dict(distill_support="full", distill_alpha=1.0, distill_is_clip=2.0,
                        beta=0.1, chunk_size=256, vocab_chunk_size=8192))

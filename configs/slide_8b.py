@@ -9,6 +9,6 @@ from configs.pod_8b import pod_config
 
 def get_config():
     return pod_config(
-        sources=[dict(path="data/aeslides_7k.jsonl", format="aeslides", weight=1.0)],
+        sources=[dict(path="aeslides_7k.jsonl", format="aeslides", weight=1.0)],
         max_new_tokens=4096, max_prompt_tokens=1024, teacher_max_prompt_tokens=8192,
         image_max_pixels=1280 * 720)

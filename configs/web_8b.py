@@ -8,8 +8,8 @@ from configs.pod_8b import pod_config
 
 def get_config():
     c = pod_config(
-        sources=[dict(path="data/websight.jsonl", format="websight", weight=1.0),
-                 dict(path="data/webcode2m.jsonl", format="websight", weight=1.0)],
+        sources=[dict(path="websight.jsonl", format="websight", weight=1.0),
+                 dict(path="webcode2m.jsonl", format="websight", weight=1.0)],
         max_new_tokens=4096, max_prompt_tokens=3072, teacher_max_prompt_tokens=8192,
         image_max_pixels=1280 * 1024)
     return c

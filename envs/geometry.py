@@ -66,7 +66,7 @@ def max_iou(box: Sequence[float], others: Iterable[Sequence[float]]) -> float:
 
 # ---------------------------------------------------------------- convex polygons
 # Rotated text is a rotated rectangle: comparing axis-aligned boxes of 45-degree tick labels
-# reports overlaps where the glyphs do not touch (benchmarks.md 5.3), so overlap tests on text
+# reports overlaps where the glyphs do not touch, so overlap tests on text
 # use these exact convex-polygon helpers. Points are (x, y) in render pixels.
 Point = tuple[float, float]
 

@@ -12,104 +12,68 @@ hit. A defect's own traced lines are its responsible statements and get its full
 IoU term spreads credit to the other statements that drew where the defect is. A failed
 execution credits the failing statement (`error_severity`) and, by static AST def-use, the
 statements that bound or modified a name it reads (`dependency_severity`). s(t) is the statement
-owning the line of token t's first non-blank character (a token ")\\n" belongs to the line it
-closes; a blank token to the line it starts on); tokens outside the program (prose, fences,
-special tokens) and lines no statement owns get resp 0. Weights are then optionally normalised
-to mean 1 over the reply.
+owning token t's program line (sdpo_jax.replies.Reply.token_lines; a line shared by a one-line
+compound statement and its body takes the larger resp); tokens outside the program (prose,
+fences, special tokens) and lines no statement owns get resp 0. Weights are then optionally
+normalised to mean 1 over the reply.
 
 Host-side numpy/python only: it never imports jax.
 """
 from __future__ import annotations
 
 import ast
-import codecs
 import dataclasses
-import functools
 import math
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 import numpy as np
 
-from envs.code_extract import LANGUAGE_TAGS, extract_code, line_of, line_starts
+from envs.code_extract import line_starts
 from envs.feedback import Feedback
 from envs.geometry import max_iou
-from envs.program import Statement, statements
+from envs.program import Statement
+from sdpo_jax.replies import Reply
 
 NORMALISATIONS = ("mean", "none")
 
 
 @dataclasses.dataclass(frozen=True)
 class CreditConfig:
-    """alpha: amplification (1 = uniform SDPO); normalise: 'mean' (mean weight 1 per reply) or
-    'none'; language: 'python' (AST statements) or 'html' (line statements), also choosing the
-    fenced block (envs.code_extract); error_severity and dependency_severity: resp of a failing
-    statement and of the statements that built its inputs. Feedback lines are in program
-    coordinates (every env reports them so).
-    """
+    """config.credit. alpha: amplification (1 = uniform SDPO); normalise: 'mean' (mean weight 1
+    per reply) or 'none'; error_severity and dependency_severity: resp of a failing statement and
+    of the statements that built its inputs."""
 
-    alpha: float = 2.0
-    normalise: str = "mean"
-    language: str = "python"
-    error_severity: float = 1.0
-    dependency_severity: float = 0.5
+    alpha: float
+    normalise: str
+    error_severity: float
+    dependency_severity: float
 
     def __post_init__(self):
         if not _finite(self.alpha) or self.alpha < 0:
             raise ValueError(f"CreditConfig.alpha = {self.alpha!r} is invalid: expected a finite "
                              f"number >= 0 (1 = uniform, > 1 amplifies responsible statements)")
-        for name, options in (("normalise", NORMALISATIONS), ("language", tuple(LANGUAGE_TAGS))):
-            if getattr(self, name) not in options:
-                raise ValueError(f"CreditConfig.{name} = {getattr(self, name)!r} is invalid: "
-                                 f"expected one of {options}")
+        if self.normalise not in NORMALISATIONS:
+            raise ValueError(f"CreditConfig.normalise = {self.normalise!r} is invalid: expected "
+                             f"one of {NORMALISATIONS}")
         for name in ("error_severity", "dependency_severity"):
             value = getattr(self, name)
             if not _finite(value) or not 0.0 <= value <= 1.0:
                 raise ValueError(f"CreditConfig.{name} = {value!r} is invalid: expected a number "
                                  f"in [0, 1] (a severity)")
 
-    @classmethod
-    def from_mapping(cls, raw: Mapping[str, Any] | Any) -> "CreditConfig":
-        """The one reader of credit settings: a dict or ml_collections.ConfigDict."""
-        items = dict(raw.items())
-        known = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(items) - known)
-        if unknown:
-            raise ValueError(f"unknown credit config key(s) {unknown}; known keys: {sorted(known)}")
-        return cls(**items)
 
-
-def credit_weights(reply: str, token_spans: Sequence[tuple[int, int]], feedback: Feedback,
-                   config: CreditConfig) -> np.ndarray:
-    """float32 weight per token of `reply`, given each token's (start, end) character span."""
-    extracted = extract_code(reply, config.language)
-    program = statements(extracted.code, config.language)
-    resp = statement_responsibility(program, feedback, config)
-    per_line: dict[int, float] = {}
-    for statement, value in zip(program, resp):
-        for line in range(statement.first, statement.last + 1):
-            per_line[line] = max(per_line.get(line, 0.0), value)
-    starts = line_starts(extracted.code)
-    token_resp = np.zeros(len(token_spans), np.float64)
-    for i, (start, end) in enumerate(token_spans):
-        position = _anchor(reply, start, end) - extracted.offset
-        if 0 <= position < len(extracted.code):
-            token_resp[i] = per_line.get(line_of(starts, position), 0.0)
-    weights = 1.0 + (config.alpha - 1.0) * token_resp
+def credit_weights(reply: Reply, feedback: Feedback, config: CreditConfig) -> np.ndarray:
+    """float32 weight per token of the reply (Feedback lines in its program's coordinates)."""
+    resp = statement_responsibility(reply.statements, feedback, config)
+    per_line = np.zeros(len(line_starts(reply.program.code)) + 1, np.float64)  # index 0: outside
+    for statement, value in zip(reply.statements, resp):
+        span = per_line[statement.first:statement.last + 1]
+        np.maximum(span, value, out=span)
+    weights = 1.0 + (config.alpha - 1.0) * per_line[reply.token_lines]
     if config.normalise == "mean" and len(weights) and weights.mean() > 0:
         weights = weights / weights.mean()
     return weights.astype(np.float32)
-
-
-def rollout_credit(tokenizer: Any, token_ids: Sequence[int], feedback: Feedback,
-                   config: CreditConfig) -> np.ndarray:
-    """Weights for one sampled response, straight from its token ids (what the trainer holds).
-
-    The reply is the exact decoding of the ids (special tokens included, as literal text at the
-    end): the env must have judged the same text, which `extract_code` then finds again.
-    """
-    reply, spans = token_char_spans(tokenizer, token_ids)
-    return credit_weights(reply, spans, feedback, config)
 
 
 def statement_responsibility(statements: Sequence[Statement], feedback: Feedback,
@@ -133,55 +97,11 @@ def statement_responsibility(statements: Sequence[Statement], feedback: Feedback
     return resp
 
 
-def token_char_spans(tokenizer: Any, token_ids: Sequence[int]) -> tuple[str, list[tuple[int, int]]]:
-    """The exact decoded text of SAMPLED token ids and each token's character span in it.
-
-    Works from each token's raw bytes, so a non-canonical sampled segmentation maps exactly (re-
-    encoding the text could segment differently). A token ending inside a multi-byte character
-    gets an empty span at the character the next token completes. `tokenizer` is a
-    models.qwen3_vl.tokenizer.Qwen3Tokenizer (any byte-level BPE `tokenizers` backend works).
-    """
-    backend = tokenizer.backend
-    special = {i: t.content for i, t in backend.get_added_tokens_decoder().items()}
-    byte_of = _unicode_to_byte()
-    decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
-    pieces: list[str] = []
-    spans: list[tuple[int, int]] = []
-    position = 0
-    for token_id in token_ids:
-        token_id = int(token_id)
-        if token_id in special:
-            raw = decoder.decode(b"", final=True) + special[token_id]
-            decoder.reset()
-        else:
-            text = backend.id_to_token(token_id)
-            if text is None:
-                raise ValueError(f"token id {token_id} is outside the tokenizer's vocabulary "
-                                 f"({backend.get_vocab_size()} entries)")
-            raw = decoder.decode(bytes(byte_of[ch] for ch in text))
-        pieces.append(raw)
-        spans.append((position, position + len(raw)))
-        position += len(raw)
-    tail = decoder.decode(b"", final=True)
-    if tail and spans:
-        pieces.append(tail)
-        spans[-1] = (spans[-1][0], spans[-1][1] + len(tail))
-    return "".join(pieces), spans
-
-
 # ------------------------------------------------------------------------------- internals
 
 
 def _finite(value: Any) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
-
-
-def _anchor(reply: str, start: int, end: int) -> int:
-    """The character a token is judged by: its first non-blank one, else where it starts."""
-    for position in range(start, min(end, len(reply))):
-        if not reply[position].isspace():
-            return position
-    return start
 
 
 def _dependencies(statements: Sequence[Statement], failing: Iterable[int]) -> set[int]:
@@ -257,18 +177,3 @@ def _root_name(node: ast.AST) -> str | None:
     while isinstance(node, (ast.Attribute, ast.Subscript, ast.Call)):
         node = node.func if isinstance(node, ast.Call) else node.value
     return node.id if isinstance(node, ast.Name) else None
-
-
-@functools.lru_cache(maxsize=1)
-def _unicode_to_byte() -> dict[str, int]:
-    """Inverse of byte-level BPE's byte -> printable character table (GPT-2's bytes_to_unicode)."""
-    printable = (list(range(ord("!"), ord("~") + 1)) + list(range(ord("¡"), ord("¬") + 1))
-                 + list(range(ord("®"), ord("ÿ") + 1)))
-    table, extra = {}, 0
-    for byte in range(256):
-        if byte in printable:
-            table[chr(byte)] = byte
-        else:
-            table[chr(256 + extra)] = byte
-            extra += 1
-    return table

@@ -65,7 +65,9 @@ class Generator:
         rollouts = sampler(self.model, [Prompt.from_chat(0, chat)], key=seed)
         length = int(rollouts.lengths[0])
         return Completion(
-            token_ids=rollouts.tokens[0, :length].tolist(), text=rollouts.texts[0],
+            token_ids=rollouts.tokens[0, :length].tolist(),
+            text=self.processor.tokenizer.decode(rollouts.tokens[0, :length],
+                                                 skip_special_tokens=True),
             stopped=rollouts.finish_reasons[0] == FINISH_STOP,
             prompt_tokens=len(chat.input_ids), seconds=time.perf_counter() - start)
 

@@ -53,7 +53,7 @@ def main(argv) -> int:
         return 2
     metrics = trainer.run()
     if metrics:
-        print(f"done: step {trainer.run_config.num_steps}, loss {metrics['loss/total']:.4f}, "
+        print(f"done: step {trainer.run_config.train.num_steps}, loss {metrics['loss/total']:.4f}, "
               f"exec rate {metrics['env/exec_rate']:.2f}; outputs in {_WORKDIR.value}")
     return 0
 

@@ -51,9 +51,9 @@ def build_model(run_config, mesh: Mesh) -> tuple[Qwen3VLConfig, Qwen3VL]:
     """config.model -> (architecture, model placed on `mesh`); random weights are created
     directly on their shardings, so no device ever holds the whole model."""
     m = run_config.model
-    runtime = dict(param_dtype=m["param_dtype"], dtype=m["dtype"], scan_layers=m["scan_layers"],
-                   remat=m["remat"])
-    if m["checkpoint"]:
-        return load_model(m["checkpoint"], mesh=mesh, **runtime)
-    config = size_config(m["size"], overrides=m["overrides"], **runtime)
+    runtime = dict(param_dtype=m.param_dtype, dtype=m.dtype, scan_layers=m.scan_layers,
+                   remat=m.remat)
+    if m.checkpoint:
+        return load_model(m.checkpoint, mesh=mesh, **runtime)
+    config = size_config(m.size, overrides=m.overrides, **runtime)
     return config, init_model(config, run_config.seed, mesh)

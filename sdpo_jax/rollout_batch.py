@@ -1,10 +1,10 @@
-"""From rollouts and their Feedback to the train step's inputs (host side, numpy).
+"""From sampled rows and their Feedback to the train step's inputs (host side, numpy).
 
-For every rollout row: the response tokens (padded to the static budget R), the sampler's
-log-probs, the reward, its group, the per-token credit weights traced from the Feedback, and
-the teacher's prompt with the privileged context (render, defect table, error log, an optional
-successful sibling as a demonstration). Rows whose teacher sees nothing new, or failed rows when
-the failed-execution path is off, get distill_mask 0.
+For every row: the response tokens (padded to the static budget R), the sampler's log-probs, the
+reward, its group (the prompt it answers: the row layout is data, `Reply.prompt_index`), the
+per-token credit weights from the Feedback, and the teacher's prompt with the privileged context
+(sdpo_jax.teacher_context). A row is distilled when its kept teacher prompt shows the teacher
+something the student does not see and, for a failed run, when the failed-execution path is on.
 """
 from __future__ import annotations
 
@@ -14,28 +14,15 @@ from collections.abc import Sequence
 import numpy as np
 from PIL import Image
 
-from envs.code_extract import extract_code
 from envs.feedback import Feedback
 from envs.registry import spec as domain_spec
 from envs.task import Task
 from models.qwen3_vl.processor import ProcessedChat, Qwen3VLProcessor
-from sdpo_jax.credit import CreditConfig, rollout_credit, token_char_spans
+from sdpo_jax.credit import CreditConfig, credit_weights
 from sdpo_jax.losses import LossBatch
-from sdpo_jax.sequences import SequenceError, Sequences, pack_sequences
-from sdpo_jax.teacher_prompt import (TeacherPromptConfig, has_privileged_context,
-                                     teacher_messages)
-
-
-
-@dataclasses.dataclass(frozen=True)
-class Shapes:
-    """Static shapes of the teacher-forced passes (config.rollout / config.teacher)."""
-
-    response_length: int
-    student_prompt_length: int
-    teacher_prompt_length: int
-    student_patches: int
-    teacher_patches: int
+from sdpo_jax.replies import Reply
+from sdpo_jax.sequences import Sequences, Shapes, pack_sequences
+from sdpo_jax.teacher_context import TeacherContextConfig, demonstration, teacher_prompt
 
 
 @dataclasses.dataclass
@@ -46,117 +33,69 @@ class TrainBatch:
     stats: dict[str, float]
 
 
-def program_of(task: Task, reply: str) -> str:
-    """The program the environment runs for a reply (the same rule credit weighting uses)."""
-    return extract_code(reply, domain_spec(task.domain).language).code
+@dataclasses.dataclass
+class Rows:
+    """Sampled rows as the loop carries them: tokens [N, T] (a stop token that ended a row is
+    included), the sampler's log-probs [N, T], lengths [N], and each row's Reply."""
 
+    tokens: np.ndarray
+    logprobs: np.ndarray
+    lengths: np.ndarray
+    replies: list[Reply]
 
-def reply_lengths(processor: Qwen3VLProcessor, response: np.ndarray, mask: np.ndarray
-                  ) -> list[int]:
-    """Tokens of each row that form its reply text: all generated ones but a final stop token
-    (<|im_end|> is not part of the program; its credit weight stays 1)."""
-    stops = set(processor.tokenizer.special.eos)
-    lengths = []
-    for row, n in enumerate(mask.sum(1).tolist()):
-        lengths.append(n - 1 if n and int(response[row, n - 1]) in stops else n)
-    return lengths
-
-
-def replies_of(processor: Qwen3VLProcessor, tokens: np.ndarray, mask: np.ndarray) -> list[str]:
-    """The exact reply text of each row (what the env's program is extracted from)."""
-    return [token_char_spans(processor.tokenizer, tokens[row, :n])[0]
-            for row, n in enumerate(reply_lengths(processor, tokens, mask))]
-
-
-def demonstration_for(row: int, group: Sequence[int], feedbacks: Sequence[Feedback],
-                      programs: Sequence[str], task: Task) -> str | None:
-    """SDPO's demonstration: the best successful sibling (never the row itself) that beats it."""
-    own = feedbacks[row]
-    if own.ok and not own.defects:
-        return None
-    best = max((i for i in group if i != row and feedbacks[i].ok),
-               key=lambda i: (feedbacks[i].reward, -i), default=None)
-    if best is None or feedbacks[best].reward <= own.reward:
-        return None
-    return f"```{domain_spec(task.domain).language}\n{programs[best]}\n```"
-
-
-def _fit_teacher_chat(processor: Qwen3VLProcessor, task: Task, target_image: Image.Image | None,
-                      feedback: Feedback, config: TeacherPromptConfig, demonstration: str | None,
-                      max_tokens: int) -> tuple[ProcessedChat, bool]:
-    """The richest teacher prompt that fits `max_tokens`: shorter logs, fewer defects, no
-    demonstration, then no feedback text at all. Returns the chat and whether it was cut."""
-    attempts = [config,
-                dataclasses.replace(config, max_log_chars=config.max_log_chars // 4,
-                                    max_defects=max(1, config.max_defects // 3)),
-                dataclasses.replace(config, max_log_chars=200, max_defects=2, demonstration=False),
-                dataclasses.replace(config, show_defects=False, show_error=False,
-                                    demonstration=False)]
-    for i, attempt in enumerate(attempts):
-        chat = processor(teacher_messages(task, target_image, feedback, attempt, demonstration))
-        if len(chat.input_ids) <= max_tokens:
-            return chat, i > 0
-    raise SequenceError(f"task {task.task_id}: even the shortest teacher prompt has "
-                        f"{len(chat.input_ids)} tokens > config.teacher.max_prompt_tokens="
-                        f"{max_tokens}. Fix: raise it.")
+    @property
+    def prompt_index(self) -> np.ndarray:
+        return np.array([reply.prompt_index for reply in self.replies], np.int32)
 
 
 def build_train_batch(processor: Qwen3VLProcessor, tasks: Sequence[Task],
                       target_images: Sequence[Image.Image | None],
-                      student_chats: Sequence[ProcessedChat], group_size: int,
-                      tokens: np.ndarray, lengths: np.ndarray, old_logprobs: np.ndarray,
-                      feedbacks: Sequence[Feedback], *, shapes: Shapes,
-                      teacher_config: TeacherPromptConfig, credit: CreditConfig,
-                      failed_exec_path: bool, distill_enabled: bool = True) -> TrainBatch:
-    """Rows are prompt-major: row p * group_size + g is sample g of prompt p.
-    `distill_enabled=False` (the GRPO-only ablation) gives every row distill_mask 0 and builds no
-    teacher prompts: the returned teacher sequences are the student's (the step skips the
-    teacher pass, see train_step.loss_and_grads)."""
-    rows = len(feedbacks)
-    r = shapes.response_length
-    if tokens.shape[0] != rows or rows != len(tasks) * group_size:
-        raise ValueError(f"{rows} feedbacks, {tokens.shape[0]} token rows and {len(tasks)} "
-                         f"prompts x {group_size} samples must agree.")
-    response = np.zeros((rows, r), np.int32)
-    logprobs = np.zeros((rows, r), np.float32)
-    width = min(tokens.shape[1], r)
-    response[:, :width] = tokens[:, :width]
-    logprobs[:, :width] = old_logprobs[:, :width]
-    mask = np.arange(r)[None, :] < np.minimum(lengths, r)[:, None]
+                      student_chats: Sequence[ProcessedChat], rows: Rows,
+                      feedbacks: Sequence[Feedback], *, shapes: Shapes, credit: CreditConfig,
+                      teacher: TeacherContextConfig, distill: bool) -> TrainBatch:
+    """`tasks`, `target_images` and `student_chats` are per prompt; everything else per row.
+    `distill=False` (the GRPO-only ablation) builds no teacher prompts and gives every row
+    distill_mask 0: the returned teacher sequences are the student's (the step skips the teacher
+    pass, see train_step.loss_and_grads)."""
+    count, r = len(rows.replies), shapes.response_length
+    if not count == len(feedbacks) == len(rows.tokens):
+        raise ValueError(f"{count} replies, {len(feedbacks)} feedbacks and {len(rows.tokens)} "
+                         f"token rows must agree")
+    prompt_of = rows.prompt_index
+    width = min(rows.tokens.shape[1], r)
+    mask = np.arange(r)[None, :] < np.minimum(rows.lengths, r)[:, None]
+    response = np.zeros((count, r), np.int32)
+    response[:, :width] = rows.tokens[:, :width]
     response = np.where(mask, response, 0)
-    weights = np.ones((rows, r), np.float32)
-    teacher_chats, distill, cut = [], np.zeros(rows, np.float32), 0
-    programs = [program_of(tasks[row // group_size], reply)
-                for row, reply in enumerate(replies_of(processor, response, mask))]
-    for row, n in enumerate(reply_lengths(processor, response, mask)):
-        p = row // group_size
-        task, feedback = tasks[p], feedbacks[row]
-        row_credit = dataclasses.replace(credit, language=domain_spec(task.domain).language)
-        weights[row, :n] = rollout_credit(processor.tokenizer, response[row, :n], feedback,
-                                          row_credit)
-        if not distill_enabled:
+    logprobs = np.zeros((count, r), np.float32)
+    logprobs[:, :width] = rows.logprobs[:, :width]
+    weights = np.ones((count, r), np.float32)
+    distill_mask = np.zeros(count, np.float32)
+    teacher_chats, cut = [], 0
+    for row, (reply, feedback) in enumerate(zip(rows.replies, feedbacks)):
+        n = min(len(reply.token_ids), r)
+        weights[row, :n] = credit_weights(reply, feedback, credit)[:n]
+        if not distill:
             continue
-        group = range(p * group_size, (p + 1) * group_size)
-        demo = demonstration_for(row, group, feedbacks, programs, task)
-        chat, was_cut = _fit_teacher_chat(processor, task, target_images[p], feedback,
-                                          teacher_config, demo, shapes.teacher_prompt_length)
-        cut += was_cut
-        teacher_chats.append(chat)
-        useful = has_privileged_context(feedback, demo, teacher_config)
-        distill[row] = float(useful and (feedback.ok or failed_exec_path))
-    student_rows = [student_chats[row // group_size] for row in range(rows)]
+        p = reply.prompt_index
+        task = tasks[p]
+        demo = demonstration(row, np.flatnonzero(prompt_of == p).tolist(), feedbacks,
+                             rows.replies, domain_spec(task.domain).language)
+        prompt = teacher_prompt(processor, task, target_images[p], feedback, demo, teacher)
+        teacher_chats.append(prompt.chat)
+        cut += prompt.cut
+        distill_mask[row] = float(prompt.privileged and (feedback.ok or teacher.failed_exec_path))
     config = processor.config
-    student = pack_sequences(config, student_rows, response, mask,
+    student = pack_sequences(config, [student_chats[p] for p in prompt_of], response, mask,
                              prompt_length=shapes.student_prompt_length,
                              patch_capacity=shapes.student_patches, what="prompt")
-    teacher = student if not distill_enabled else pack_sequences(
+    teacher_sequences = student if not distill else pack_sequences(
         config, teacher_chats, response, mask, prompt_length=shapes.teacher_prompt_length,
         patch_capacity=shapes.teacher_patches, what="teacher_prompt")
     rewards = np.array([f.reward for f in feedbacks], np.float32)
     loss = LossBatch(tokens=response, mask=mask.astype(np.float32), credit=weights,
-                     old_logprobs=logprobs, rewards=rewards,
-                     group_ids=np.repeat(np.arange(len(tasks), dtype=np.int32), group_size),
-                     distill_mask=distill)
-    stats = {"teacher/prompts_cut": cut / rows, "teacher/distill_rows": float(distill.mean()),
+                     old_logprobs=logprobs, rewards=rewards, group_ids=prompt_of,
+                     distill_mask=distill_mask)
+    stats = {"teacher/prompts_cut": cut / count, "teacher/distill_rows": float(distill_mask.mean()),
              "rollout/response_tokens": float(mask.sum(1).mean())}
-    return TrainBatch(student=student, teacher=teacher, loss=loss, stats=stats)
+    return TrainBatch(student=student, teacher=teacher_sequences, loss=loss, stats=stats)

@@ -1,191 +1,317 @@
-"""The one reader of a run's ml_collections config: every section validated up front.
+"""The one reader of a run's ml_collections config: every section read and validated up front.
 
-A wrong key or value stops the run before any model is built, with a message that names the
-field (`config.rollout.group_size`) and the fix. Sections map onto the typed configs of the
-parts: LossConfig (losses), CreditConfig (credit), SamplerConfig (sampler), OptimConfig and
-StepConfig (train step), TeacherPromptConfig (teacher prompt); the env section is handed to the
-env workers as plain dicts.
+The config file (configs/default.py, and the files that build on it) is the single source of
+values: every key of every section is required, and an unknown key, a key that would do nothing,
+a value of the wrong type or a broken cross-field rule stops the run before any model is built,
+with a message that names the key (`config.rollout.group_size`) and the fix. Sections keep their
+shape: each is a typed dataclass read by `read_section`, the one helper for all of them. Derived
+values have one derivation each: the loss temperature is the rollout's, the learning-rate decay
+spans `train.num_steps`.
 """
 from __future__ import annotations
 
 import dataclasses
 import math
+import types
+import typing
+from collections.abc import Mapping
 from typing import Any
 
-from sdpo_jax.credit import CreditConfig
 from envs.registry import DOMAINS, FORMATS
+from sdpo_jax.credit import CreditConfig
 from sdpo_jax.data import Source
 from sdpo_jax.losses import LossConfig
-from sdpo_jax.rollout_batch import Shapes
 from sdpo_jax.sampler import SamplerConfig
 from sdpo_jax.sampling import Sampling
-from sdpo_jax.teacher_prompt import TeacherPromptConfig
-from sdpo_jax.train_step import OptimConfig, StepConfig, optim_from_mapping
+from sdpo_jax.sequences import Shapes
+from sdpo_jax.teacher_context import TeacherContextConfig
+from sdpo_jax.train_step import OptimConfig, StepConfig
 
 SECTIONS = ("seed", "model", "mesh", "data", "rollout", "env", "credit", "teacher", "loss",
             "optim", "train")
 
 
 class ConfigError(ValueError):
-    """A config field is missing or invalid; the message names it and the fix."""
-
-
-def _section(config: Any, name: str, keys: dict[str, Any]) -> dict[str, Any]:
-    """config.<name> as a dict with defaults from `keys`; unknown keys are refused."""
-    raw = config.get(name) if hasattr(config, "get") else None
-    raw = {} if raw is None else dict(raw.items())
-    unknown = sorted(set(raw) - set(keys))
-    if unknown:
-        raise ConfigError(f"unknown key(s) config.{name}.{unknown[0]}"
-                          f"{' (+ ' + str(len(unknown) - 1) + ' more)' if len(unknown) > 1 else ''}; "
-                          f"known: {sorted(keys)}")
-    return {**keys, **raw}
-
-
-def _int(where: str, value: Any, low: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < low:
-        raise ConfigError(f"{where}={value!r} must be an integer >= {low}")
-    return value
+    """A config key is missing, unknown or invalid; the message names it and the fix."""
 
 
 @dataclasses.dataclass(frozen=True)
-class RunConfig:
-    seed: int
-    model: dict[str, Any]
-    mesh: dict[str, int]
+class ModelSection:
+    """A size from configs/model_sizes.py (random weights) or a local checkpoint folder."""
+
+    size: str
+    checkpoint: str
+    param_dtype: str
+    dtype: str
+    scan_layers: bool
+    remat: str
+    overrides: dict  # {"text_config": {...}, "vision_config": {...}} on top of `size`
+
+
+@dataclasses.dataclass(frozen=True)
+class MeshSection:
+    """Mesh axis sizes; -1 takes the remaining devices."""
+
+    data: int
+    fsdp: int
+    tensor: int
+
+
+@dataclasses.dataclass(frozen=True)
+class DataSection:
     sources: tuple[Source, ...]
-    image_max_pixels: int
+    image_max_pixels: int  # target images are resized below this (tokens = pixels / 1024)
     image_min_pixels: int
+
+
+@dataclasses.dataclass(frozen=True)
+class RolloutSection:
     prompts_per_step: int
-    sampler: SamplerConfig
+    group_size: int  # G rollouts per prompt: the GRPO group and the sampler's samples per prompt
+    max_new_tokens: int
     max_prompt_tokens: int
-    max_off_policy_lag: int
-    env_workers: int
-    env_timeout_s: float
-    env_config: dict[str, dict[str, Any]]
-    credit: CreditConfig
-    teacher_prompt: TeacherPromptConfig
-    teacher_max_prompt_tokens: int
-    failed_exec_path: bool
-    distill: bool  # False: the GRPO-only ablation (no distillation term)
-    step: StepConfig
-    optim: OptimConfig
+    temperature: float  # 0: greedy
+    top_k: int
+    top_p: float
+    max_off_policy_lag: int  # 1: sample batch k+1 while batch k renders; 0: strictly on-policy
+
+    @property
+    def rows(self) -> int:
+        return self.prompts_per_step * self.group_size
+
+
+@dataclasses.dataclass(frozen=True)
+class EnvSection:
+    num_workers: int
+    timeout_s: float
+    domains: dict  # domain -> its env's settings (config.env.<domain>), read by the env itself
+
+
+@dataclasses.dataclass(frozen=True)
+class TeacherSection:
+    weights: str  # live | ema | base
+    ema_rate: float
+    ema_every: int
+    distill: bool  # False: the GRPO-only ablation (no teacher pass, no distillation term)
+    context: TeacherContextConfig
+
+
+@dataclasses.dataclass(frozen=True)
+class TrainSection:
     num_steps: int
     checkpoint_every: int
     keep_checkpoints: int
     plot_every: int
 
+
+@dataclasses.dataclass(frozen=True)
+class RunConfig:
+    seed: int
+    model: ModelSection
+    mesh: MeshSection
+    data: DataSection
+    rollout: RolloutSection
+    env: EnvSection
+    credit: CreditConfig
+    teacher: TeacherSection
+    loss: LossConfig
+    optim: OptimConfig
+    train: TrainSection
+
+    @property
+    def sampler(self) -> SamplerConfig:
+        r = self.rollout
+        return SamplerConfig(group_size=r.group_size, max_new_tokens=r.max_new_tokens,
+                             sampling=Sampling(r.temperature, r.top_k, r.top_p),
+                             prompt_bucket=r.max_prompt_tokens)
+
+    @property
+    def step(self) -> StepConfig:
+        t = self.teacher
+        return StepConfig(loss=self.loss, teacher_weights=t.weights, ema_rate=t.ema_rate,
+                          ema_every=t.ema_every, distill=t.distill)
+
     def shapes(self, model_config) -> Shapes:
         """Static shapes: a target image needs at most image_max_pixels / patch^2 patch rows."""
         v = model_config.vision
-        per_image = math.ceil(self.image_max_pixels / v.patch_size ** 2 / v.merge_unit) * v.merge_unit
-        rows = self.sampler.num_samples * self.prompts_per_step
-        return Shapes(response_length=self.sampler.max_new_tokens,
-                      student_prompt_length=self.max_prompt_tokens,
-                      teacher_prompt_length=self.teacher_max_prompt_tokens,
+        per_image = math.ceil(self.data.image_max_pixels / v.patch_size ** 2 / v.merge_unit) \
+            * v.merge_unit
+        rows = self.rollout.rows
+        return Shapes(response_length=self.rollout.max_new_tokens,
+                      student_prompt_length=self.rollout.max_prompt_tokens,
+                      teacher_prompt_length=self.teacher.context.max_prompt_tokens,
                       student_patches=rows * per_image, teacher_patches=2 * rows * per_image)
 
     @classmethod
     def from_config(cls, config: Any) -> "RunConfig":
+        if not isinstance(config, Mapping) and not hasattr(config, "items"):
+            raise ConfigError(f"the config must be an ml_collections.ConfigDict, got "
+                              f"{type(config).__name__}")
         unknown = sorted(set(config.keys()) - set(SECTIONS))
         if unknown:
             raise ConfigError(f"unknown top-level config key(s) {unknown}; known: {list(SECTIONS)}")
-        seed = _int("config.seed", config.get("seed", 0), 0)
-        model = _section(config, "model", dict(size="tiny", checkpoint="", param_dtype="float32",
-                                               dtype="float32", scan_layers=False, remat="none",
-                                               overrides={}))
-        model["overrides"] = {k: dict(v) for k, v in dict(model["overrides"]).items()}
-        mesh = _section(config, "mesh", dict(data=-1, fsdp=1, tensor=1))
-        data = _section(config, "data", dict(sources=[], image_max_pixels=128 * 128,
-                                             image_min_pixels=64 * 64))
-        rollout = _section(config, "rollout", dict(
-            prompts_per_step=2, group_size=4, max_new_tokens=64, max_prompt_tokens=256,
-            temperature=1.0, top_k=0, top_p=1.0, max_off_policy_lag=1))
-        env = _section(config, "env", dict(num_workers=2, timeout_s=60.0,
-                                           **{domain: {} for domain in DOMAINS}))
-        # The program language (and so the line coordinates) follow each task's domain.
-        credit = _section(config, "credit", {f.name: f.default
-                                             for f in dataclasses.fields(CreditConfig)
-                                             if f.name != "language"})
-        teacher = _section(config, "teacher", dict(
-            weights="live", ema_rate=0.05, ema_every=1, max_prompt_tokens=1024,
-            failed_exec_path=True, distill=True,
-            **{f.name: f.default for f in dataclasses.fields(TeacherPromptConfig)}))
-        loss_raw = _section(config, "loss", {f.name: f.default for f in dataclasses.fields(LossConfig)})
-        optim_raw = _section(config, "optim", {f.name: f.default
-                                               for f in dataclasses.fields(OptimConfig)})
-        train = _section(config, "train", dict(num_steps=4, log_every=1, checkpoint_every=2,
-                                               keep_checkpoints=2, plot_every=2))
+        missing = [name for name in SECTIONS if name not in config]
+        if missing:
+            raise ConfigError(f"config.{missing[0]} is missing; every section is required "
+                              f"(configs/default.py has them all)")
+        rollout = read_section(RolloutSection, config["rollout"], "rollout")
+        train = read_section(TrainSection, config["train"], "train")
+        optim_raw = _items(config["optim"], "optim")
+        run = cls(
+            seed=_typed("seed", config["seed"], int),
+            model=read_section(ModelSection, config["model"], "model"),
+            mesh=read_section(MeshSection, config["mesh"], "mesh"),
+            data=_data_section(config["data"]),
+            rollout=rollout,
+            env=_env_section(config["env"]),
+            credit=read_section(CreditConfig, config["credit"], "credit"),
+            teacher=read_section(TeacherSection, config["teacher"], "teacher"),
+            loss=read_section(LossConfig, config["loss"], "loss",
+                              derived={"temperature": "config.rollout.temperature"},
+                              temperature=rollout.temperature or 1.0),
+            optim=read_section(OptimConfig, optim_raw, "optim",
+                               derived={"decay_steps": "config.train.num_steps"},
+                               decay_steps=_decay_steps(train, optim_raw)),
+            train=train)
+        run.check()
+        return run
 
-        sources = []
-        for i, src in enumerate(data["sources"]):
-            src = dict(src)
-            where = f"config.data.sources[{i}]"
-            if set(src) - {"path", "format", "weight"} or "path" not in src or "format" not in src:
-                raise ConfigError(f"{where} = {src}: give exactly path, format and optional weight")
-            if src["format"] not in FORMATS:
-                raise ConfigError(f"{where}.format={src['format']!r}: use one of {sorted(FORMATS)}")
-            sources.append(Source(str(src["path"]), src["format"], float(src.get("weight", 1.0))))
-        if not sources:
-            raise ConfigError("config.data.sources is empty: list at least one "
-                              "{path, format, weight} (e.g. chartmimic_direct_v1.jsonl in the data folder)")
+    def check(self) -> None:
+        """Rules that span fields; each names the keys to change."""
+        r, loss, t = self.rollout, self.loss, self.teacher
+        rules = [
+            (loss.uses_grpo and r.group_size < 2,
+             f"config.rollout.group_size={r.group_size} with config.loss.beta={loss.beta}: GRPO "
+             f"needs groups of at least 2 rollouts per prompt"),
+            (not t.distill and not loss.uses_grpo,
+             "config.teacher.distill=False with config.loss.beta=0 leaves no loss at all; set "
+             "beta > 0 (GRPO only) or distill=True"),
+            (loss.ref_kl_coef > 0,
+             "config.loss.ref_kl_coef > 0 needs reference log-probs, which the trainer does not "
+             "compute; set it to 0 (the teacher term already anchors the policy)"),
+            (loss.advantage == "given",
+             "config.loss.advantage='given' expects advantages from the caller; the trainer "
+             "computes them from rewards: use 'mean_std' or 'mean'"),
+            (r.max_off_policy_lag > 1,
+             f"config.rollout.max_off_policy_lag={r.max_off_policy_lag}: the loop overlaps one "
+             f"batch at most; use 0 or 1"),
+            (self.data.image_min_pixels > self.data.image_max_pixels,
+             "config.data.image_min_pixels must not exceed config.data.image_max_pixels"),
+            (t.context.max_prompt_tokens < r.max_prompt_tokens,
+             f"config.teacher.context.max_prompt_tokens={t.context.max_prompt_tokens} is below "
+             f"config.rollout.max_prompt_tokens={r.max_prompt_tokens}: the teacher's prompt "
+             f"holds the student's and more; raise it"),
+        ]
+        for broken, message in rules:
+            if broken:
+                raise ConfigError(message)
+        for section, derived in (("rollout", "sampler"), ("teacher", "step")):
+            try:
+                getattr(self, derived)  # the sampler's and the step's own checks
+            except ValueError as err:
+                raise ConfigError(f"config.{section}: {err}") from err
 
-        group = _int("config.rollout.group_size", rollout["group_size"], 1)
-        temperature = float(rollout["temperature"])
-        try:
-            sampler = SamplerConfig(
-                num_samples=group, max_new_tokens=_int("config.rollout.max_new_tokens",
-                                                       rollout["max_new_tokens"], 1),
-                sampling=Sampling(temperature=temperature, top_k=rollout["top_k"],
-                                  top_p=rollout["top_p"]),
-                prompt_bucket=_int("config.rollout.max_prompt_tokens",
-                                   rollout["max_prompt_tokens"], 8))
-            loss = LossConfig.from_mapping({**loss_raw, "temperature": temperature or 1.0})
-            step = StepConfig(loss=loss, teacher_weights=teacher["weights"],
-                              ema_rate=float(teacher["ema_rate"]),
-                              ema_every=_int("config.teacher.ema_every", teacher["ema_every"], 1),
-                              distill=bool(teacher["distill"]))
-            num_steps = _int("config.train.num_steps", train["num_steps"], 1)
-            optim = optim_from_mapping(optim_raw, decay_steps=max(num_steps, 1))
-            credit_config = CreditConfig.from_mapping(credit)
-            teacher_prompt = TeacherPromptConfig.from_mapping(teacher)
-        except (ValueError, TypeError) as err:
-            raise ConfigError(f"invalid config: {err}") from err
-        if loss.uses_grpo and group < 2:
-            raise ConfigError(f"config.rollout.group_size={group} with config.loss.beta="
-                              f"{loss.beta}: GRPO needs groups of at least 2 rollouts per prompt")
-        if not teacher["distill"] and not loss.uses_grpo:
-            raise ConfigError("config.teacher.distill=False with config.loss.beta=0 leaves no "
-                              "loss at all; set beta > 0 (GRPO only) or distill=True")
-        if loss.ref_kl_coef > 0:
-            raise ConfigError("config.loss.ref_kl_coef > 0 needs reference log-probs, which the "
-                              "trainer does not compute; set it to 0 (the teacher term already "
-                              "anchors the policy) or add a reference pass")
-        lag = _int("config.rollout.max_off_policy_lag", rollout["max_off_policy_lag"], 0)
-        if lag > 1:
-            raise ConfigError(f"config.rollout.max_off_policy_lag={lag}: the loop overlaps one "
-                              f"batch at most; use 0 or 1")
-        if not isinstance(env["chart"], dict) and not hasattr(env["chart"], "items"):
-            raise ConfigError("config.env.chart must be a dict of chart env settings")
-        for name in ("image_max_pixels", "image_min_pixels"):
-            _int(f"config.data.{name}", data[name], 1)
-        if data["image_min_pixels"] > data["image_max_pixels"]:
-            raise ConfigError("config.data.image_min_pixels must not exceed image_max_pixels")
-        return cls(
-            seed=seed, model=model, mesh=mesh, sources=tuple(sources),
-            image_max_pixels=data["image_max_pixels"], image_min_pixels=data["image_min_pixels"],
-            prompts_per_step=_int("config.rollout.prompts_per_step", rollout["prompts_per_step"], 1),
-            sampler=sampler, max_prompt_tokens=rollout["max_prompt_tokens"],
-            max_off_policy_lag=lag,
-            env_workers=_int("config.env.num_workers", env["num_workers"], 1),
-            env_timeout_s=float(env["timeout_s"]),
-            env_config={d: dict(env[d]) for d in DOMAINS},
-            credit=credit_config, teacher_prompt=teacher_prompt,
-            teacher_max_prompt_tokens=_int("config.teacher.max_prompt_tokens",
-                                           teacher["max_prompt_tokens"], 8),
-            failed_exec_path=bool(teacher["failed_exec_path"]), distill=bool(teacher["distill"]),
-            step=step, optim=optim,
-            num_steps=num_steps,
-            checkpoint_every=_int("config.train.checkpoint_every", train["checkpoint_every"], 1),
-            keep_checkpoints=_int("config.train.keep_checkpoints", train["keep_checkpoints"], 1),
-            plot_every=_int("config.train.plot_every", train["plot_every"], 1))
+
+def read_section(cls: type, raw: Any, where: str, *, derived: Mapping[str, str] | None = None,
+                 **values: Any) -> Any:
+    """config.<where> as dataclass `cls`: every field required except those in `values` (derived
+    elsewhere; `derived` names where, for the error a user who sets one gets), unknown keys
+    refused, scalar types checked, nested dataclass fields read recursively, and the
+    dataclass's own validation errors reported as ConfigErrors naming the section."""
+    items = _items(raw, where)
+    hints = typing.get_type_hints(cls)
+    fields = [f.name for f in dataclasses.fields(cls) if f.init and f.name not in values]
+    for key in sorted(set(items) - set(fields)):
+        if derived and key in derived:
+            raise ConfigError(f"config.{where}.{key} is not a setting: it is derived from "
+                              f"{derived[key]}; remove it")
+        raise ConfigError(f"unknown key config.{where}.{key}; known: {sorted(fields)}")
+    for key in fields:
+        if key not in items:
+            raise ConfigError(f"config.{where}.{key} is missing: every key is required (see "
+                              f"configs/default.py for its meaning and default)")
+        hint = hints[key]
+        if dataclasses.is_dataclass(hint):
+            values[key] = read_section(hint, items[key], f"{where}.{key}")
+        else:
+            values[key] = _typed(f"{where}.{key}", items[key], hint)
+    try:
+        return cls(**values)
+    except (ValueError, TypeError) as err:
+        raise ConfigError(f"config.{where}: {err}") from err
+
+
+def _items(raw: Any, where: str) -> dict[str, Any]:
+    if not hasattr(raw, "items"):
+        raise ConfigError(f"config.{where} must be a section (a ConfigDict / dict), got "
+                          f"{type(raw).__name__}")
+    return dict(raw.items())
+
+
+def _typed(where: str, value: Any, hint: Any) -> Any:
+    """`value` checked against a scalar type hint (int, float, bool, str, their Optional);
+    containers are converted (tuple, dict) and checked by their section's own reader."""
+    options = typing.get_args(hint) if isinstance(hint, types.UnionType) else (hint,)
+    if value is None and type(None) in options:
+        return None
+    for option in options:
+        if option is bool and isinstance(value, bool):
+            return value
+        if option is int and isinstance(value, int) and not isinstance(value, bool):
+            return value
+        if option is float and isinstance(value, (int, float)) and not isinstance(value, bool):
+            return float(value)
+        if option is str and isinstance(value, str):
+            return value
+        if option is dict and hasattr(value, "items"):
+            return _plain(value)
+        if typing.get_origin(option) is tuple and isinstance(value, (list, tuple)):
+            return tuple(value)
+    names = " or ".join(getattr(o, "__name__", str(o)) for o in options)
+    raise ConfigError(f"config.{where}={value!r} must be {names}")
+
+
+def _plain(value: Any) -> Any:
+    """Nested ConfigDicts / mappings as plain dicts (they travel to env worker processes)."""
+    if hasattr(value, "items"):
+        return {k: _plain(v) for k, v in value.items()}
+    return list(map(_plain, value)) if isinstance(value, (list, tuple)) else value
+
+
+def _data_section(raw: Any) -> DataSection:
+    items = _items(raw, "data")
+    sources = items.get("sources")
+    if not isinstance(sources, (list, tuple)) or not sources:
+        raise ConfigError("config.data.sources must list at least one {path, format, weight} "
+                          "(e.g. chartmimic_direct_v1.jsonl in the data folder)")
+    read = []
+    for i, src in enumerate(sources):
+        source = read_section(Source, src, f"data.sources[{i}]")
+        if source.format not in FORMATS:
+            raise ConfigError(f"config.data.sources[{i}].format={source.format!r}: use one of "
+                              f"{sorted(FORMATS)}")
+        read.append(source)
+    return read_section(DataSection, {**items, "sources": tuple(read)}, "data")
+
+
+def _env_section(raw: Any) -> EnvSection:
+    """config.env: num_workers, timeout_s, and one settings dict per domain of envs.registry."""
+    items = _items(raw, "env")
+    domains = {name: items.pop(name) for name in list(items) if name in DOMAINS}
+    missing = sorted(set(DOMAINS) - set(domains))
+    if missing:
+        raise ConfigError(f"config.env.{missing[0]} is missing: give every domain's env settings "
+                          f"(an empty dict keeps the env's own defaults)")
+    for name, settings in domains.items():
+        if not hasattr(settings, "items"):
+            raise ConfigError(f"config.env.{name} must be a dict of {name} env settings")
+    return read_section(EnvSection, {**items, "domains": domains}, "env")
+
+
+def _decay_steps(train: TrainSection, optim: Mapping[str, Any]) -> int:
+    """The index of the run's last optimizer update (train.num_steps micro-steps of grad_accum
+    each), which the schedule gives exactly end_lr_ratio."""
+    accumulation = optim.get("grad_accum", 1)
+    if isinstance(accumulation, bool) or not isinstance(accumulation, int) or accumulation < 1:
+        accumulation = 1  # a bad grad_accum is reported by the optim section itself
+    return max(1, train.num_steps // accumulation - 1)

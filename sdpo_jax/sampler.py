@@ -1,6 +1,6 @@
 """The rollout engine: G samples per prompt for a batch of multimodal prompts, in one jitted call.
 
-    sampler = Sampler(SamplerConfig(num_samples=8, max_new_tokens=1024,
+    sampler = Sampler(SamplerConfig(group_size=8, max_new_tokens=1024,
                                     sampling=Sampling(1.0, 0, 1.0)), tokenizer, mesh=mesh)
     rollouts = sampler(model, [Prompt.from_chat(i, processor(messages)) for i, messages in ...],
                        key=jax.random.key(step))
@@ -31,7 +31,7 @@ sample rows go over the batch axes ("act_batch"), the cache over batch and kv he
 CACHE_AXES constraint). Multi-process runs: every process passes the same global prompt list
 (the program is SPMD) and `result()` reads the full results back on every process.
 Returned per row: tokens (a stop token that ended the row is included), three per-token log-probs
-(sampling.py documents which), length, finish reason ("stop" or "length") and the decoded text.
+(sampling.py documents which), length and finish reason ("stop" or "length").
 This module never touches the environments or the trainer.
 """
 from __future__ import annotations
@@ -76,7 +76,7 @@ class SamplerError(ValueError):
 class SamplerConfig:
     """What the sampler does (config data; hashable, so it can key the compiled program).
 
-    num_samples: G rollouts per prompt (sharing the prompt's prefilled cache).
+    group_size: G rollouts per prompt (sharing the prompt's prefilled cache).
     max_new_tokens: the static decode budget; a prompt may ask for less, never more.
     sampling: temperature / top-k / top-p (sampling.py); temperature 0 is greedy.
     stop_token_ids: default stop tokens of every row (None: the tokenizer's <|im_end|> and
@@ -95,7 +95,7 @@ class SamplerConfig:
       exactly when the program runs on CPU devices.
     """
 
-    num_samples: int = 1
+    group_size: int = 1
     max_new_tokens: int = 256
     sampling: Sampling = Sampling()
     stop_token_ids: tuple[int, ...] | None = None
@@ -108,7 +108,7 @@ class SamplerConfig:
     decode_layout: bool | None = None
 
     def __post_init__(self):
-        for name in ("num_samples", "max_new_tokens", "max_stop_tokens", "prompt_bucket",
+        for name in ("group_size", "max_new_tokens", "max_stop_tokens", "prompt_bucket",
                      "patch_bucket", "prompt_multiple", "decode_chunk"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
@@ -126,21 +126,6 @@ class SamplerConfig:
             if len(self.stop_token_ids) > self.max_stop_tokens:
                 raise SamplerError(f"SamplerConfig.stop_token_ids has {len(self.stop_token_ids)} "
                                    f"ids; raise max_stop_tokens to at least that.")
-
-    @classmethod
-    def from_mapping(cls, raw: Any) -> "SamplerConfig":
-        """From a dict / ml_collections.ConfigDict: sampler fields plus temperature, top_k, top_p."""
-        items = dict(raw.items()) if hasattr(raw, "items") else None
-        if items is None:
-            raise SamplerError(f"sampler config must be a mapping, got {type(raw).__name__}.")
-        sampling_keys = {f.name for f in dataclasses.fields(Sampling)}
-        known = {f.name for f in dataclasses.fields(cls)} - {"sampling"}
-        unknown = sorted(set(items) - known - sampling_keys)
-        if unknown:
-            raise SamplerError(f"unknown sampler config keys {unknown}; valid keys are "
-                               f"{sorted(known | sampling_keys)}.")
-        sampling = Sampling(**{k: items.pop(k) for k in sampling_keys if k in items})
-        return cls(sampling=sampling, **items)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -174,7 +159,8 @@ class Rollouts:
     tokens [N, T] int32 (the pad id after each row's length; T = the longest row);
     logprobs / tempered_logprobs / full_logprobs [N, T] float32 (0 after the length);
     lengths [N]; finish_reasons "stop" (a stop token ended the row; it is the last token) or
-    "length" (the budget did); texts: tokens[:length] decoded with special tokens skipped.
+    "length" (the budget did). The sampler never decodes: the caller reads tokens once
+    (sdpo_jax.replies for training, sdpo_jax.generate for a completion).
     """
 
     prompt_ids: np.ndarray
@@ -185,7 +171,6 @@ class Rollouts:
     full_logprobs: np.ndarray
     lengths: np.ndarray
     finish_reasons: tuple[str, ...]
-    texts: tuple[str, ...]
     decode_steps: int  # loop iterations run (<= max_new_tokens - 1)
 
     @property
@@ -224,7 +209,7 @@ class _Plan:
     """Static part of a call (a jit cache key together with the model's graphdef)."""
     sampling: Sampling
     suppress: tuple[int, ...]
-    num_samples: int
+    group_size: int
     max_new_tokens: int
     decode_chunk: int
     decode_layout: bool
@@ -279,7 +264,7 @@ def _rollout(graphdef: nnx.GraphDef, plan: _Plan, state: nnx.State, batch: Promp
         model = model.with_decode_layout()
     config = model.config
     prompts, prompt_length = batch.input_ids.shape
-    copies, budget = plan.num_samples, plan.max_new_tokens
+    copies, budget = plan.group_size, plan.max_new_tokens
     rows = prompts * copies
 
     cache = KVCache.create(config, batch=prompts, capacity=prompt_length,
@@ -331,30 +316,27 @@ def _rollout(graphdef: nnx.GraphDef, plan: _Plan, state: nnx.State, batch: Promp
 
 @dataclasses.dataclass
 class PendingRollouts:
-    """A dispatched rollout call: device arrays still computing; `result()` waits and decodes."""
+    """A dispatched rollout call: device arrays still computing; `result()` waits for them."""
     outputs: dict[str, jax.Array]
     prompt_ids: np.ndarray  # [P] the real prompts' ids
-    num_samples: int
-    tokenizer: Qwen3Tokenizer
+    group_size: int
     pad_id: int
 
     def result(self) -> Rollouts:
         host = {name: to_host(value) for name, value in self.outputs.items()}  # all processes
-        rows = len(self.prompt_ids) * self.num_samples  # padding prompts come last
+        rows = len(self.prompt_ids) * self.group_size  # padding prompts come last
         lengths = host["lengths"][:rows]
         width = max(int(lengths.max(initial=0)), 1)
         generated = np.arange(width)[None, :] < lengths[:, None]
         tokens = np.where(generated, host["tokens"][:rows, :width], self.pad_id)
         logprobs = host["logprobs"][:, :rows, :width]
         return Rollouts(
-            prompt_ids=np.repeat(self.prompt_ids, self.num_samples),
-            sample_index=np.tile(np.arange(self.num_samples), len(self.prompt_ids)),
+            prompt_ids=np.repeat(self.prompt_ids, self.group_size),
+            sample_index=np.tile(np.arange(self.group_size), len(self.prompt_ids)),
             tokens=tokens, logprobs=logprobs[0], tempered_logprobs=logprobs[1],
             full_logprobs=logprobs[2], lengths=lengths,
             finish_reasons=tuple(FINISH_STOP if s else FINISH_LENGTH
                                  for s in host["stopped"][:rows]),
-            texts=tuple(self.tokenizer.decode(row[:n], skip_special_tokens=True)
-                        for row, n in zip(tokens.tolist(), lengths.tolist())),
             decode_steps=int(host["decode_steps"]))
 
 
@@ -386,7 +368,7 @@ class Sampler:
             key = jax.random.wrap_key_data(key)  # a legacy uint32 key
         program, arrays = self._program(model, prompts)
         return PendingRollouts(program(*arrays, key), np.array([p.prompt_id for p in prompts]),
-                               self.config.num_samples, self.tokenizer, self.pad_id)
+                               self.config.group_size, self.pad_id)
 
     def compile(self, model: Qwen3VL, prompts: Sequence[Prompt]) -> jax.stages.Compiled:
         """The program serving these prompts' buckets (compiled once, shared with `launch`), for
@@ -406,7 +388,7 @@ class Sampler:
         graphdef, state = nnx.split(model)
         batch = self._batch(model.config, prompts)
         plan = _Plan(self.config.sampling, self._suppressed(model.config),
-                     self.config.num_samples, self.config.max_new_tokens,
+                     self.config.group_size, self.config.max_new_tokens,
                      self.config.decode_chunk, self._decode_layout(), self.mesh)
         if self.mesh is not None:
             state = jax.device_put(state, state_shardings(state, self.mesh,

@@ -10,6 +10,7 @@ global shape without talking). Host-side numpy only.
 """
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Sequence
 
 import numpy as np
@@ -20,10 +21,23 @@ from models.qwen3_vl.processor import ProcessedChat
 from models.qwen3_vl.vision_inputs import VisionInputs, prepare_vision_inputs
 
 PAD_ID = 0  # any valid id: padded columns are masked out of attention and loss
+_BUDGET_KEYS = {"prompt": "config.rollout.max_prompt_tokens",
+                "teacher_prompt": "config.teacher.context.max_prompt_tokens"}
 
 
 class SequenceError(ValueError):
     """A prompt or its images do not fit the configured static shapes."""
+
+
+@dataclasses.dataclass(frozen=True)
+class Shapes:
+    """Static shapes of the teacher-forced passes (the run config derives them)."""
+
+    response_length: int
+    student_prompt_length: int
+    teacher_prompt_length: int
+    student_patches: int
+    teacher_patches: int
 
 
 @struct.dataclass
@@ -64,7 +78,8 @@ def pack_sequences(config: Qwen3VLConfig, chats: Sequence[ProcessedChat], respon
         if length > prompt_length:
             raise SequenceError(
                 f"{what} of row {row} has {length} tokens, more than the configured {prompt_length}."
-                f" Fix: raise config.rollout.max_{what}_tokens or lower config.data.image_max_pixels.")
+                f" Fix: raise {_BUDGET_KEYS.get(what, 'its token budget')} or lower "
+                f"config.data.image_max_pixels.")
         start = prompt_length - length
         input_ids[row, start:prompt_length] = chat.input_ids
         positions[:, row, start:prompt_length] = chat.position_ids

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-from collections.abc import Mapping
 from typing import Any
 
 import jax
@@ -32,19 +31,23 @@ TEACHER_WEIGHTS = ("live", "ema", "base")
 
 @dataclasses.dataclass(frozen=True)
 class OptimConfig:
-    """config.optim: AdamW with linear warm-up then cosine (or constant) decay."""
+    """config.optim: AdamW with linear warm-up then cosine (or constant) decay.
 
-    learning_rate: float = 1e-5
-    warmup_steps: int = 0
-    schedule: str = "cosine"  # cosine | constant
-    decay_steps: int = 1000
-    end_lr_ratio: float = 0.1
-    weight_decay: float = 0.0
-    b1: float = 0.9
-    b2: float = 0.999
-    eps: float = 1e-8
-    max_grad_norm: float = 1.0
-    grad_accum: int = 1
+    decay_steps: the index of the run's last optimizer update, which gets exactly
+    learning_rate * end_lr_ratio; the run config derives it from train.num_steps.
+    """
+
+    learning_rate: float
+    warmup_steps: int
+    schedule: str  # cosine | constant
+    end_lr_ratio: float
+    weight_decay: float
+    b1: float
+    b2: float
+    eps: float
+    max_grad_norm: float
+    grad_accum: int
+    decay_steps: int
 
     def __post_init__(self):
         if self.schedule not in ("cosine", "constant"):
@@ -60,7 +63,8 @@ class OptimConfig:
             raise ValueError(f"config.optim.max_grad_norm={self.max_grad_norm} must be > 0")
 
     def schedule_fn(self) -> optax.Schedule:
-        """Warm-up starts at lr / (warmup_steps + 1), so the very first update is never zero."""
+        """Learning rate by optimizer update. Warm-up starts at lr / (warmup_steps + 1), so the
+        very first update is never zero."""
         start = self.learning_rate / (self.warmup_steps + 1)
         if self.schedule == "constant":
             return optax.linear_schedule(start, self.learning_rate, max(self.warmup_steps, 1))
@@ -80,10 +84,10 @@ class StepConfig:
     """The static part of the train step (a jit cache key)."""
 
     loss: LossConfig
-    teacher_weights: str = "live"
-    ema_rate: float = 0.05
-    ema_every: int = 1
-    distill: bool = True  # False (GRPO-only ablation): no teacher pass at all
+    teacher_weights: str
+    ema_rate: float
+    ema_every: int
+    distill: bool  # False (GRPO-only ablation): no teacher pass at all
 
     def __post_init__(self):
         if self.teacher_weights not in TEACHER_WEIGHTS:
@@ -172,7 +176,8 @@ def train_step(graphdef: nnx.GraphDef, state: TrainState, student: Sequences, te
                                    state.teacher_params, params)
     metrics = dict(metrics, **{"loss/total": loss, "optim/grad_norm": optax.global_norm(grads),
                                "optim/update_norm": optax.global_norm(updates),
-                               "optim/learning_rate": optim.schedule_fn()(state.step)})
+                               "optim/learning_rate": optim.schedule_fn()(
+                                   state.step // optim.grad_accum)})
     return state.replace(step=step, params=params, opt_state=opt_state,
                          teacher_params=new_teacher), metrics
 
@@ -184,13 +189,3 @@ def make_train_step(graphdef: nnx.GraphDef, config: StepConfig, optim: OptimConf
     if state_shardings is None:
         return jax.jit(body, donate_argnums=(0,))
     return jax.jit(body, donate_argnums=(0,), out_shardings=(state_shardings, None))
-
-
-def optim_from_mapping(raw: Mapping[str, Any], decay_steps: int) -> OptimConfig:
-    values = dict(raw)
-    values.setdefault("decay_steps", decay_steps)
-    known = {f.name for f in dataclasses.fields(OptimConfig)}
-    unknown = sorted(set(values) - known)
-    if unknown:
-        raise ValueError(f"unknown config.optim key(s) {unknown}; known: {sorted(known)}")
-    return OptimConfig(**values)

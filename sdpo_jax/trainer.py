@@ -20,7 +20,6 @@ from collections import Counter
 from typing import Any
 
 import jax
-import jax.numpy as jnp
 import numpy as np
 from flax import nnx
 from jax.sharding import NamedSharding, PartitionSpec
@@ -37,10 +36,11 @@ from sdpo_jax.data import DataState, TaskMixture
 from sdpo_jax.metrics import MetricsWriter, plot_metrics
 from sdpo_jax.model_loading import build_model
 from sdpo_jax.multihost import allgather_objects, process_rows, to_host
-from sdpo_jax.rollout_batch import build_train_batch, program_of, replies_of
+from sdpo_jax.replies import read_replies
+from sdpo_jax.rollout_batch import Rows, build_train_batch
 from sdpo_jax.run_config import RunConfig
 from sdpo_jax.sampler import Prompt, Sampler
-from sdpo_jax.teacher_prompt import png_image, student_messages
+from sdpo_jax.teacher_context import png_image, student_messages
 from sdpo_jax.train_step import init_train_state, make_train_step, shardings_of
 
 log = logging.getLogger("sdpo_jax")
@@ -48,15 +48,13 @@ log = logging.getLogger("sdpo_jax")
 
 @dataclasses.dataclass
 class Batch:
-    """One prompt batch and its rollouts, as the loop carries it from sampling to training."""
+    """One prompt batch and its sampled rows, as the loop carries it from sampling to training."""
 
     data_before: dict[str, Any]  # data position before these tasks were drawn (for resume)
     tasks: list[Task]
     images: list[Image.Image | None]
     chats: list[Any]
-    tokens: np.ndarray
-    logprobs: np.ndarray
-    lengths: np.ndarray
+    rows: Rows
     policy_version: int
     sample_s: float = 0.0
 
@@ -65,18 +63,18 @@ class Trainer:
     def __init__(self, config: Any, workdir: str):
         self.run_config = RunConfig.from_config(config)
         rc = self.run_config
-        self.data = TaskMixture(rc.sources, seed=rc.seed)  # bad data files stop us here
+        self.data = TaskMixture(rc.data.sources, seed=rc.seed)  # bad data files stop us here
         self.workdir = workdir
         self.is_main = jax.process_index() == 0
-        self.mesh = make_mesh(**rc.mesh)
+        self.mesh = make_mesh(**dataclasses.asdict(rc.mesh))
         self.model_config, model = build_model(rc, self.mesh)
         image_config = ImageProcessorConfig.for_model(self.model_config)
-        image_config = dataclasses.replace(image_config, max_pixels=rc.image_max_pixels,
-                                           min_pixels=rc.image_min_pixels)
+        image_config = dataclasses.replace(image_config, max_pixels=rc.data.image_max_pixels,
+                                           min_pixels=rc.data.image_min_pixels)
         self.processor = Qwen3VLProcessor(self.model_config,
                                           image_processor=ImageProcessor(image_config))
         self.shapes = rc.shapes(self.model_config)
-        self.graphdef, self.state = init_train_state(model, rc.optim, rc.step.teacher_weights)
+        self.graphdef, self.state = init_train_state(model, rc.optim, rc.teacher.weights)
         self.state_shardings = shardings_of(self.state)
         del model
         self.train_step = make_train_step(self.graphdef, rc.step, rc.optim, self.state_shardings)
@@ -84,9 +82,9 @@ class Trainer:
             rc.sampler, suppress_token_ids=unsampleable_ids(self.model_config,
                                                             len(self.processor.tokenizer))),
             self.processor.tokenizer, mesh=self.mesh)
-        self.pool = EnvPool(rc.env_workers, rc.env_config, item_timeout_s=rc.env_timeout_s)
+        self.pool = EnvPool(rc.env.num_workers, rc.env.domains, item_timeout_s=rc.env.timeout_s)
         self.checkpointer = TrainCheckpointer(os.path.join(workdir, "checkpoints"),
-                                              max_to_keep=rc.keep_checkpoints)
+                                              max_to_keep=rc.train.keep_checkpoints)
         self.metrics = MetricsWriter(workdir, enabled=self.is_main)
         self.target_images: dict[tuple[str, str], Image.Image | None] = {}
         self.skipped_targets = 0
@@ -130,7 +128,7 @@ class Trainer:
     def _sample(self, index: int, policy_version: int) -> Batch:
         """Draw and sample batch `index` with the current parameters (`policy_version` updates)."""
         before = self.data.state.to_json()
-        tasks, images = self._draw_tasks(self.run_config.prompts_per_step)
+        tasks, images = self._draw_tasks(self.run_config.rollout.prompts_per_step)
         chats = self._prompts(tasks, images)
         start = time.perf_counter()
         prompts = [Prompt.from_chat(i, chat) for i, chat in enumerate(chats)]
@@ -143,32 +141,39 @@ class Trainer:
         width = min(r, rollouts.tokens.shape[1])
         tokens[:, :width] = rollouts.tokens[:, :width]
         logprobs[:, :width] = rollouts.tempered_logprobs[:, :width]
-        return Batch(before, tasks, images, chats, tokens, logprobs,
-                     np.minimum(rollouts.lengths, r).astype(np.int32), policy_version=policy_version,
+        rows = self._rows(tasks, tokens, logprobs, np.minimum(rollouts.lengths, r).astype(np.int32),
+                          rollouts.prompt_ids)
+        return Batch(before, tasks, images, chats, rows, policy_version=policy_version,
                      sample_s=time.perf_counter() - start)
+
+    def _rows(self, tasks: list[Task], tokens: np.ndarray, logprobs: np.ndarray,
+              lengths: np.ndarray, prompt_index: np.ndarray) -> Rows:
+        """Sampled rows with their replies, read once here (sdpo_jax.replies)."""
+        languages = [domain_spec(task.domain).language for task in tasks]
+        return Rows(tokens, logprobs, lengths, read_replies(
+            self.processor.tokenizer, tokens, lengths, prompt_index, languages))
 
     # ------------------------------------------------------------------ the loop
     def run(self, until: int | None = None) -> dict[str, float]:
         """Train to config.train.num_steps (or stop after step `until`, checkpointed, as a
         preempted job would), resuming from the workdir's latest checkpoint."""
         rc = self.run_config
-        stop = rc.num_steps if until is None else min(until, rc.num_steps)
+        num_steps = rc.train.num_steps
+        stop = num_steps if until is None else min(until, num_steps)
         start_step, pending = self._restore()
-        if start_step >= rc.num_steps:
+        if start_step >= num_steps:
             log.info("workdir %s already holds step %d; nothing to do", self.workdir, start_step)
             return {}
         batch = pending or self._sample(start_step, policy_version=start_step)
         last: dict[str, float] = {}
-        progress = _progress(start_step, rc.num_steps, self.is_main)
+        progress = _progress(start_step, num_steps, self.is_main)
         for step in range(start_step, stop):
             step_start = time.perf_counter()
-            replies = replies_of(self.processor, batch.tokens, _mask(batch))
-            group = rc.sampler.num_samples
-            rows = process_rows(len(replies))  # this host renders only its shard
-            ids = [self.pool.submit(batch.tasks[row // group],
-                                    program_of(batch.tasks[row // group], replies[row]))
-                   for row in rows]
-            lagging = rc.max_off_policy_lag >= 1 and step + 1 < rc.num_steps
+            replies = batch.rows.replies
+            ids = [self.pool.submit(batch.tasks[replies[row].prompt_index],
+                                    replies[row].program.code)
+                   for row in process_rows(len(replies))]  # this host renders only its shard
+            lagging = rc.rollout.max_off_policy_lag >= 1 and step + 1 < num_steps
             next_batch = self._sample(step + 1, policy_version=step) if lagging else None
             wait_start = time.perf_counter()
             done = dict(self.pool.results(ids))
@@ -176,15 +181,14 @@ class Trainer:
             feedbacks = allgather_objects([done[i] for i in ids])
             train_start = time.perf_counter()
             train = build_train_batch(
-                self.processor, batch.tasks, batch.images, batch.chats, group, batch.tokens,
-                batch.lengths, batch.logprobs, feedbacks, shapes=self.shapes,
-                teacher_config=rc.teacher_prompt, credit=rc.credit,
-                failed_exec_path=rc.failed_exec_path, distill_enabled=rc.distill)
+                self.processor, batch.tasks, batch.images, batch.chats, batch.rows, feedbacks,
+                shapes=self.shapes, credit=rc.credit, teacher=rc.teacher.context,
+                distill=rc.teacher.distill)
             self.state, device_metrics = self.train_step(self.state, train.student, train.teacher,
                                                          train.loss)
             device_metrics = jax.tree.map(to_host, device_metrics)
             train_s = time.perf_counter() - train_start
-            if next_batch is None and step + 1 < rc.num_steps:
+            if next_batch is None and step + 1 < num_steps:
                 next_batch = self._sample(step + 1, policy_version=step + 1)
             step_s = time.perf_counter() - step_start
             last = self._step_metrics(step, batch, feedbacks, train.stats, device_metrics,
@@ -193,9 +197,9 @@ class Trainer:
             progress.update(1)
             progress.set_postfix(loss=f"{last['loss/total']:.4f}",
                                  exec=f"{last['env/exec_rate']:.2f}")
-            if (step + 1) % rc.checkpoint_every == 0 or step + 1 == stop:
+            if (step + 1) % rc.train.checkpoint_every == 0 or step + 1 == stop:
                 self._save(step + 1, next_batch)
-            if self.is_main and ((step + 1) % rc.plot_every == 0 or step + 1 == stop):
+            if self.is_main and ((step + 1) % rc.train.plot_every == 0 or step + 1 == stop):
                 plot_metrics(self.metrics.jsonl_path, os.path.join(self.workdir, "plots.png"))
             batch = next_batch
         progress.close()
@@ -210,7 +214,7 @@ class Trainer:
             parts.update(f.reward_parts)
         kinds = Counter(d.kind for f in feedbacks for d in f.defects)
         n = len(feedbacks)
-        tokens = float(_mask(batch).sum())
+        tokens = float(batch.rows.lengths.sum())
         out = {k: float(np.asarray(v)) for k, v in device_metrics.items()}
         out.update(stats)
         out.update({
@@ -218,7 +222,7 @@ class Trainer:
             "env/exec_rate": float(np.mean([f.ok for f in feedbacks])),
             "env/defects_per_rollout": sum(kinds.values()) / n,
             "rollout/policy_lag": float(step - batch.policy_version),
-            "rollout/length_mean": float(batch.lengths.mean()),
+            "rollout/length_mean": float(batch.rows.lengths.mean()),
             "data/skipped_targets": float(self.skipped_targets),
             "time/sample_s": batch.sample_s, "time/env_wait_s": env_wait,
             "time/train_s": train_s, "time/step_s": step_s,
@@ -235,8 +239,9 @@ class Trainer:
         host: dict[str, Any] = {"step": step, "data": self.data.state.to_json(), "pending": None,
                                 "skipped_targets": self.skipped_targets}
         if pending is not None:
-            arrays["pending"] = {"tokens": pending.tokens, "logprobs": pending.logprobs,
-                                 "lengths": pending.lengths}
+            arrays["pending"] = {"tokens": pending.rows.tokens, "logprobs": pending.rows.logprobs,
+                                 "lengths": pending.rows.lengths,
+                                 "prompt_index": pending.rows.prompt_index}
             host["pending"] = {"data_before": pending.data_before,
                                "policy_version": pending.policy_version}
         self.checkpointer.save(step, arrays, host)
@@ -247,14 +252,15 @@ class Trainer:
             return 0, None
         host = self.checkpointer.restore_host(step)
         target = {"state": abstract_like(self.state)}
-        rows = self.run_config.prompts_per_step * self.run_config.sampler.num_samples
+        rows = self.run_config.rollout.rows
         if host["pending"] is not None:
             r = self.shapes.response_length
             everywhere = NamedSharding(self.mesh, PartitionSpec())
             target["pending"] = {
                 "tokens": jax.ShapeDtypeStruct((rows, r), np.int32, sharding=everywhere),
                 "logprobs": jax.ShapeDtypeStruct((rows, r), np.float32, sharding=everywhere),
-                "lengths": jax.ShapeDtypeStruct((rows,), np.int32, sharding=everywhere)}
+                "lengths": jax.ShapeDtypeStruct((rows,), np.int32, sharding=everywhere),
+                "prompt_index": jax.ShapeDtypeStruct((rows,), np.int32, sharding=everywhere)}
         arrays, host = self.checkpointer.restore(step, target)
         self.state = arrays["state"]
         self.skipped_targets = host["skipped_targets"]
@@ -263,11 +269,11 @@ class Trainer:
         if host["pending"] is not None:
             meta = host["pending"]
             self.data.state = DataState.from_json(meta["data_before"])
-            tasks, images = self._draw_tasks(self.run_config.prompts_per_step)
-            p = jax.tree.map(to_host, arrays["pending"])
-            pending = Batch(meta["data_before"], tasks, images, self._prompts(tasks, images),
-                            np.asarray(p["tokens"]), np.asarray(p["logprobs"]),
-                            np.asarray(p["lengths"]), policy_version=meta["policy_version"])
+            tasks, images = self._draw_tasks(self.run_config.rollout.prompts_per_step)
+            p = {k: np.asarray(v) for k, v in jax.tree.map(to_host, arrays["pending"]).items()}
+            rows = self._rows(tasks, p["tokens"], p["logprobs"], p["lengths"], p["prompt_index"])
+            pending = Batch(meta["data_before"], tasks, images, self._prompts(tasks, images), rows,
+                            policy_version=meta["policy_version"])
         self.data.state = DataState.from_json(host["data"])
         log.info("resumed from %s at step %d", self.checkpointer.directory, step)
         return step, pending
@@ -283,10 +289,6 @@ def unsampleable_ids(config, tokenizer_size: int) -> tuple[int, ...]:
     swap them for image features) and the embedding's padding rows past the tokenizer."""
     return (config.image_token_id, config.video_token_id,
             *range(tokenizer_size, config.text.vocab_size))
-
-
-def _mask(batch: Batch) -> np.ndarray:
-    return np.arange(batch.tokens.shape[1])[None, :] < batch.lengths[:, None]
 
 
 class _NoProgress:

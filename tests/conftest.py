@@ -1,4 +1,5 @@
-"""Project-wide fixtures: the real benchmark artifacts of the data folder.
+"""Project-wide fixtures: the default run settings, and the real benchmark artifacts of the data
+folder.
 
 Tests that need them take `benchmark_rows` / `benchmark_file`; without the file they skip and
 say which folder to fill (`$SDPO_DATA_DIR`, see the README's data section). CI points the
@@ -20,6 +21,14 @@ def _require(name: str) -> pathlib.Path:
         pytest.skip(f"{name} is not in the data folder {data_folder()}: set ${DATA_DIR_VARIABLE} "
                     f"to a folder holding the benchmark artifacts (README, 'Data')")
     return path
+
+
+@pytest.fixture(scope="session")
+def default_run():
+    """configs/default.py read by the run config: the one source of default settings."""
+    from configs.default import get_config
+    from sdpo_jax.run_config import RunConfig
+    return RunConfig.from_config(get_config())
 
 
 @pytest.fixture(scope="session")

@@ -1,4 +1,5 @@
-"""Notebooks are documentation people run: each one executes top to bottom without error."""
+"""Notebooks are documentation people run: each one is committed with its outputs (so its
+pictures show on a code host) and executes top to bottom without error."""
 import os
 
 import nbformat
@@ -20,3 +21,11 @@ def test_notebook_runs(name, benchmark_file):
     errors = [o for c in nb.cells if c.cell_type == "code" for o in c.get("outputs", [])
               if o.get("output_type") == "error"]
     assert not errors, errors
+
+
+@pytest.mark.parametrize("name", sorted(n for n in os.listdir(NOTEBOOKS) if n.endswith(".ipynb")))
+def test_notebook_is_committed_with_its_pictures(name):
+    nb = nbformat.read(os.path.join(NOTEBOOKS, name), as_version=4)
+    pictures = [o for c in nb.cells if c.cell_type == "code" for o in c.get("outputs", [])
+                if "image/png" in o.get("data", {})]
+    assert pictures, f"{name} has no picture outputs: execute it and commit it with its outputs"

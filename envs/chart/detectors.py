@@ -1,7 +1,7 @@
 """Visual defects of a rendered chart, found from its scene (`envs.chart.extraction`).
 
 Pure functions of a ChartScene: no matplotlib objects, so they run on hand-made scenes in tests.
-Recipes follow benchmarks.md 5.1 and 5.3:
+Recipes:
 
 * overlap: texts whose (rotated) rectangles intersect by more than `overlap_min` of the smaller
   one; tick-label collisions are reported once per axis with severity = share of labels

@@ -1,4 +1,5 @@
-"""ChartMimic's four low-level views of a chart, recorded inside the sandbox (benchmarks.md 2.3).
+"""ChartMimic's four low-level views of a chart, recorded inside the sandbox (ChartMimic's
+evaluator, chart2code/utils/evaluator/).
 
 * text: every string drawn, in drawing order, except the x/y tick labels and their offset texts
   (ChartMimic clears x/y ticks before drawing: same result, one draw instead of two);

@@ -1,4 +1,5 @@
-"""ChartMimic's low-level fidelity scores (benchmarks.md 2.3) between two chart recordings.
+"""ChartMimic's low-level fidelity scores (ChartMimic, arXiv 2406.09961;
+ChartMimic/ChartMimic chart2code/utils/evaluator/) between two chart recordings.
 
 Recordings come from `envs.chart.fidelity` (made inside the sandbox for both the model's
 program and the target). Per view, precision = matched / |generated|, recall = matched / |gold|,

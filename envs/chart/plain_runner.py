@@ -1,4 +1,4 @@
-"""The baseline chart runner: ChartMimic's own pipeline, nothing more (benchmarks.md 2.2).
+"""The baseline chart runner: ChartMimic's own pipeline, nothing more (its execution step).
 
 Deletes the program's first savefig/show call and everything after it, executes the rest, and
 saves the current figure as PNG at the request's dpi. No tracing, no scene, no detectors, no

@@ -9,7 +9,7 @@ model's own helper functions land on the model's statement. The hooks do nothing
 `arm()`, so the runner's own drawing is never attributed to the program.
 
 Lazily made artists (tick labels built at draw time, legend internals) have no records of their
-own: extraction reads their owners' records instead (Axis, Legend, Axes; benchmarks.md 6.1).
+own: extraction reads their owners' records instead (Axis, Legend, Axes).
 Never imports jax; only ever installed inside a sandbox process.
 """
 from __future__ import annotations

@@ -1,5 +1,5 @@
 """The chart env checked against real ChartMimic programs: does each run, and does each score
-1.0 against itself (benchmarks.md 7.1). Detection is checked by `envs.eval.chart_inject`.
+1.0 against itself (every ChartMimic reference program). Detection is checked by `envs.eval.chart_inject`.
 
 Used by the slow test over all 397 programs and by benchmarks/chart_detection.py; `judge` is
 anything that maps (task, code) items to Feedback (an env's step in a loop, or EnvPool.map).

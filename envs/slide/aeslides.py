@@ -1,6 +1,6 @@
 """The four AeSlides verifiable measures: aspect ratio, whitespace, visual imbalance, collision.
 
-Reimplemented from docs/benchmarks.md 4.1 (AeSlides, arXiv 2604.22840), no code copied:
+Reimplemented from AeSlides (arXiv 2604.22840; ympan0508/aeslides), no code copied:
 
 * aspect ratio: e = ln(AR / target); reward exp(-16 e^2 - 64 max(-e - 0.04, 0)^2), 0 error inside
   a flat band (default none). HTML slides: AR = 1280 / full content height measured at an

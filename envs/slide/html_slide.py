@@ -47,7 +47,7 @@ def content_height(page, width: int, height: int, cap: int = 7680) -> float:
 
 
 def visual_items(layout: PageLayout) -> list[VisualItem]:
-    """AeSlides' weighted items from the element records (docs/benchmarks.md 4.1)."""
+    """AeSlides' weighted items from the element records (AeSlides, arXiv 2604.22840)."""
     records = layout.records
     children: dict[int, list[int]] = {}
     for i, rec in enumerate(records):

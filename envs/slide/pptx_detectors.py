@@ -1,7 +1,7 @@
 """Defects of a rendered python-pptx deck, from shape geometry and LibreOffice's text spans.
 
 * overflow: text that LibreOffice laid out beyond its shape's frame (it grows boxes instead of
-  clipping), and shapes or text outside the slide (docs/benchmarks.md 5.4);
+  clipping), and shapes or text outside the slide (as LibreOffice renders them);
 * overlap: content shapes (not full-slide backdrops, not empty) whose rendered extents (frame
   plus text) intersect; a filled, text-less shape that holds another is a card behind it;
 * low_contrast: each span's PDF colour against the rendered pixels around it (WCAG, pt sizes);

@@ -1,6 +1,7 @@
 """Design2Code fidelity metrics (Block-Match, Text, Position, Color, and a CLIP substitute).
 
-Reimplemented from the recipe in docs/benchmarks.md 3.3-3.5 (no benchmark code copied):
+Reimplemented from Design2Code (arXiv 2403.03163; NoviScl/Design2Code, metrics/visual_score.py and
+ocr_free_utils.py), no benchmark code copied:
 
 * Text blocks by colour injection, OCR-free: backgrounds made transparent, every element of the
   listed tags painted a unique palette colour (16 levels per channel, popped from the end), a

@@ -2,7 +2,8 @@
 
 Each detector reads the element records a page produced and returns `Finding`s: a defect kind,
 severity in [0, 1], a pixel region, a message, and the record indices it concerns (traced to
-source lines afterwards by envs/web/trace.py). Recipes: docs/benchmarks.md 5.1-5.2.
+source lines afterwards by envs/web/trace.py). Recipes after axe-core
+(color-contrast) and Design2Code-style layout checks.
 
 Detectors judge geometry only; they never touch the browser and never import jax.
 """

@@ -7,6 +7,7 @@ Qwen3-VL-8B-Instruct's). Its `__init__` needs `pkg_resources`, so we locate the 
 """
 from __future__ import annotations
 
+import codecs
 import dataclasses
 import functools
 import importlib.util
@@ -103,5 +104,57 @@ class Qwen3Tokenizer:
     def decode(self, ids: Sequence[int], skip_special_tokens: bool = False) -> str:
         return self._tok.decode(list(ids), skip_special_tokens=skip_special_tokens)
 
+    def decode_with_spans(self, ids: Sequence[int]) -> tuple[str, list[tuple[int, int]]]:
+        """The exact decoded text of SAMPLED ids (special tokens as their literal text) and each
+        token's (start, end) character span in it.
+
+        Works from each token's raw bytes, so a non-canonical sampled segmentation maps exactly
+        (re-encoding the text could segment differently). A token ending inside a multi-byte
+        character gets an empty span at the character the next token completes.
+        """
+        special = self._special_texts
+        byte_of = _unicode_to_byte()
+        decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
+        pieces: list[str] = []
+        spans: list[tuple[int, int]] = []
+        position = 0
+        for token_id in map(int, ids):
+            if token_id in special:
+                raw = decoder.decode(b"", final=True) + special[token_id]
+                decoder.reset()
+            else:
+                text = self._tok.id_to_token(token_id)
+                if text is None:
+                    raise ValueError(f"token id {token_id} is outside the tokenizer's vocabulary "
+                                     f"({self._tok.get_vocab_size()} entries)")
+                raw = decoder.decode(bytes(byte_of[ch] for ch in text))
+            pieces.append(raw)
+            spans.append((position, position + len(raw)))
+            position += len(raw)
+        tail = decoder.decode(b"", final=True)
+        if tail and spans:
+            pieces.append(tail)
+            spans[-1] = (spans[-1][0], spans[-1][1] + len(tail))
+        return "".join(pieces), spans
+
+    @functools.cached_property
+    def _special_texts(self) -> dict[int, str]:
+        return {i: t.content for i, t in self._tok.get_added_tokens_decoder().items()}
+
     def __len__(self) -> int:
         return self._tok.get_vocab_size(with_added_tokens=True)
+
+
+@functools.lru_cache(maxsize=1)
+def _unicode_to_byte() -> dict[str, int]:
+    """Inverse of byte-level BPE's byte -> printable character table (GPT-2's bytes_to_unicode)."""
+    printable = (list(range(ord("!"), ord("~") + 1)) + list(range(ord("¡"), ord("¬") + 1))
+                 + list(range(ord("®"), ord("ÿ") + 1)))
+    table, extra = {}, 0
+    for byte in range(256):
+        if byte in printable:
+            table[chr(byte)] = byte
+        else:
+            table[chr(256 + extra)] = byte
+            extra += 1
+    return table

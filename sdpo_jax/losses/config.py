@@ -1,16 +1,16 @@
 """LossConfig: every knob of the distillation + GRPO objective, read and validated in one place.
 
-A config file (ml_collections) or a dict becomes a `LossConfig` only through
-`LossConfig.from_mapping`, which rejects unknown keys and bad values with an error that names the
-field and the fix, so a typo in a pod config fails at start-up, not as a silent default. The
-dataclass is frozen and hashable because the loss is jitted with it as a static argument.
+A run's config.loss becomes a `LossConfig` through sdpo_jax.run_config (every key required,
+unknown ones refused); bad values fail here with an error that names the field and the fix, so a
+typo in a pod config fails at start-up. The defaults serve direct library use (tests,
+benchmarks); a run takes every value from its config file. The dataclass is frozen and hashable
+because the loss is jitted with it as a static argument.
 This module holds data and validation only: it never computes a loss.
 """
 from __future__ import annotations
 
 import dataclasses
 import math
-from collections.abc import Mapping
 from typing import Any
 
 DISTILL_SUPPORTS = ("sampled_token", "full", "topk")
@@ -94,20 +94,6 @@ class LossConfig:
     def uses_grpo(self) -> bool:
         return self.beta > 0.0
 
-    @classmethod
-    def from_mapping(cls, raw: Mapping[str, Any] | Any) -> "LossConfig":
-        """The one reader of loss settings: a dict or ml_collections.ConfigDict -> LossConfig."""
-        items = dict(raw.items()) if hasattr(raw, "items") else None
-        if items is None:
-            raise TypeError(f"loss config must be a mapping or ConfigDict, got {type(raw).__name__}")
-        known = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(items) - known)
-        if unknown:
-            raise ValueError(f"unknown loss config key(s) {unknown}; known keys: {sorted(known)}")
-        return cls(**items)
-
-    def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
 
 
 def _finite(value: Any) -> bool:

@@ -15,7 +15,6 @@ import sys
 
 import jax
 import jax.numpy as jnp
-import ml_collections
 import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -329,14 +328,6 @@ def test_compiled_memory_never_holds_the_full_logits():
 def test_config_errors_name_the_field(changes, field):
     with pytest.raises(ValueError, match=rf"LossConfig\.{field} "):
         LossConfig(**changes)
-
-
-def test_config_reads_config_dicts_and_rejects_unknown_keys():
-    cfg = ml_collections.ConfigDict({"distill_support": "topk", "topk": 20, "beta": 0.1})
-    assert LossConfig.from_mapping(cfg) == LossConfig(distill_support="topk", topk=20, beta=0.1)
-    with pytest.raises(ValueError, match="unknown loss config key.*'bta'"):
-        LossConfig.from_mapping({"bta": 0.1})
-    assert LossConfig.from_mapping(LossConfig().to_dict()) == LossConfig()
 
 
 def test_batch_errors_name_the_missing_or_misshapen_field():

@@ -60,8 +60,8 @@ def setup():
                 prompts=tiny_prompts(config))
 
 
-def _sampler(setup, sampling: Sampling, num_samples: int, **options) -> Sampler:
-    config = SamplerConfig(num_samples=num_samples, max_new_tokens=MAX_NEW + 4, sampling=sampling,
+def _sampler(setup, sampling: Sampling, group_size: int, **options) -> Sampler:
+    config = SamplerConfig(group_size=group_size, max_new_tokens=MAX_NEW + 4, sampling=sampling,
                            prompt_bucket=32, patch_bucket=64, **options)
     return Sampler(config, setup["tokenizer"])
 
@@ -97,7 +97,7 @@ def test_greedy_tokens_equal_transformers_generate(setup):
     stop = int(free[0, 3])  # a token row 0 really produces, so at least one row stops on it
     expected = hf_generate(setup["hf"], setup["prompts"], suppress, eos=[stop])
 
-    sampler = _sampler(setup, Sampling(temperature=0), num_samples=2, stop_token_ids=(stop,))
+    sampler = _sampler(setup, Sampling(temperature=0), group_size=2, stop_token_ids=(stop,))
     rollouts = sampler(setup["model"], setup["prompts"], key=0)
 
     assert rollouts.tokens.shape[0] == 6 and list(rollouts.prompt_ids) == [0, 0, 1, 1, 7, 7]
@@ -112,7 +112,6 @@ def test_greedy_tokens_equal_transformers_generate(setup):
                                 f"transformers' generate {theirs}")
         reason = FINISH_STOP if ours[-1] == stop and stop in theirs else FINISH_LENGTH
         assert rollouts.finish_reasons[row] == reason
-        assert rollouts.texts[row] == setup["tokenizer"].decode(ours, skip_special_tokens=True)
     assert FINISH_STOP in rollouts.finish_reasons
     # The loop ends as soon as every row is done, not at the static budget of MAX_NEW + 4.
     assert rollouts.decode_steps == rollouts.lengths.max() - 1
@@ -121,7 +120,7 @@ def test_greedy_tokens_equal_transformers_generate(setup):
     # On CPU the decode layout (per-layer weights and cache, vocabulary-major head) is the
     # default; the plain model (the default on TPU) gives the same rollouts.
     assert sampler._decode_layout(), "CPU runs should use the decode layout by default"
-    stacked = _sampler(setup, Sampling(temperature=0), num_samples=2, stop_token_ids=(stop,),
+    stacked = _sampler(setup, Sampling(temperature=0), group_size=2, stop_token_ids=(stop,),
                        decode_layout=False)(setup["model"], setup["prompts"], key=0)
     np.testing.assert_array_equal(stacked.tokens, rollouts.tokens)
     np.testing.assert_allclose(stacked.logprobs, rollouts.logprobs, atol=1e-5)
@@ -172,7 +171,7 @@ def _teacher_forced_logits(setup, rollouts, prompts: list[Prompt]) -> tuple[np.n
 def test_logprobs_equal_a_teacher_forced_forward_and_runs_are_reproducible(setup):
     sampling = Sampling(temperature=0.8, top_k=0, top_p=0.9)  # top-p over the whole vocabulary
     # Decoding in stages of 5 steps, the cache growing between them, changes nothing.
-    sampler = _sampler(setup, sampling, num_samples=3, stop_token_ids=(3,), decode_chunk=5)
+    sampler = _sampler(setup, sampling, group_size=3, stop_token_ids=(3,), decode_chunk=5)
     rollouts = sampler(setup["model"], setup["prompts"], key=jax.random.key(7))
     assert sampler.compilations == 1
 
@@ -315,7 +314,7 @@ def test_greedy_choice_is_argmax_and_skips_suppressed_ids():
 
 # ------------------------------------------------------------------------------- bad input
 def test_bad_prompts_and_configs_name_the_problem(setup):
-    sampler = _sampler(setup, Sampling(temperature=0), num_samples=1)
+    sampler = _sampler(setup, Sampling(temperature=0), group_size=1)
     model, good = setup["model"], setup["prompts"][2]
     cases = [
         ([Prompt(4, np.array([1, 500]))], "prompt 4: token ids must lie in [0, 128)"),
@@ -329,14 +328,10 @@ def test_bad_prompts_and_configs_name_the_problem(setup):
     for prompts, message in cases:
         with pytest.raises(SamplerError, match=re.escape(message)):
             sampler(model, prompts, key=0)
-    with pytest.raises(SamplerError, match="num_samples"):
-        SamplerConfig(num_samples=0)
+    with pytest.raises(SamplerError, match="group_size"):
+        SamplerConfig(group_size=0)
     with pytest.raises(SamplerError, match="decode_layout"):
         SamplerConfig(decode_layout="yes")
-    with pytest.raises(SamplerError, match="unknown sampler config keys"):
-        SamplerConfig.from_mapping({"num_samples": 2, "temprature": 1.0})
-    config = SamplerConfig.from_mapping({"num_samples": 2, "temperature": 1.0, "top_k": 0})
-    assert config.sampling == Sampling(1.0, 0, Sampling.top_p) and config.num_samples == 2
     with pytest.raises(ValueError, match="top_p"):
         Sampling(1.0, 0, 0.0)
 
@@ -353,7 +348,7 @@ def _sharded_run() -> dict:
     config = tiny.tiny_config()
     model = load_params(config, DictSource(state_dict))
     prompts = tiny_prompts(config)
-    sampler_config = SamplerConfig(num_samples=2, max_new_tokens=256,  # a cache worth sharding
+    sampler_config = SamplerConfig(group_size=2, max_new_tokens=256,  # a cache worth sharding
                                    sampling=Sampling(0.9, 0, 0.95), stop_token_ids=(3,),
                                    prompt_bucket=32, patch_bucket=64)
     tokenizer = Qwen3Tokenizer.load()

@@ -16,20 +16,20 @@ from envs.eval.chart_inject import INJECTIONS, inject
 from envs.registry import make_env
 from models.qwen3_vl.model import Qwen3VL
 from models.qwen3_vl.processor import ImageProcessor, ImageProcessorConfig, Qwen3VLProcessor
-from sdpo_jax.credit import CreditConfig
 from sdpo_jax.data import Source, load_tasks
 from sdpo_jax.losses import LossConfig
 from sdpo_jax.model_loading import size_config
-from sdpo_jax.rollout_batch import Shapes, build_train_batch, program_of
-from sdpo_jax.teacher_prompt import (FEEDBACK_HEADER, TeacherPromptConfig, png_image,
-                                     student_messages)
+from sdpo_jax.replies import read_replies
+from sdpo_jax.rollout_batch import Rows, build_train_batch
+from sdpo_jax.sequences import Shapes
+from sdpo_jax.teacher_context import FEEDBACK_HEADER, png_image, student_messages
 from sdpo_jax.train_step import loss_and_grads
 
 GROUP = 3
 
 
 @pytest.fixture(scope="module")
-def world(benchmark_file):
+def world(benchmark_file, default_run):
     config = size_config("tiny")
     model = Qwen3VL(config, rngs=nnx.Rngs(0))
     image = ImageProcessorConfig.for_model(config)
@@ -42,12 +42,6 @@ def world(benchmark_file):
     replies = [f"```python\n{task.target}```", f"Here it is:\n```python\n{injected.code}```",
                "```python\nimport matplotlib.pyplot as plt\nfig, ax = plt.subplots()\n"
                "ax.bar(labels, [1, 2])\nplt.savefig('out.png')\n```"]
-    env = make_env("chart", {})
-    try:
-        target = env.step(task, task.target)
-        feedbacks = [env.step(task, program_of(task, reply)) for reply in replies]
-    finally:
-        env.close()
     tok = processor.tokenizer
     ids = [tok.encode(reply) + [tok.special.eos[0]] for reply in replies]
     r = max(len(i) for i in ids)
@@ -55,22 +49,32 @@ def world(benchmark_file):
     for row, row_ids in enumerate(ids):
         tokens[row, :len(row_ids)] = row_ids
     lengths = np.array([len(i) for i in ids])
+    read = read_replies(tok, tokens, lengths, np.zeros(GROUP, np.int32), ["python"])
+    env = make_env("chart", {})
+    try:
+        target = env.step(task, task.target)
+        feedbacks = [env.step(task, reply.program.code) for reply in read]
+    finally:
+        env.close()
     image = png_image(target.render_png)
     chat = processor(student_messages(task, image))
     shapes = Shapes(response_length=r, student_prompt_length=len(chat.input_ids) + 4,
                     teacher_prompt_length=2048, student_patches=GROUP * 36,
                     teacher_patches=2 * GROUP * 36)
+    rows = Rows(tokens, np.zeros(tokens.shape, np.float32), lengths, read)
     return dict(config=config, model=model, processor=processor, task=task, image=image,
-                chat=chat, tokens=tokens, lengths=lengths, feedbacks=feedbacks, shapes=shapes,
-                injected=injected, replies=replies)
+                chat=chat, rows=rows, feedbacks=feedbacks, shapes=shapes, injected=injected,
+                run=default_run)
 
 
-def _batch(world, credit=CreditConfig(alpha=4.0), failed_exec_path=True, distill_enabled=True):
+def _batch(world, alpha=4.0, failed_exec_path=True, distill=True):
+    run = world["run"]
+    teacher = dataclasses.replace(run.teacher.context, max_prompt_tokens=2048,
+                                  failed_exec_path=failed_exec_path)
     return build_train_batch(
-        world["processor"], [world["task"]], [world["image"]], [world["chat"]], GROUP,
-        world["tokens"], world["lengths"], np.zeros(world["tokens"].shape, np.float32),
-        world["feedbacks"], shapes=world["shapes"], teacher_config=TeacherPromptConfig(),
-        credit=credit, failed_exec_path=failed_exec_path, distill_enabled=distill_enabled)
+        world["processor"], [world["task"]], [world["image"]], [world["chat"]], world["rows"],
+        world["feedbacks"], shapes=world["shapes"], teacher=teacher, distill=distill,
+        credit=dataclasses.replace(run.credit, alpha=alpha))
 
 
 @pytest.fixture(scope="module")
@@ -119,7 +123,7 @@ def test_credit_weights_amplify_the_injected_line_and_reach_the_gradient(world, 
     batch = _batch(world)
     weights = batch.loss.credit[1][batch.loss.mask[1] > 0]
     assert weights.max() > 1.5 * np.median(weights), "the defect's statement must be amplified"
-    uniform = _batch(world, credit=CreditConfig(alpha=1.0))
+    uniform = _batch(world, alpha=1.0)
     np.testing.assert_allclose(uniform.loss.credit[uniform.loss.mask > 0], 1.0)
     loss_a, metrics, grads_a = grads_fn(batch)
     loss_b, _, grads_b = grads_fn(uniform)
@@ -143,7 +147,7 @@ def test_failed_execution_still_teaches_through_distillation(world, grads_fn):
 
 
 def test_grpo_only_ablation_builds_no_teacher_prompts(world):
-    grpo = _batch(world, distill_enabled=False)
+    grpo = _batch(world, distill=False)
     assert grpo.loss.distill_mask.tolist() == [0.0] * GROUP
     assert grpo.teacher is grpo.student, "no teacher prompts are built for a step that skips them"
     np.testing.assert_array_equal(grpo.loss.credit, _batch(world).loss.credit)
