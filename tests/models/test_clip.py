@@ -3,6 +3,8 @@ the test saves locally (torch is a test-only dependency): same preprocessing, sa
 from __future__ import annotations
 
 import json
+import os
+import sys
 
 import jax.numpy as jnp
 import numpy as np
@@ -13,24 +15,15 @@ from models import clip
 
 torch = pytest.importorskip("torch")
 transformers = pytest.importorskip("transformers")
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from clip_tiny import EOS, IMAGE_SIZE, save_tiny_clip  # noqa: E402
 
 
 @pytest.fixture(scope="module")
 def tiny_clip(tmp_path_factory):
-    """A random CLIPModel (+ its image processor) saved as an HF folder, and the torch model."""
+    """The tiny random CLIP folder, its torch model and its image processor."""
     folder = tmp_path_factory.mktemp("tiny_clip")
-    torch.manual_seed(0)
-    config = transformers.CLIPConfig(
-        text_config=dict(vocab_size=99, hidden_size=32, intermediate_size=37, num_hidden_layers=2,
-                         num_attention_heads=4, max_position_embeddings=16, eos_token_id=98),
-        vision_config=dict(hidden_size=32, intermediate_size=37, num_hidden_layers=2,
-                           num_attention_heads=4, image_size=30, patch_size=6),
-        projection_dim=24)
-    reference = transformers.CLIPModel(config).eval()
-    reference.save_pretrained(folder, safe_serialization=True)
-    processor = transformers.CLIPImageProcessor(size={"shortest_edge": 30},
-                                                crop_size={"height": 30, "width": 30})
-    processor.save_pretrained(folder)
+    reference, processor = save_tiny_clip(str(folder))
     return str(folder), reference, processor
 
 
@@ -47,7 +40,7 @@ def test_preprocessing_matches_clip_image_processor(tiny_clip):
     expected = np.stack([processor(images=[im], return_tensors="np")["pixel_values"][0]
                          for im in images])
     got = ours(images)
-    assert got.shape == expected.shape == (len(images), 3, 30, 30)
+    assert got.shape == expected.shape == (len(images), 3, IMAGE_SIZE, IMAGE_SIZE)
     np.testing.assert_allclose(got, expected, atol=1e-6)
 
 
@@ -64,7 +57,7 @@ def test_image_and_text_embeddings_match_transformers(tiny_clip):
     config, model = clip.load_clip(folder)
     assert config.projection_dim == 24 and config.vision.num_patches == 25
     pixels = clip.ClipImageProcessor.from_folder(folder)(_images())
-    ids = np.array([[0, 5, 7, 98, 1, 1], [0, 9, 98, 1, 1, 1]])
+    ids = np.array([[0, 5, 7, EOS, 1, 1], [0, 9, EOS, 1, 1, 1]])
     mask = np.array([[1, 1, 1, 1, 0, 0], [1, 1, 1, 0, 0, 0]])
     with torch.no_grad():
         out = reference(input_ids=torch.tensor(ids), attention_mask=torch.tensor(mask),
