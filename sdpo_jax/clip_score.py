@@ -69,7 +69,7 @@ class ClipScorer:
 
     @classmethod
     def from_folder(cls, folder: str) -> "ClipScorer":
-        """From a local HF CLIP folder (config.json, model.safetensors[, preprocessor_config.json])."""
+        """From a local HF CLIP folder: config.json, model.safetensors, preprocessor_config.json."""
         _, model = load_clip(folder)
         return cls(model, ClipImageProcessor.from_folder(folder))
 

@@ -45,8 +45,8 @@ RUBRIC = (
     "100 points:\n\n"
     "1. **Chart Types (20 points)** Does the AI-generated image include all chart types present in "
     "the reference image (e.g., line charts, bar charts, etc.)?\n"
-    "2. **Layout (10 points)** Does the arrangement of subplots in the AI-generated image match the "
-    "reference image (e.g., number of rows and columns)?\n"
+    "2. **Layout (10 points)** Does the arrangement of subplots in the AI-generated image match "
+    "the reference image (e.g., number of rows and columns)?\n"
     "3. **Text Content (20 points)** Does the AI-generated image include all text from the "
     "reference image (e.g., titles, annotations, axis labels), excluding axis tick labels?\n"
     "4. **Data (20 points)** How accurately do the data trends in the AI-generated image resemble "
@@ -197,7 +197,8 @@ class ChartJudge:
             if isinstance(err.reason, (TimeoutError, socket.timeout)):
                 raise _Retry(f"the judge did not answer within {self.config.timeout_s:g} s"
                              ) from None
-            raise _Retry(f"cannot reach the judge at {self.config.endpoint}: {err.reason}") from None
+            raise _Retry(f"cannot reach the judge at {self.config.endpoint}: {err.reason}"
+                         ) from None
         except (ConnectionError, OSError) as err:
             raise _Retry(f"the connection to the judge failed: {err}") from None
         return self._reply_text(raw)

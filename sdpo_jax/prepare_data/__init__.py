@@ -10,14 +10,14 @@ Report (also written as `<OUT>.report.json`) says what was kept and dropped. Tar
 written beside OUT and named by each row's `image` field (`records`). Where each release's
 layout comes from is cited in its module (charts, web, slides). Row formats, by NAME:
 
-| NAME | release layout read | rows written | `sdpo_jax.data` format |
-|---|---|---|---|
-| chartmimic | `dataset/ori_500/<id>.py` + `<id>.pdf|png` | id, chart_type, code, figsize?, image | chartmimic |
-| chart2code | Chart2Code-160K JSON/JSONL (LLaVA conversations) | id, code, image? (runs only) | chart2code |
-| design2code | `testset_final/<n>.html` + `<n>.png` | id, html, image | design2code |
-| websight | WebSight parquet (`image`, `text`, `llm_generated_idea`) | id, html, idea?, image | websight |
-| webcode2m | WebCode2M parquet (`image`, `text`, `lang`) | id, html, lang?, image | websight |
-| aeslides | `examples/deck/<deck>/slides/*.html` (+ renders), or instruction rows | id, deck?, html? / instruction, image? | aeslides |
+NAME: release layout read -> fields written (`sdpo_jax.data` format)
+  chartmimic:  dataset/ori_500/<id>.py + <id>.pdf|png -> id, chart_type, code, figsize?, image
+  chart2code:  Chart2Code-160K JSON/JSONL (LLaVA rows) -> id, code, image? (runnable only)
+  design2code: testset_final/<n>.html + <n>.png -> id, html, image
+  websight:    parquet (image, text, llm_generated_idea) -> id, html, idea?, image
+  webcode2m:   parquet (image, text, lang) -> id, html, lang?, image   (read as "websight")
+  aeslides:    examples/deck/<deck>/slides/*.html (+ renders/*.jpg), or instruction rows
+               -> id, deck?, html? | instruction, image?
 """
 from __future__ import annotations
 
@@ -43,7 +43,7 @@ __all__ = ["PREPARERS", "Report", "SourceError", "output_path", "prepare"]
 
 
 def output_path(name: str, out: str | None) -> str:
-    """OUT as written: absolute or ./ ../ paths as given, bare names (or none) in the data folder."""
+    """OUT as written: absolute, ./ and ../ paths as given; bare names (or none): data folder."""
     out = out or f"{name}.jsonl"
     if os.path.isabs(out) or out.startswith(("./", "../")):
         return out

@@ -66,7 +66,8 @@ def chartmimic(src: str, report: Report, limit: int | None) -> Iterator[tuple[di
                     code = checked_program(f.read())
                 yield _chartmimic_row(item_id, code), _chartmimic_target(path[:-3])
             except (BadRow, UnicodeDecodeError) as err:
-                report.drop(str(err) if isinstance(err, BadRow) else "program is not UTF-8", item_id)
+                reason = str(err) if isinstance(err, BadRow) else "program is not UTF-8"
+                report.drop(reason, item_id)
         return
     for n, (where, row) in enumerate(read_rows(src)):
         if limit is not None and n >= limit:

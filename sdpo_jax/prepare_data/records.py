@@ -67,7 +67,8 @@ class Report:
         lines = [f"{self.name}: kept {self.kept} of {self.total} rows from {self.source}"
                  + (f" -> {self.output}" if self.output else "")]
         for reason, count in self.dropped.most_common():
-            lines.append(f"  dropped {count:>7}  {reason}  (e.g. {', '.join(self.examples[reason])})")
+            examples = ", ".join(self.examples[reason])
+            lines.append(f"  dropped {count:>7}  {reason}  (e.g. {examples})")
         for what, count in self.notes.most_common():
             lines.append(f"  note    {count:>7}  {what}")
         return "\n".join(lines)
@@ -91,8 +92,16 @@ def row_files(src: str) -> list[str]:
     return found
 
 
-def read_rows(src: str) -> Iterator[tuple[str, Any]]:
-    """(where, row) for every row of the release; unreadable lines come back as BadRow rows."""
+def read_rows(src: str) -> Iterator[tuple[str, dict | BadRow]]:
+    """(where, row) for every row of the release; unreadable or non-object rows come back as
+    BadRow values, for the caller to count."""
+    for where, row in _raw_rows(src):
+        if not isinstance(row, (dict, BadRow)):
+            row = BadRow(f"row is a {type(row).__name__}, not an object")
+        yield where, row
+
+
+def _raw_rows(src: str) -> Iterator[tuple[str, Any]]:
     for path in row_files(src):
         if path.endswith(".parquet"):
             yield from _parquet_rows(path)
@@ -174,8 +183,8 @@ def image_bytes(value: Any, base_dir: str) -> bytes:
                 data = f.read()
         else:
             try:
-                data = base64.b64decode(text.split(",", 1)[-1] if text.startswith("data:") else text,
-                                        validate=True)
+                encoded = text.split(",", 1)[-1] if text.startswith("data:") else text
+                data = base64.b64decode(encoded, validate=True)
             except ValueError:
                 raise BadRow(f"image {text[:60]!r} is neither a file nor base64") from None
     if not data:

@@ -61,8 +61,6 @@ def _rows(src: str, report: Report, limit: int | None) -> Iterator[tuple[dict, b
         try:
             if isinstance(row, BadRow):
                 raise row
-            if not isinstance(row, dict):
-                raise BadRow(f"row is a {type(row).__name__}, not an object")
             out = {"id": row_id(row, f"aeslides_{n}")}
             if isinstance(row.get("deck"), str):
                 out["deck"] = row["deck"]

@@ -70,8 +70,6 @@ def _rows(src: str, report: Report, limit: int | None, prefix: str,
         try:
             if isinstance(row, BadRow):
                 raise row
-            if not isinstance(row, dict):
-                raise BadRow(f"row is a {type(row).__name__}, not an object")
             out = {"id": row_id(row, f"{prefix}_{n}"),
                    "html": checked_html(text_field(row, "text", "html"))}
             out.update({name: row[field] for field, name in keep
