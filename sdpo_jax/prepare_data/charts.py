@@ -20,6 +20,7 @@ counted under their error type. Rows: {id, code, image?}.
 from __future__ import annotations
 
 import ast
+import functools
 import os
 import re
 from collections.abc import Iterator
@@ -29,8 +30,8 @@ from envs.code_extract import extract_code
 from envs.pool import EnvPool
 from envs.registry import spec as domain_spec
 from envs.task import Task
-from sdpo_jax.prepare_data.records import (BadRow, Report, image_bytes, rasterise_pdf, read_rows,
-                                           row_id, source_dir, text_field)
+from sdpo_jax.prepare_data.records import (BadRow, Report, collect, image_bytes, rasterise_pdf,
+                                           row_id, row_items, source_dir, text_field)
 
 PDF_DPI = 120
 _FIGSIZE = re.compile(r"figsize\s*=\s*[(\[]\s*([0-9.]+)\s*,\s*([0-9.]+)\s*[)\]]")
@@ -56,32 +57,28 @@ def _figsize(code: str) -> list[float] | None:
 
 def chartmimic(src: str, report: Report, limit: int | None) -> Iterator[tuple[dict, bytes | None]]:
     if os.path.isdir(src) and any(f.endswith(".py") for f in os.listdir(src)):
-        items = ((f[:-3], os.path.join(src, f)) for f in sorted(os.listdir(src))
-                 if f.endswith(".py"))
-        for n, (item_id, path) in enumerate(items):
-            if limit is not None and n >= limit:
-                return
-            try:
-                with open(path, encoding="utf-8") as f:
-                    code = checked_program(f.read())
-                yield _chartmimic_row(item_id, code), _chartmimic_target(path[:-3])
-            except (BadRow, UnicodeDecodeError) as err:
-                reason = str(err) if isinstance(err, BadRow) else "program is not UTF-8"
-                report.drop(reason, item_id)
-        return
-    for n, (where, row) in enumerate(read_rows(src)):
-        if limit is not None and n >= limit:
-            return
-        try:
-            if isinstance(row, BadRow):
-                raise row
-            item_id = row_id(row, where)
-            code = checked_program(text_field(row, "code"))
-            image = row.get("image")
-            target = image_bytes(image, source_dir(where)) if image else None
-            yield _chartmimic_row(item_id, code), target
-        except BadRow as err:
-            report.drop(str(err), where)
+        items = ((f[:-3], functools.partial(_chartmimic_file, os.path.join(src, f)))
+                 for f in sorted(os.listdir(src)) if f.endswith(".py"))
+        yield from collect(items, report, limit)
+    else:
+        yield from collect(row_items(src, _chartmimic_json_row), report, limit)
+
+
+def _chartmimic_file(path: str) -> tuple[dict, bytes]:
+    try:
+        with open(path, encoding="utf-8") as f:
+            code = checked_program(f.read())
+    except UnicodeDecodeError:
+        raise BadRow("program is not UTF-8") from None
+    stem = path[:-3]
+    return _chartmimic_row(os.path.basename(stem), code), _chartmimic_target(stem)
+
+
+def _chartmimic_json_row(n: int, where: str, row: dict) -> tuple[dict, bytes | None]:
+    code = checked_program(text_field(row, "code"))
+    image = row.get("image")
+    return (_chartmimic_row(row_id(row, where), code),
+            image_bytes(image, source_dir(where)) if image else None)
 
 
 def _chartmimic_row(item_id: str, code: str) -> dict[str, Any]:
@@ -119,18 +116,14 @@ def chart2code(src: str, report: Report, limit: int | None, workers: int = 2
     canvas = domain_spec("chart")
     with EnvPool(num_workers=workers, env_config={"chart": {"detect": False}},
                  warm=("chart",), item_timeout_s=120.0) as pool:
+        def build(n: int, where: str, row: dict) -> tuple[dict, bytes | None]:
+            item = {"id": row_id(row, f"chart2code_{n}"),
+                    "code": checked_program(_chart2code_code(row))}
+            return item, _optional_image(row, where, report)
+
         batch: list[tuple[dict, bytes | None]] = []
-        for n, (where, row) in enumerate(read_rows(src)):
-            if limit is not None and n >= limit:
-                break
-            try:
-                if isinstance(row, BadRow):
-                    raise row
-                item = {"id": row_id(row, f"chart2code_{n}"),
-                        "code": checked_program(_chart2code_code(row))}
-                batch.append((item, _optional_image(row, where, report)))
-            except BadRow as err:
-                report.drop(str(err), where)
+        for built in collect(row_items(src, build), report, limit):
+            batch.append(built)
             if len(batch) == _CHUNK:
                 yield from _runnable(pool, batch, canvas, report)
                 batch = []

@@ -12,16 +12,18 @@ from __future__ import annotations
 import base64
 import collections
 import dataclasses
+import functools
 import io
 import json
 import os
 import re
-from collections.abc import Iterator
-from typing import Any
+from collections.abc import Callable, Iterable, Iterator
+from typing import Any, TypeVar
 
 from PIL import Image, UnidentifiedImageError
 
 ROW_SUFFIXES = (".jsonl", ".json", ".parquet")
+T = TypeVar("T")
 
 
 class SourceError(ValueError):
@@ -144,6 +146,31 @@ def _parquet_rows(path: str) -> Iterator[tuple[str, Any]]:
         for row in batch.to_pylist():
             yield f"{path}#{index}", row
             index += 1
+
+
+def collect(items: Iterable[tuple[str, Callable[[], T]]], report: Report, limit: int | None
+            ) -> Iterator[T]:
+    """Build each item (at most `limit`); an item whose build raises BadRow is counted, skipped."""
+    for n, (where, build) in enumerate(items):
+        if limit is not None and n >= limit:
+            return
+        try:
+            built = build()
+        except BadRow as err:
+            report.drop(str(err), where)
+            continue
+        yield built
+
+
+def row_items(src: str, build: Callable[[int, str, dict], T]
+              ) -> Iterator[tuple[str, Callable[[], T]]]:
+    """collect() items for every release row: build(n, where, row), or the row's own BadRow."""
+    def item(n: int, where: str, row: dict | BadRow) -> T:
+        if isinstance(row, BadRow):
+            raise row
+        return build(n, where, row)
+    for n, (where, row) in enumerate(read_rows(src)):
+        yield where, functools.partial(item, n, where, row)
 
 
 def source_dir(where: str) -> str:

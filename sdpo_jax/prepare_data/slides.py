@@ -13,10 +13,12 @@ Never imports jax.
 """
 from __future__ import annotations
 
+import functools
 import os
 from collections.abc import Iterator
 
-from sdpo_jax.prepare_data.records import BadRow, Report, image_bytes, read_rows, row_id, text_field
+from sdpo_jax.prepare_data.records import (BadRow, Report, collect, image_bytes, row_id,
+                                           row_items, text_field)
 from sdpo_jax.prepare_data.web import checked_html
 
 
@@ -31,47 +33,34 @@ def _deck_root(src: str) -> str | None:
 def aeslides(src: str, report: Report, limit: int | None) -> Iterator[tuple[dict, bytes | None]]:
     root = _deck_root(src) if os.path.isdir(src) else None
     if root is None:
-        yield from _rows(src, report, limit)
+        yield from collect(row_items(src, _instruction_row), report, limit)
         return
     slides = [(deck, page[:-5]) for deck in sorted(os.listdir(root))
               if os.path.isdir(os.path.join(root, deck, "slides"))
               for page in sorted(os.listdir(os.path.join(root, deck, "slides")))
               if page.endswith(".html")]
-    for n, (deck, page) in enumerate(slides):
-        if limit is not None and n >= limit:
-            return
-        item_id = f"{deck}/{page}"
-        try:
-            with open(os.path.join(root, deck, "slides", page + ".html"), encoding="utf-8",
-                      errors="replace") as f:
-                html = checked_html(f.read())
-            render = os.path.join(root, deck, "renders", page + ".jpg")
-            if not os.path.isfile(render):
-                report.note("kept without a target image (no renders/<page>.jpg)")
-            yield ({"id": item_id, "deck": deck, "html": html},
-                   image_bytes(render, "") if os.path.isfile(render) else None)
-        except BadRow as err:
-            report.drop(str(err), item_id)
+    def build(deck: str, page: str) -> tuple[dict, bytes | None]:
+        with open(os.path.join(root, deck, "slides", page + ".html"), encoding="utf-8",
+                  errors="replace") as f:
+            html = checked_html(f.read())
+        render = os.path.join(root, deck, "renders", page + ".jpg")
+        if not os.path.isfile(render):
+            report.note("kept without a target image (no renders/<page>.jpg)")
+        return ({"id": f"{deck}/{page}", "deck": deck, "html": html},
+                image_bytes(render, "") if os.path.isfile(render) else None)
+    yield from collect(((f"{deck}/{page}", functools.partial(build, deck, page))
+                        for deck, page in slides), report, limit)
 
 
-def _rows(src: str, report: Report, limit: int | None) -> Iterator[tuple[dict, bytes | None]]:
-    for n, (where, row) in enumerate(read_rows(src)):
-        if limit is not None and n >= limit:
-            return
-        try:
-            if isinstance(row, BadRow):
-                raise row
-            out = {"id": row_id(row, f"aeslides_{n}")}
-            if isinstance(row.get("deck"), str):
-                out["deck"] = row["deck"]
-            if isinstance(row.get("html"), str) and row["html"].strip():
-                out["html"] = checked_html(row["html"])
-            try:
-                out["instruction"] = text_field(row, "instruction", "prompt", "query")
-            except BadRow:
-                if "html" not in out:
-                    raise BadRow("neither an html slide nor an instruction / prompt / query") \
-                        from None
-            yield out, None
-        except BadRow as err:
-            report.drop(str(err), where)
+def _instruction_row(n: int, where: str, row: dict) -> tuple[dict, None]:
+    out = {"id": row_id(row, f"aeslides_{n}")}
+    if isinstance(row.get("deck"), str):
+        out["deck"] = row["deck"]
+    if isinstance(row.get("html"), str) and row["html"].strip():
+        out["html"] = checked_html(row["html"])
+    try:
+        out["instruction"] = text_field(row, "instruction", "prompt", "query")
+    except BadRow:
+        if "html" not in out:
+            raise BadRow("neither an html slide nor an instruction / prompt / query") from None
+    return out, None

@@ -18,11 +18,12 @@ page must contain markup; its screenshot must decode. Never imports jax.
 """
 from __future__ import annotations
 
+import functools
 import os
 from collections.abc import Iterator
 
-from sdpo_jax.prepare_data.records import (BadRow, Report, image_bytes, read_rows, row_id,
-                                           source_dir, text_field)
+from sdpo_jax.prepare_data.records import (BadRow, Report, collect, image_bytes, row_id,
+                                           row_items, source_dir, text_field)
 
 
 def checked_html(page: str) -> str:
@@ -38,18 +39,17 @@ def design2code(src: str, report: Report, limit: int | None
         return
     pages = sorted((f[:-5] for f in os.listdir(src) if f.endswith(".html")),
                    key=lambda stem: (not stem.isdigit(), int(stem) if stem.isdigit() else 0, stem))
-    for n, stem in enumerate(pages):
-        if limit is not None and n >= limit:
-            return
-        try:
-            with open(os.path.join(src, stem + ".html"), encoding="utf-8", errors="replace") as f:
-                page = checked_html(f.read())
-            shot = os.path.join(src, stem + ".png")
-            if not os.path.isfile(shot):
-                raise BadRow("no screenshot <n>.png beside the page")
-            yield {"id": stem, "html": page}, image_bytes(shot, "")
-        except BadRow as err:
-            report.drop(str(err), stem)
+    yield from collect(((stem, functools.partial(_design2code_page, src, stem)) for stem in pages),
+                       report, limit)
+
+
+def _design2code_page(folder: str, stem: str) -> tuple[dict, bytes]:
+    with open(os.path.join(folder, stem + ".html"), encoding="utf-8", errors="replace") as f:
+        page = checked_html(f.read())
+    shot = os.path.join(folder, stem + ".png")
+    if not os.path.isfile(shot):
+        raise BadRow("no screenshot <n>.png beside the page")
+    return {"id": stem, "html": page}, image_bytes(shot, "")
 
 
 def websight(src: str, report: Report, limit: int | None) -> Iterator[tuple[dict, bytes | None]]:
@@ -64,20 +64,13 @@ def _rows(src: str, report: Report, limit: int | None, prefix: str,
           keep: tuple[tuple[str, str], ...], image_required: bool = True
           ) -> Iterator[tuple[dict, bytes | None]]:
     """Screenshot/HTML rows: `text` or `html`, `image`; `keep` maps extra fields to row names."""
-    for n, (where, row) in enumerate(read_rows(src)):
-        if limit is not None and n >= limit:
-            return
-        try:
-            if isinstance(row, BadRow):
-                raise row
-            out = {"id": row_id(row, f"{prefix}_{n}"),
-                   "html": checked_html(text_field(row, "text", "html"))}
-            out.update({name: row[field] for field, name in keep
-                        if isinstance(row.get(field), str) and row[field]})
-            if not image_required and not row.get("image"):
-                report.note("kept without a target image (none in the row)")
-                yield out, None
-            else:
-                yield out, image_bytes(row.get("image"), source_dir(where))
-        except BadRow as err:
-            report.drop(str(err), where)
+    def build(n: int, where: str, row: dict) -> tuple[dict, bytes | None]:
+        out = {"id": row_id(row, f"{prefix}_{n}"),
+               "html": checked_html(text_field(row, "text", "html"))}
+        out.update({name: row[field] for field, name in keep
+                    if isinstance(row.get(field), str) and row[field]})
+        if not image_required and not row.get("image"):
+            report.note("kept without a target image (none in the row)")
+            return out, None
+        return out, image_bytes(row.get("image"), source_dir(where))
+    yield from collect(row_items(src, build), report, limit)
