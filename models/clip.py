@@ -1,6 +1,6 @@
 """CLIP in Flax NNX (ViT image tower, causal text tower, projections), loaded from an HF folder.
 
-    config, model = load_clip(folder)            # config.json + model.safetensors, nothing downloads
+    config, model = load_clip(folder)        # config.json + model.safetensors; no downloads
     preprocess = ClipImageProcessor.from_folder(folder)
     embeds = model.image_features(jnp.asarray(preprocess([image])))   # [B, projection_dim]
 
