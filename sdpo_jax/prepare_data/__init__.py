@@ -10,7 +10,7 @@ Report (also written as `<OUT>.report.json`) says what was kept and dropped. Tar
 written beside OUT and named by each row's `image` field (`records`). Where each release's
 layout comes from is cited in its module (charts, web, slides). Row formats, by NAME:
 
-NAME: release layout read -> fields written (`sdpo_jax.data` format)
+NAME: release layout read -> fields written (record format in envs.registry.FORMATS)
   chartmimic:  dataset/ori_500/<id>.py + <id>.pdf|png -> id, chart_type, code, figsize?, image
   chart2code:  Chart2Code-160K JSON/JSONL (LLaVA rows) -> id, code, image? (runnable only)
   design2code: testset_final/<n>.html + <n>.png -> id, html, image
