@@ -5,7 +5,13 @@ evaluator, chart2code/utils/evaluator/).
   (ChartMimic clears x/y ticks before drawing: same result, one draw instead of two);
 * layout: (nrows, ncols, row/col start/end) of every axes that sits in a gridspec;
 * chart type: counts of the outermost calls of the plotting functions ChartMimic wraps;
-* colour: the final colour (or colormap name) of the artists those calls returned.
+* colour: the final colour (or colormap name) of the parts of those calls' results that
+  ChartMimic's ColorEvaluator reads (chart2code/utils/evaluator/color_evaluator_prefix.py):
+  pie wedges (not their labels), boxplot boxes drawn as patches (patch_artist=True; whiskers,
+  caps, medians and fliers are not read), violin bodies (first face colour each), the first
+  face colour of a scatter, fill_between, bar3d or plot_surface result, and a colormap name for
+  scatter / plot_surface only when the call passed `cmap=` (image, pcolor, contour and
+  tripcolor results always give theirs).
 
 Only recording happens here; scoring two recordings is `envs.chart.metrics`, outside the
 sandbox. Function ids are our own names (ChartMimic uses file paths); both sides of a
@@ -46,7 +52,7 @@ class CallLog:
 
     def __init__(self):
         self.types: collections.Counter[str] = collections.Counter()
-        self.color_calls: list[tuple[str, Any]] = []
+        self.color_calls: list[tuple[str, Any, str | None]] = []  # group, result, cmap= name
         self.depth = {"type": 0, "color": 0}
 
 
@@ -135,11 +141,17 @@ def _wrap(fn: Callable, type_id: str | None, *, constructor: bool = False,
             made = args[0] if constructor else out
             if isinstance(made, Axes):  # squarify returns the axes it drew its rectangles on
                 made = made.patches[patches_before:]
-            LOG.color_calls.append((group, made))
+            LOG.color_calls.append((group, made, _cmap_name(kwargs.get("cmap"))))
         return out
 
     recorded._sdpo_recorded = True
     return recorded
+
+
+def _cmap_name(cmap: Any) -> str | None:
+    if cmap is None:
+        return None
+    return cmap if isinstance(cmap, str) else getattr(cmap, "name", None)
 
 
 def _gca_patch_count() -> int:
@@ -148,12 +160,27 @@ def _gca_patch_count() -> int:
 
 
 # ---------------------------------------------------------------- the views
+# Which part of a call's result ChartMimic reads, and whose colour it takes first only.
+_COLOR_PARTS: dict[str, Callable[[Any], Any]] = {
+    "Axes.pie": lambda made: made[0],
+    "Axes.boxplot": lambda made: [box for box in made.get("boxes", []) if isinstance(box, Patch)],
+    "Axes.violinplot": lambda made: made.get("bodies", []),
+}
+_FIRST_COLOR = frozenset({"Axes.scatter", "Axes.violinplot", "fill_between", "Axes3D.bar3d",
+                          "Axes3D.plot_surface"})
+_CMAP_BY_KEYWORD = frozenset({"Axes.scatter", "Axes3D.scatter", "Axes3D.plot_surface"})
+
+
 def color_keys() -> list[str]:
-    """Distinct "group--COLOR" keys of every recorded artist's final colour, sorted."""
+    """Distinct "group--COLOR" keys of the final colours ChartMimic reads (module docstring)."""
     keys = set()
-    for group, made in LOG.color_calls:
-        for artist in _artists(made):
-            keys.update(f"{group}--{c}" for c in artist_colors(artist))
+    for group, made, cmap in LOG.color_calls:
+        if group in _CMAP_BY_KEYWORD and cmap:
+            keys.add(f"{group}--{cmap}")
+            continue
+        for artist in _artists(_COLOR_PARTS.get(group, lambda m: m)(made)):
+            colors = artist_colors(artist, colormap=group not in _CMAP_BY_KEYWORD)
+            keys.update(f"{group}--{c}" for c in (colors[:1] if group in _FIRST_COLOR else colors))
     return sorted(keys)
 
 
@@ -172,19 +199,22 @@ def _artists(value: Any, depth: int = 0) -> Iterable[Artist]:
         yield from _artists(list(value.patches or ()), depth + 1)
 
 
-def artist_colors(artist: Artist) -> list[str]:
-    """Final colour(s) of an artist as upper-case hex, or its colormap's name when data-mapped."""
-    if isinstance(artist, ScalarMappable) and getattr(artist, "get_array", lambda: None)() is not None:
+def artist_colors(artist: Artist, colormap: bool = True) -> list[str]:
+    """Final colour(s) of an artist as upper-case hex in drawing order, or (with `colormap`) its
+    colormap's name when it is data-mapped. Patches give their face colour, as ChartMimic reads
+    it, even when unfilled."""
+    if colormap and isinstance(artist, ScalarMappable) \
+            and getattr(artist, "get_array", lambda: None)() is not None:
         return [artist.get_cmap().name]
     if isinstance(artist, (Line2D, Text)):
         return [_hex(artist.get_color())]
     if isinstance(artist, Patch):
-        return [_hex(artist.get_facecolor() if artist.get_fill() else artist.get_edgecolor())]
+        return [_hex(artist.get_facecolor())]
     if isinstance(artist, Collection):
         rows = artist.get_facecolor()
         if len(rows) == 0 or all(r[3] == 0 for r in rows):
             rows = artist.get_edgecolor()
-        return sorted({_hex(r) for r in rows})
+        return list(dict.fromkeys(_hex(r) for r in rows))
     return []
 
 

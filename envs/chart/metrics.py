@@ -13,9 +13,17 @@ F1; `fidelity` is their mean (ChartMimic's "Low" score of one item, in [0, 1]).
   1 for two equal colormap names, else 0; lists over 10 colours are first thinned greedily
   (drop a colour more than 0.7 similar to one kept).
 
-Deliberate deviation: ChartMimic scores 0 when both sides of a view are empty (e.g. a chart
-with no titles or labels scored against itself); here both-empty scores 1, so a program always
-scores 1.0 against itself. One side empty scores 0, as in ChartMimic. Never imports jax.
+Checked against ChartMimic's evaluators (chart2code/utils/evaluator/{text,layout,chart_type,
+color}_evaluator.py, commit 7ee16fb) and VLMEvalKit's copies: the matching rules above are
+theirs. Two differences, both handled in `score`:
+* Empty views. ChartMimic scores 0 when either side of a view is empty, so a chart with no
+  titles or labels scores text 0 even against itself. For training rewards both-empty scores 1
+  here, so a program always scores 1.0 against itself; `score(..., official=True)` applies
+  ChartMimic's rule, for benchmark columns. One side empty scores 0 either way.
+* Ids. ChartMimic names a chart type or colour group by its defining file and function, so the
+  constructors of Circle and Ellipse (both `matplotlib/patches.py` `__init__`) are one type
+  there; the recorder's ids are class names, so `score` merges them (`SAME_ID`).
+Never imports jax.
 """
 from __future__ import annotations
 
@@ -31,6 +39,7 @@ from envs.color import ciede2000
 VIEWS = ("text", "layout", "type", "color")
 MAX_COLORS = 10
 SIMILAR = 0.7
+SAME_ID = {"Circle": "Ellipse"}  # recorder id -> the id ChartMimic's file-function name shares
 
 
 def f1(matched: float, n_generated: float, n_gold: float) -> float:
@@ -111,11 +120,31 @@ def color_f1(generated: Sequence[str], gold: Sequence[str]) -> float:
     return f1(total, len(gen), len(ref))
 
 
-def score(generated: dict[str, Any], gold: dict[str, Any]) -> dict[str, float]:
-    """The four F1s and their mean ("fidelity") of a generated recording against the target's."""
-    scores = {"text": text_f1(generated.get("text", []), gold.get("text", [])),
-              "layout": layout_f1(generated.get("layout", []), gold.get("layout", [])),
-              "type": type_f1(generated.get("types", {}), gold.get("types", {})),
-              "color": color_f1(generated.get("colors", []), gold.get("colors", []))}
+def _views(recording: dict[str, Any]) -> dict[str, Any]:
+    """The four views, with ids ChartMimic does not tell apart merged (SAME_ID)."""
+    types: collections.Counter[str] = collections.Counter()
+    for key, count in recording.get("types", {}).items():
+        types[SAME_ID.get(key, key)] += int(count)
+    colors = []
+    for key in recording.get("colors", []):
+        group, sep, colour = key.rpartition("--")
+        colors.append(f"{SAME_ID.get(group, group)}{sep}{colour}")
+    return {"text": list(recording.get("text", [])), "layout": list(recording.get("layout", [])),
+            "type": dict(types), "color": colors}
+
+
+def score(generated: dict[str, Any], gold: dict[str, Any], official: bool = False
+          ) -> dict[str, float]:
+    """The four F1s and their mean ("fidelity") of a generated recording against the target's;
+    `official` scores a view empty on both sides 0, as ChartMimic does (module docstring)."""
+    gen, ref = _views(generated), _views(gold)
+    scores = {"text": text_f1(gen["text"], ref["text"]),
+              "layout": layout_f1(gen["layout"], ref["layout"]),
+              "type": type_f1(gen["type"], ref["type"]),
+              "color": color_f1(gen["color"], ref["color"])}
+    if official:
+        for view in VIEWS:
+            if not gen[view] and not ref[view]:
+                scores[view] = 0.0
     scores["fidelity"] = sum(scores[v] for v in VIEWS) / len(VIEWS)
     return scores

@@ -62,3 +62,64 @@ def test_any_recording_scores_one_against_itself_and_at_most_one_otherwise(colou
     other = {**recording, "colors": recording["colors"][1:], "text": recording["text"][:-1]}
     scores = metrics.score(other, recording)
     assert all(0.0 <= v <= 1.0 for v in scores.values())
+
+
+def test_official_scores_views_empty_on_both_sides_zero_as_chartmimic_does():
+    recording = {"text": [], "layout": [], "types": {"Axes.bar": 1}, "colors": ["Axes.bar--#FF0000"]}
+    assert metrics.score(recording, recording)["fidelity"] == 1.0
+    official = metrics.score(recording, recording, official=True)
+    assert (official["text"], official["layout"], official["type"], official["color"]) == (0, 0, 1, 1)
+    assert official["fidelity"] == 0.5
+
+
+def test_circle_and_ellipse_are_one_chartmimic_type_and_colour_group():
+    circle = {"types": {"Circle": 2}, "colors": ["Circle--#FF0000"]}
+    ellipse = {"types": {"Ellipse": 2}, "colors": ["Ellipse--#FF0000"]}
+    scores = metrics.score(circle, ellipse)
+    assert scores["type"] == 1.0 and scores["color"] == 1.0
+
+
+@pytest.fixture
+def recorder():
+    """The sandbox's ChartMimic recorder, armed in this process for one program (a fresh log)."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from envs.chart import fidelity
+    fidelity.install()
+    fidelity.LOG = fidelity.CallLog()
+
+    def record(program):
+        fidelity.arm()
+        try:
+            program(plt)
+        finally:
+            fidelity.disarm()
+            plt.close("all")
+        keys = fidelity.color_keys()
+        fidelity.LOG = fidelity.CallLog()
+        return keys
+    return record
+
+
+def test_colours_are_read_from_the_parts_chartmimic_reads(recorder):
+    pie = recorder(lambda plt: plt.pie([1, 2], colors=["#FF0000", "#00FF00"], labels=["a", "b"],
+                                       autopct="%1.0f%%", textprops={"color": "#0000FF"}))
+    assert pie == ["Axes.pie--#00FF00", "Axes.pie--#FF0000"], "wedges only, not label texts"
+    boxes = recorder(lambda plt: plt.boxplot([[1, 2, 3], [2, 3, 9]], patch_artist=True,
+                                             boxprops={"facecolor": "#AA0000"},
+                                             medianprops={"color": "#00AA00"}))
+    assert boxes == ["Axes.boxplot--#AA0000"], "box faces only, not whiskers or medians"
+    assert recorder(lambda plt: plt.boxplot([[1, 2, 3]])) == [], "line boxes are not read"
+    violins = recorder(lambda plt: plt.violinplot([[1, 2, 3, 4], [2, 3, 3, 5]]))
+    assert len(violins) == 1 and violins[0].startswith("Axes.violinplot--#"), violins
+
+
+def test_scatter_gives_a_colormap_only_when_asked_for_one(recorder):
+    mapped = recorder(lambda plt: plt.scatter([1, 2, 3], [1, 2, 3], c=[0.1, 0.5, 0.9]))
+    assert len(mapped) == 1 and mapped[0].startswith("Axes.scatter--#"), mapped
+    named = recorder(lambda plt: plt.scatter([1, 2], [1, 2], c=[1, 2], cmap="plasma"))
+    assert named == ["Axes.scatter--plasma"]
+    many = recorder(lambda plt: plt.scatter([1, 2], [1, 2], color=["#FF0000", "#0000FF"]))
+    assert many == ["Axes.scatter--#FF0000"], "ChartMimic reads a scatter's first face colour"
