@@ -25,7 +25,6 @@ from flax import nnx
 from jax.sharding import NamedSharding, PartitionSpec
 from PIL import Image
 
-from envs.feedback import Feedback
 from envs.pool import EnvPool
 from envs.registry import spec as domain_spec
 from envs.task import Task
@@ -96,17 +95,11 @@ class Trainer:
                      if t.target is not None and domain_spec(t.domain).renders_reference
                      and (t.domain, t.task_id) not in self.target_images}.items())
         mine = [todo[i] for i in process_rows(len(todo))]
-        pngs = self._render([(task, task.target) for _, task in mine])
-        for (key, _), feedback in zip(todo, allgather_objects(
-                [f.render_png if f.ok else None for f in pngs])):
-            self.target_images[key] = None if feedback is None else png_image(feedback)
+        renders = self.pool.map([(task, task.target) for _, task in mine])
+        for (key, _), png in zip(todo, allgather_objects(
+                [f.render_png if f.ok else None for f in renders])):
+            self.target_images[key] = None if png is None else png_image(png)
         return [self.target_images.get((t.domain, t.task_id)) for t in tasks]
-
-    def _render(self, items: list[tuple[Task, str]]) -> list[Feedback]:
-        """Feedback for (task, program) pairs from this host's env pool, in order."""
-        ids = [self.pool.submit(task, code) for task, code in items]
-        done = dict(self.pool.results(ids))
-        return [done[i] for i in ids]
 
     def _draw_tasks(self, count: int) -> tuple[list[Task], list[Image.Image | None]]:
         """`count` tasks whose reference renders (where they need one) succeeded."""
