@@ -42,7 +42,7 @@ class ChartEnvConfig:
     """Everything the chart env can be told; `from_dict` validates a plain config dict."""
 
     limits: SandboxLimits = SandboxLimits(cpu_seconds=20.0, wall_seconds=30.0)
-    isolation: str = "auto"
+    isolation: str = "bwrap"  # or "process", the explicit fallback (envs.sandbox)
     detectors: ChartDetectorConfig = ChartDetectorConfig()
     reward: dict[str, float] = dataclasses.field(default_factory=lambda: dict(DEFAULT_REWARD_WEIGHTS))
     detect: bool = True
