@@ -1,4 +1,4 @@
-"""The outer wall: bubblewrap command lines for the sandbox server and the office renderer.
+"""The outer wall: bubblewrap command lines for the sandbox server and the renderers.
 
     argv = bwrap.command([python, "-m", "envs.sandbox_server", ...], read_only=[project_root])
 
@@ -30,7 +30,8 @@ from collections.abc import Iterable, Mapping
 
 CACHES = ("/var/cache/fontconfig",)
 ETC_ENTRIES = ("fonts", "ld.so.cache", "ld.so.conf", "ld.so.conf.d", "localtime", "alternatives",
-               "libreoffice", "mime.types", "passwd", "group", "nsswitch.conf", "ucf.conf")
+               "libreoffice", "chromium", "chromium.d", "mime.types", "passwd", "group",
+               "nsswitch.conf", "ucf.conf")
 # what the sandbox server keeps: mount a tmpfs per run, make each program an unprivileged uid
 SERVER_CAPS = ("CAP_SYS_ADMIN", "CAP_SETUID", "CAP_SETGID")
 
@@ -82,7 +83,7 @@ def command(argv: list[str], *, read_only: Iterable[str] = (), env: Mapping[str,
     args = [executable() or "bwrap", "--unshare-pid", "--unshare-net", "--unshare-ipc",
             "--unshare-uts", "--unshare-cgroup-try", "--die-with-parent", "--new-session",
             "--clearenv", "--hostname", "sandbox"]
-    trees = sorted({os.path.abspath(p) for p in read_only} | set(python_paths()) | set(_system_paths()))
+    trees = sorted({os.path.realpath(p) for p in read_only} | set(python_paths()) | set(_system_paths()))
     made: set[str] = set()
     for path in trees:
         if any(path.startswith(other + os.sep) for other in trees if not os.path.islink(other)):

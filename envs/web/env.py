@@ -95,6 +95,11 @@ def judge_page(browser: Browser, html: str, width: int, height: int, *, max_elem
         if page.log.violations:
             raise PageError("violation", "page " + "; ".join(sorted(set(page.log.violations))[:3])
                             + " (pages must be self-contained: no network, no navigation)")
+        forged = source.forged_tags(data.get("elements", []))
+        if forged:
+            raise PageError("tamper", "the page rewrote the source tags the judge put on its "
+                                      f"elements ({'; '.join(forged[:3])}); scripts must leave the "
+                                      "data-vs attributes alone")
         layout = PageLayout.from_extraction(data)
         findings = detect_all(layout, detectors)
         lines = trace_findings(page, findings, layout, source)
