@@ -24,10 +24,10 @@ import dataclasses
 
 from envs import pixels
 from envs.chart.scene import ChartScene
+from envs.reward import MIN_INK
 
 VISIBLE = (0.5, 0.85)  # share of claimed elements showing ink: no trust .. full trust
 EXPLAINED = (0.8, 0.97)  # share of the ink inside claimed boxes: no trust .. full trust
-MIN_INK = 0.002  # a render with less ink than this share of its pixels is blank
 
 
 @dataclasses.dataclass(frozen=True)
