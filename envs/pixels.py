@@ -10,6 +10,7 @@ render scores near 0 and the target itself 1). Never imports jax.
 from __future__ import annotations
 
 import io
+import math
 from collections.abc import Iterable, Sequence
 
 import numpy as np
@@ -51,20 +52,21 @@ def background_color(image: np.ndarray) -> np.ndarray:
 
 def ink_mask(image: np.ndarray) -> np.ndarray:
     """(height, width) bool: pixels visibly different from the background colour."""
-    diff = np.abs(image.astype(np.int16) - background_color(image)).max(axis=-1)
-    return diff > INK_TOLERANCE
+    levels = np.arange(256, dtype=np.int16)
+    mask = np.zeros(image.shape[:2], dtype=bool)
+    for channel, value in enumerate(background_color(image)):
+        far = np.abs(levels - value) > INK_TOLERANCE  # a lookup table: faster than arithmetic
+        mask |= far[image[..., channel]]
+    return mask
 
 
 def _pixel_box(box: Sequence[float], shape: tuple[int, ...], pad: float = 0.0) -> tuple[int, int, int, int]:
     height, width = shape[:2]
-    values = [float(v) for v in box]
-    if not all(np.isfinite(values)):
+    x0, y0, x1, y1 = (float(v) for v in box)
+    if not all(map(math.isfinite, (x0, y0, x1, y1))):
         return 0, 0, 0, 0
-    x0 = int(np.clip(np.floor(values[0] - pad), 0, width))
-    y0 = int(np.clip(np.floor(values[1] - pad), 0, height))
-    x1 = int(np.clip(np.ceil(values[2] + pad), 0, width))
-    y1 = int(np.clip(np.ceil(values[3] + pad), 0, height))
-    return x0, y0, x1, y1
+    return (min(max(math.floor(x0 - pad), 0), width), min(max(math.floor(y0 - pad), 0), height),
+            min(max(math.ceil(x1 + pad), 0), width), min(max(math.ceil(y1 + pad), 0), height))
 
 
 def shows_ink(mask: np.ndarray, box: Sequence[float], pad: float = 1.0) -> bool:
