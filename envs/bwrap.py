@@ -83,7 +83,8 @@ def command(argv: list[str], *, read_only: Iterable[str] = (), env: Mapping[str,
     args = [executable() or "bwrap", "--unshare-pid", "--unshare-net", "--unshare-ipc",
             "--unshare-uts", "--unshare-cgroup-try", "--die-with-parent", "--new-session",
             "--clearenv", "--hostname", "sandbox"]
-    trees = sorted({os.path.realpath(p) for p in read_only} | set(python_paths()) | set(_system_paths()))
+    trees = sorted({os.path.realpath(p) for p in read_only} | set(python_paths())
+                   | set(_system_paths()))
     made: set[str] = set()
     for path in trees:
         if any(path.startswith(other + os.sep) for other in trees if not os.path.islink(other)):
@@ -97,8 +98,8 @@ def command(argv: list[str], *, read_only: Iterable[str] = (), env: Mapping[str,
         else:
             args += ["--ro-bind", path, path]
     args += ["--proc", "/proc", "--dev", "/dev", "--perms", "0755", "--size", str(int(tmp_bytes)),
-             "--tmpfs", "/tmp", "--perms", "0755", "--tmpfs", "/dev/shm", "--remount-ro", "/dev/shm",
-             "--chdir", cwd, "--cap-drop", "ALL"]
+             "--tmpfs", "/tmp", "--perms", "0755", "--tmpfs", "/dev/shm",
+             "--remount-ro", "/dev/shm", "--chdir", cwd, "--cap-drop", "ALL"]
     for host, inside in binds:
         args += ["--ro-bind", host, inside]
     for cap in caps:

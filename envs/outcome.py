@@ -35,7 +35,8 @@ def feedback_from_run(run: SandboxResult, timings: dict[str, float] | None = Non
     return Feedback(ok=True, timings=times, **streams)
 
 
-def protocol_failure(what: str, timings: dict[str, float] | None = None, **streams: str) -> Feedback:
+def protocol_failure(what: str, timings: dict[str, float] | None = None,
+                     **streams: str) -> Feedback:
     """A run whose artifacts cannot be judged as reported (malformed, forged or inconsistent)."""
     return Feedback.failure(ExecError("ProtocolError", f"{what}; programs must not tamper with the "
                                                        "runner or its results"),

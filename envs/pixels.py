@@ -60,7 +60,8 @@ def ink_mask(image: np.ndarray) -> np.ndarray:
     return mask
 
 
-def _pixel_box(box: Sequence[float], shape: tuple[int, ...], pad: float = 0.0) -> tuple[int, int, int, int]:
+def _pixel_box(box: Sequence[float], shape: tuple[int, ...],
+               pad: float = 0.0) -> tuple[int, int, int, int]:
     height, width = shape[:2]
     x0, y0, x1, y1 = (float(v) for v in box)
     if not all(map(math.isfinite, (x0, y0, x1, y1))):

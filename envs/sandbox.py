@@ -117,7 +117,8 @@ class Sandbox:
         self._ready_mode: str | None = None
         self._buffer = b""
         self.sandbox_id = uuid.uuid4().hex  # in the environment of the server and every run
-        self.program_uid = _PROGRAM_UIDS[0] + uuid.uuid4().int % (_PROGRAM_UIDS[1] - _PROGRAM_UIDS[0])
+        low, high = _PROGRAM_UIDS
+        self.program_uid = low + uuid.uuid4().int % (high - low)
         self.last_result: SandboxResult | None = None  # the latest run's outcome (resource use)
         if start:
             self._spawn()
@@ -144,7 +145,8 @@ class Sandbox:
             try:
                 with open(f"/proc/{entry}/stat", "rb") as f:
                     parent = int(f.read().rsplit(b")", 1)[1].split()[1])
-                children.setdefault(parent, []).append((int(entry), os.stat(f"/proc/{entry}").st_uid))
+                uid = os.stat(f"/proc/{entry}").st_uid
+                children.setdefault(parent, []).append((int(entry), uid))
             except (OSError, ValueError, IndexError):
                 continue
         for pid in pids:
@@ -176,30 +178,36 @@ class Sandbox:
                     "PYTHONUNBUFFERED": "1", "SDPO_SANDBOX_ID": self.sandbox_id})
         server = [sys.executable, "-B", "-s", "-m", "envs.sandbox_server", self.runner]
         if self.requested_isolation == "bwrap":
-            reason = bwrap.unavailable_reason()
-            if reason is not None:
-                raise SandboxError(f"the bubblewrap sandbox is unavailable: {reason}. The process "
-                                   "fallback (isolation='process') runs model code without "
-                                   "namespaces; choose it only knowingly.")
-            env["MPLCONFIGDIR"] = _SANDBOX_TMP
-            argv = bwrap.command(server + [_SANDBOX_TMP, "bwrap", str(self.program_uid)],
-                                 read_only=[os.path.join(project_root, "envs")], env=env,
-                                 caps=bwrap.SERVER_CAPS + ("CAP_KILL",),
-                                 binds=_font_cache_binds(_SANDBOX_TMP))
-            cwd = None
+            argv, cwd = self._bwrap_argv(server, env, project_root), None
         else:
-            warnings.warn("SANDBOX FALLBACK: isolation='process' runs model-written code without "
-                          "namespaces, a separate uid or a private file system; host files stay "
-                          "readable. Use it only where bubblewrap cannot run (README, Security).",
-                          RuntimeWarning, stacklevel=3)
-            self._base_dir = tempfile.mkdtemp(prefix="sdpo-sandbox-")
-            env.update({k: v for k, v in os.environ.items() if k not in _DROPPED_ENV and k not in env})
-            env["PYTHONPATH"] = os.pathsep.join(p for p in (project_root, os.environ.get("PYTHONPATH")) if p)
-            argv, cwd = server + [self._base_dir, "process", "0"], self._base_dir
+            argv, cwd = self._process_argv(server, env, project_root), self._base_dir
         self._proc = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, env=env,
                                       cwd=cwd, start_new_session=True, close_fds=True)
         self._buffer = b""
         self._ready_mode = None
+
+    def _bwrap_argv(self, server: list[str], env: dict[str, str], project_root: str) -> list[str]:
+        reason = bwrap.unavailable_reason()
+        if reason is not None:
+            raise SandboxError(f"the bubblewrap sandbox is unavailable: {reason}. The process "
+                               "fallback (isolation='process') runs model code without "
+                               "namespaces; choose it only knowingly.")
+        env["MPLCONFIGDIR"] = _SANDBOX_TMP
+        return bwrap.command(server + [_SANDBOX_TMP, "bwrap", str(self.program_uid)],
+                             read_only=[os.path.join(project_root, "envs")], env=env,
+                             caps=bwrap.SERVER_CAPS + ("CAP_KILL",),
+                             binds=_font_cache_binds(_SANDBOX_TMP))
+
+    def _process_argv(self, server: list[str], env: dict[str, str], project_root: str) -> list[str]:
+        warnings.warn("SANDBOX FALLBACK: isolation='process' runs model-written code without "
+                      "namespaces, a separate uid or a private file system; host files stay "
+                      "readable. Use it only where bubblewrap cannot run (README, Security).",
+                      RuntimeWarning, stacklevel=4)
+        self._base_dir = tempfile.mkdtemp(prefix="sdpo-sandbox-")
+        env.update({k: v for k, v in os.environ.items() if k not in _DROPPED_ENV and k not in env})
+        env["PYTHONPATH"] = os.pathsep.join(
+            p for p in (project_root, os.environ.get("PYTHONPATH")) if p)
+        return server + [self._base_dir, "process", "0"]
 
     def _ensure_ready(self) -> None:
         if self._proc is None or self._proc.poll() is not None:

@@ -80,7 +80,8 @@ class Filter:
             return  # not a system call on this architecture
         rc = self._lib.seccomp_rule_add_array(self._ctx, action, number, len(args or ()), args)
         if rc != 0:
-            raise SeccompUnavailable(f"seccomp rule for {syscall} failed: {errno.errorcode.get(-rc, rc)}")
+            raise SeccompUnavailable(f"seccomp rule for {syscall} failed: "
+                                     f"{errno.errorcode.get(-rc, rc)}")
 
     def load(self) -> None:
         """Apply the filter to this process for good (it also sets no_new_privs)."""

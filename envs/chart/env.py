@@ -15,7 +15,8 @@ and recorded once and cached.
 
 Reward (weights from the config's "reward" dict; defaults exec 0.2, fidelity 0.5,
 cleanliness 0.3), for a program that ran and drew:
-    reward = (w_exec + w_fidelity * fidelity + w_cleanliness * cleanliness * verified) / sum(weights used)
+    reward = (w_exec + w_fidelity * fidelity + w_cleanliness * cleanliness * verified)
+             / sum(weights used)
 with cleanliness = 1 / (1 + sum of defect severities) (the web env's form); verified (in [0, 1],
 `envs.chart.verify`) is 0 for a blank, covered or data-less render and falls when the scene
 claims elements the pixels do not show, or leaves ink unaccounted for, so an empty or forged
@@ -160,14 +161,16 @@ class ChartEnv:
         try:
             image = pixels.decode_png(run.artifacts.get("render.png"), self.config.max_pixels)
             scene = scene_from_json(domain_result(run, "scene"), image)
-            recording = metrics.parse_recording(domain_result(run, "fidelity")) if has_target else None
+            recording = (metrics.parse_recording(domain_result(run, "fidelity"))
+                         if has_target else None)
         except ValueError as err:
-            return protocol_failure(f"the run's artifacts cannot be judged: {err}", feedback.timings,
-                                    **streams)
+            return protocol_failure(f"the run's artifacts cannot be judged: {err}",
+                                    feedback.timings, **streams)
         check = verify(scene)
         feedback.timings["verify_s"] = time.perf_counter() - t
         t = time.perf_counter()
-        feedback.defects = detectors.detect(scene, self.config.detectors) if self.config.detect else []
+        feedback.defects = (detectors.detect(scene, self.config.detectors)
+                            if self.config.detect else [])
         feedback.timings["detect_s"] = time.perf_counter() - t
         feedback.elements = scene_elements(scene)[:self.config.max_elements]
         feedback.render_png = run.artifacts["render.png"]
@@ -205,8 +208,9 @@ class ChartEnv:
         try:
             if not run.ok or not (run.result or {}).get("ok"):
                 raise ValueError(str(run.error or (run.result or {}).get("error")))
-            target = Target(metrics.parse_recording(domain_result(run, "fidelity")),
-                            pixels.decode_png(run.artifacts.get("render.png"), self.config.max_pixels))
+            recording = metrics.parse_recording(domain_result(run, "fidelity"))
+            image = pixels.decode_png(run.artifacts.get("render.png"), self.config.max_pixels)
+            target = Target(recording, image)
         except ValueError as err:
             warnings.warn(f"chart task {task.task_id}: its target program does not render ({err}); "
                           f"fidelity is scored 0 for this task. Fix the task's target code.")

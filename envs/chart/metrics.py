@@ -131,11 +131,12 @@ def parse_recording(data: Any) -> dict[str, Any]:
     if not isinstance(data, dict):
         raise ValueError("the recording is not an object")
     text, layout, types, colors = (data.get(k) for k in ("text", "layout", "types", "colors"))
-    if not isinstance(text, list) or len(text) > 20_000 or not all(isinstance(t, str) for t in text):
+    if not isinstance(text, list) or len(text) > 20_000 or not all(
+            isinstance(t, str) for t in text):
         raise ValueError("recording.text must be a list of strings")
     if not isinstance(layout, list) or len(layout) > 1000 or not all(
-            isinstance(e, dict) and set(e) == set(_LAYOUT_KEYS) and all(_count(v) for v in e.values())
-            for e in layout):
+            isinstance(e, dict) and set(e) == set(_LAYOUT_KEYS)
+            and all(_count(v) for v in e.values()) for e in layout):
         raise ValueError("recording.layout must be a list of grid positions")
     if not isinstance(types, dict) or len(types) > 1000 or not all(
             isinstance(k, str) and _count(v) for k, v in types.items()):

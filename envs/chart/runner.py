@@ -60,7 +60,8 @@ def preload() -> None:
     import_libraries()
     import matplotlib.pyplot as plt
 
-    from envs.chart import compat, extraction, fidelity, scene, tracing  # noqa: F401 - hooks need imports
+    # every module the forked runs use, imported before the fork (hooks need imports)
+    from envs.chart import compat, extraction, fidelity, scene, tracing  # noqa: F401
     compat.install()
     tracing.install()
     fidelity.install()

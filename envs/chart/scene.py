@@ -107,9 +107,12 @@ def scene_to_json(scene: ChartScene) -> dict[str, Any]:
             "texts": [_plain(dataclasses.asdict(t)) for t in scene.texts],
             "axes": [_plain(dataclasses.asdict(a)) for a in scene.axes],
             "legends": [_plain(dataclasses.asdict(lg)) for lg in scene.legends],
-            "marks": [{**_plain({k: v for k, v in dataclasses.asdict(m).items() if k != "geometry"}),
-                       "geometry": None if m.geometry is None else _geometry_json(m.geometry)}
-                      for m in scene.marks]}
+            "marks": [_mark_json(m) for m in scene.marks]}
+
+
+def _mark_json(mark: MarkItem) -> dict[str, Any]:
+    plain = _plain({k: v for k, v in dataclasses.asdict(mark).items() if k != "geometry"})
+    return {**plain, "geometry": None if mark.geometry is None else _geometry_json(mark.geometry)}
 
 
 def _plain(value):
@@ -148,19 +151,22 @@ def _scene(d: dict, image: np.ndarray) -> ChartScene:
         figure_boxes=[_box(b) for b in _items(d["figure_boxes"])],
         texts=[TextItem(box=_box(t["box"]), corners=[_point(p) for p in _items(t["corners"], 16)],
                         text=_str(t["text"], 1000), rgba=_unit_floats(t["rgba"]),
-                        size_pt=_float(t["size_pt"]), bold=bool(t["bold"]), role=_choice(t["role"], ROLES),
-                        axes=_opt_int(t["axes"]), figure=_int(t["figure"]), lines=_spans(t["lines"]),
+                        size_pt=_float(t["size_pt"]), bold=bool(t["bold"]),
+                        role=_choice(t["role"], ROLES), axes=_opt_int(t["axes"]),
+                        figure=_int(t["figure"]), lines=_spans(t["lines"]),
                         color_lines=_spans(t["color_lines"]),
                         axis=None if t["axis"] is None else _str(t["axis"], 8),
                         clip=None if t["clip"] is None else _box(t["clip"]))
                for t in _items(d["texts"])],
         axes=[AxesItem(box=_box(a["box"]), position=_box(a["position"]), figure=_int(a["figure"]),
-                       grid=None if a["grid"] is None else tuple(_int(v) for v in _fixed(a["grid"], 5)),
+                       grid=None if a["grid"] is None else tuple(
+                           _int(v) for v in _fixed(a["grid"], 5)),
                        kind=_choice(a["kind"], ("axes", "colorbar", "inset")),
                        visible_frame=bool(a["visible_frame"]), lines=_spans(a["lines"]))
               for a in _items(d["axes"])],
-        legends=[LegendItem(box=_box(lg["box"]), axes=_opt_int(lg["axes"]), figure=_int(lg["figure"]),
-                            lines=_spans(lg["lines"])) for lg in _items(d["legends"])],
+        legends=[LegendItem(box=_box(lg["box"]), axes=_opt_int(lg["axes"]),
+                            figure=_int(lg["figure"]), lines=_spans(lg["lines"]))
+                 for lg in _items(d["legends"])],
         marks=[MarkItem(kind=_choice(m["kind"], ("line", "patch", "collection", "image")),
                         box=_box(m["box"]), axes=_int(m["axes"]), figure=_int(m["figure"]),
                         clipped=bool(m["clipped"]), lines=_spans(m["lines"]),

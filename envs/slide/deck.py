@@ -1,11 +1,12 @@
 """What a rendered deck looks like: shape geometry from the .pptx, text extents from the PDF.
 
-The judge re-reads the deck the sandbox child saved (never trusting the child for geometry;
-only after `envs.slide.deck_guard` passed it) with python-pptx, from memory: per slide, every shape's pixel box (EMU at 96 dpi, group children
-transformed), fill, line, text, whether it is a full-slide backdrop. LibreOffice's PDF gives the
-truth about text: PyMuPDF spans (bbox, size, colour, bold), which show text that grew out of its
-box; pdftotext has no colour or size, so PyMuPDF stays for this. Pages are rasterised with
-poppler's pdftoppm inside the office sandbox (`envs.slide.office`). Never imports jax.
+The judge re-reads the deck the sandbox child saved (never trusting the child for geometry; only
+after `envs.slide.deck_guard` passed it) with python-pptx, from memory: per slide, every shape's
+pixel box (EMU at 96 dpi, group children transformed), fill, line, text, whether it is a full-
+slide backdrop. LibreOffice's PDF gives the truth about text: PyMuPDF spans (bbox, size, colour,
+bold), which show text that grew out of its box; pdftotext has no colour or size, so PyMuPDF
+stays for this. Pages are rasterised with poppler's pdftoppm inside the office sandbox
+(`envs.slide.office`). Never imports jax.
 """
 from __future__ import annotations
 

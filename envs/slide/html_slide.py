@@ -134,7 +134,8 @@ class HtmlSlideEnv:
             return page_error_feedback(err, {"total_s": time.monotonic() - t0})
         defects = to_defects(judged) + collision_defects(judged, items)
         rgb = np.asarray(Image.open(io.BytesIO(judged.png)).convert("RGB"))
-        parts = {"exec": 1.0, "cleanliness": cleanliness(defects), **scores, "substance": substance(rgb)}
+        parts = {"exec": 1.0, "cleanliness": cleanliness(defects), **scores,
+                 "substance": substance(rgb)}
         w = self.config.aesthetic_weight
         reward = parts["substance"] * (w * scores["aeslides_avg"] + (1 - w) * parts["cleanliness"])
         return Feedback(

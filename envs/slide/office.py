@@ -89,22 +89,23 @@ class Office:
         return self._bridge is not None and self._bridge.poll() is None
 
     def render(self, deck: bytes, pages: int) -> tuple[bytes, list[bytes]]:
-        """(PDF, PNG per page up to `pages`) of a deck; OfficeError (after restarting) on failure."""
+        """(PDF, PNG per page up to `pages`) of a deck; OfficeError (after a restart) on failure."""
         if not self.alive():
             self.close()
             self.start()
         try:
-            self._bridge.stdin.write(json.dumps({"deck": len(deck), "pages": pages, "dpi": DPI}).encode()
-                                     + b"\n" + deck)
+            head = {"deck": len(deck), "pages": pages, "dpi": DPI}
+            self._bridge.stdin.write(json.dumps(head).encode() + b"\n" + deck)
             self._bridge.stdin.flush()
         except OSError:
             self.restart()
-            raise OfficeError("LibreOffice's bridge died before the deck was sent (restarted)") from None
+            raise OfficeError("LibreOffice's bridge died before the deck was sent "
+                              "(restarted)") from None
         reply = self._read_head(self.convert_timeout_s)
         if reply is None:
             self.restart()
-            raise OfficeError(f"LibreOffice did not render the deck within {self.convert_timeout_s:.0f}s "
-                              "(crashed or hung; restarted)")
+            raise OfficeError(f"LibreOffice did not render the deck within "
+                              f"{self.convert_timeout_s:.0f}s (crashed or hung; restarted)")
         if not reply.get("ok"):
             if not self.alive():
                 self.restart()
@@ -146,8 +147,10 @@ def cold_render(deck: bytes, pages: int, timeout_s: float = 60.0) -> tuple[bytes
         src.write_bytes(deck)
         subprocess.run(["soffice", "--headless", "--norestore", "--nolockcheck",
                         f"-env:UserInstallation=file://{tmp}/profile", "--convert-to", "pdf",
-                        "--outdir", tmp, str(src)], capture_output=True, timeout=timeout_s, check=True)
+                        "--outdir", tmp, str(src)], capture_output=True, timeout=timeout_s,
+                       check=True)
         subprocess.run(["pdftoppm", "-r", str(DPI), "-png", "-f", "1", "-l", str(pages),
-                        f"{tmp}/deck.pdf", f"{tmp}/page"], check=True, capture_output=True, timeout=60)
+                        f"{tmp}/deck.pdf", f"{tmp}/page"], check=True, capture_output=True,
+                       timeout=60)
         return ((pathlib.Path(tmp) / "deck.pdf").read_bytes(),
                 [p.read_bytes() for p in sorted(pathlib.Path(tmp).glob("page-*.png"))])

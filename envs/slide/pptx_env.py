@@ -1,17 +1,17 @@
 """The python-pptx slide environment: program -> sandbox -> .pptx -> sandboxed LibreOffice -> judge.
 
 `PptxSlideEnv.step(task, code)` runs the program in the project sandbox (envs.sandbox, runner
-envs/slide/pptx_runner.py, tracing shapes to the statements that created or edited them),
-checks the saved deck as a zip (`envs.slide.deck_guard`: size limits, zip bombs, external
-links), renders it with a long-lived LibreOffice in its own sandbox (PDF and PNG pages,
+envs/slide/pptx_runner.py, tracing shapes to the statements that created or edited them), checks
+the saved deck as a zip (`envs.slide.deck_guard`: size limits, zip bombs, external links),
+renders it with a long-lived LibreOffice in its own sandbox (PDF and PNG pages,
 `envs.slide.office`), reads shape geometry (python-pptx, in this process) and text extents (PDF
 spans), detects defects per slide, computes the AeSlides measures, and traces every defect to
-line spans. reward = substance x (w x AeSlides average + (1 - w) x cleanliness), where
-substance (`envs.reward.substance`) is 0 for a blank or nearly blank deck, which would
-otherwise score as the cleanest. It never raises for bad programs: errors, time-outs, crashes of the program or
-of LibreOffice come back as Feedback(ok=False). Multi-slide decks are judged slide by slide and
-rendered as one image with the slides stacked (regions in that image's pixels).
-Never imports jax.
+line spans. reward = substance x (w x AeSlides average + (1 - w) x cleanliness), where substance
+(`envs.reward.substance`) is 0 for a blank or nearly blank deck, which would otherwise score as
+the cleanest. It never raises for bad programs: errors, time-outs, crashes of the program or of
+LibreOffice come back as Feedback(ok=False). Multi-slide decks are judged slide by slide and
+rendered as one image with the slides stacked (regions in that image's pixels). Never imports
+jax.
 """
 from __future__ import annotations
 

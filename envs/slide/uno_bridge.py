@@ -11,9 +11,9 @@ stdin/stdout, each a JSON line followed by raw bytes:
              {"ok": false, "error": message}
 
 Files live only in /tmp/work of the sandbox and are removed after each request; documents are
-opened read-only, hidden, without macros or link updates. The first line written is
-{"ready": true} once connected; a soffice that died between decks is started again. Standard library + uno only; it never imports the project (a
-different interpreter runs it).
+opened read-only, hidden, without macros or link updates. The first line written is {"ready":
+true} once connected; a soffice that died between decks is started again. Standard library + uno
+only; it never imports the project (a different interpreter runs it).
 """
 import glob
 import json
@@ -65,7 +65,8 @@ def connect(pipe_name, timeout_s=60.0):
 def convert(desktop, src, dst):
     doc = desktop.loadComponentFromURL(
         uno.systemPathToFileUrl(src), "_blank", 0,
-        _props(Hidden=True, ReadOnly=True, UpdateDocMode=NO_UPDATE, MacroExecutionMode=NEVER_EXECUTE))
+        _props(Hidden=True, ReadOnly=True, UpdateDocMode=NO_UPDATE,
+               MacroExecutionMode=NEVER_EXECUTE))
     if doc is None:
         raise RuntimeError("LibreOffice could not open the deck")
     try:
@@ -84,7 +85,8 @@ def render(desktop, deck, pages, dpi):
             f.write(deck)
         convert(desktop, src, pdf)
         subprocess.run(["pdftoppm", "-r", str(int(dpi)), "-png", "-f", "1", "-l", str(int(pages)),
-                        pdf, os.path.join(WORK, "page")], check=True, capture_output=True, timeout=60)
+                        pdf, os.path.join(WORK, "page")], check=True, capture_output=True,
+                       timeout=60)
         with open(pdf, "rb") as f:
             pdf_bytes = f.read()
         pngs = []

@@ -97,7 +97,8 @@ def _driver_launcher(sandbox: bool) -> Iterator[None]:
         raise PageError("setup", f"the browser sandbox is unavailable: {reason}; set "
                                  "BrowserConfig.sandbox=False only knowingly (README, Security)")
     saved = {k: os.environ.get(k) for k in ("PLAYWRIGHT_NODEJS_PATH", "SDPO_PYTHON")}
-    os.environ.update({"PLAYWRIGHT_NODEJS_PATH": str(SANDBOXED_NODE), "SDPO_PYTHON": sys.executable})
+    os.environ.update({"PLAYWRIGHT_NODEJS_PATH": str(SANDBOXED_NODE),
+                       "SDPO_PYTHON": sys.executable})
     try:
         yield
     finally:
@@ -239,7 +240,8 @@ class Browser:
         deadline = time.monotonic() + timeout
         try:
             while True:
-                done, _ = await asyncio.wait({task}, timeout=min(0.2, max(0.0, deadline - time.monotonic())))
+                left = max(0.0, deadline - time.monotonic())
+                done, _ = await asyncio.wait({task}, timeout=min(0.2, left))
                 if done:
                     return task.result()
                 if time.monotonic() >= deadline:

@@ -191,8 +191,8 @@ class WebEnv:
             timings["total_s"] = time.monotonic() - t0
             return page_error_feedback(err, timings)
         defects = to_defects(judged)
-        parts = {"exec": 1.0, "cleanliness": cleanliness(defects),
-                 "substance": substance(np.asarray(Image.open(io.BytesIO(judged.png)).convert("RGB")))}
+        rgb = np.asarray(Image.open(io.BytesIO(judged.png)).convert("RGB"))
+        parts = {"exec": 1.0, "cleanliness": cleanliness(defects), "substance": substance(rgb)}
         reward = parts["cleanliness"]
         if target is not None:
             metrics = design2code.score(target, judged.capture)

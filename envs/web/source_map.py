@@ -69,9 +69,11 @@ class SourceMap:
                 continue
             sid = rec.get("sid")
             if not isinstance(sid, int) or not 0 <= sid < len(self.elements):
-                problems.append(f"<{rec.get('tag')}> carries source id {sid!r}, which the page never had")
+                problems.append(f"<{rec.get('tag')}> carries source id {sid!r}, which the page "
+                                "never had")
             elif self.elements[sid].tag != rec.get("tag"):
-                problems.append(f"<{rec.get('tag')}> carries the source id of a <{self.elements[sid].tag}>")
+                problems.append(f"<{rec.get('tag')}> carries the source id of a "
+                                f"<{self.elements[sid].tag}>")
             elif sid in seen and rec.get("tag") not in _CLONED_BY_PARSER:
                 problems.append(f"two <{rec.get('tag')}> elements carry source id {sid}")
             seen.add(sid)
