@@ -21,7 +21,9 @@ the run's tmpfs. Everything dies with the server (parent-death signal, bwrap's P
 A runner is a module with `preload() -> None` and
 `run(code: str, request: dict) -> tuple[dict, dict[str, bytes]]` (JSON-able result, named
 binary artifacts): artifacts, not verdicts, since they come from the process that ran model
-code; the judge outside parses them as data. Frames are: 8-byte header length, 8-byte payload
+code; the judge outside parses them as data. In bwrap mode a run cannot read `envs/` (it is
+covered before the program starts), so everything `run` imports from the project must already
+be imported by `preload`. Frames are: 8-byte header length, 8-byte payload
 length, JSON header, payload. The server never executes model code itself and never unpickles
 anything. Never imports jax.
 """
