@@ -1,4 +1,4 @@
-"""Visual defects of a rendered chart, found from its scene (`envs.chart.extraction`).
+"""Visual defects of a rendered chart, found from its scene (`envs.chart.scene`).
 
 Pure functions of a ChartScene (`envs.chart.scene`): they run in the judge, on the scene the
 sandbox reported and the pixels the judge decoded, and on hand-made scenes in tests.
