@@ -1,7 +1,8 @@
 """Chart environment throughput: charts judged per second by one worker.
 
-Ours: `ChartEnv.step` (sandboxed fork from the warm server, tracing hooks armed, render, scene
-extraction, all detectors, PNG, Feedback), no target. Baseline, measured in the same run on the
+Ours: `ChartEnv.step` (a fork from the warm server in the bubblewrap sandbox, tracing hooks
+armed, render, scene extraction, PNG; then, in the judge: PNG decode, scene parse, pixel
+verification, all detectors, Feedback), no target. Baseline, measured in the same run on the
 same ChartMimic programs, interleaved with ours: plain exec-and-savefig (ChartMimic's pipeline,
 `envs.chart.plain_runner`) in the same sandbox, so the ratio is the cost of tracing +
 extraction + detection. Also reported: the same plain exec-and-savefig in this process without

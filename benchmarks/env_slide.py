@@ -27,20 +27,19 @@ from benchmarks.env_web import tree_rss_mb  # noqa: E402
 from envs.data_folder import data_file  # noqa: E402
 from envs.eval import pptx_samples  # noqa: E402
 from envs.slide.html_slide import HtmlSlideEnv  # noqa: E402
-from envs.slide.office import cold_convert  # noqa: E402
+from envs.slide.office import cold_render  # noqa: E402
 from envs.slide.pptx_env import PptxSlideEnv  # noqa: E402
 from envs.task import Task  # noqa: E402
 from envs.web.browser import Browser  # noqa: E402
 
 
 class ColdOffice:
-    """The baseline converter: a fresh soffice process per file (same interface as Office)."""
+    """The baseline renderer: a fresh soffice process per deck (same interface as Office)."""
 
     restarts = 0
 
-    def convert(self, src, dst) -> None:
-        produced = cold_convert(src, pathlib.Path(dst).parent)
-        produced.rename(dst)
+    def render(self, deck: bytes, pages: int) -> tuple[bytes, list[bytes]]:
+        return cold_render(deck, pages)
 
     def close(self) -> None:
         pass

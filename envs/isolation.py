@@ -1,19 +1,20 @@
 """The walls around runs of model code, raised inside the sandbox's processes.
 
-Two modes, chosen per machine (`probe_namespaces`), both always with the same inner walls:
+Two modes; the inner walls below are raised in both:
 
-* ``namespaces`` (root on Linux): the sandbox server lives in its own PID, network and mount
-  namespaces (made once; making them per run costs ~130 ms). Every mount is read-only except
-  the server's run dir, where each run gets a fresh size-capped tmpfs as its working dir; the
-  network namespace has only a downed loopback (connect fails with "Network is unreachable");
-  whatever a run leaves behind dies with the server's PID 1 at the latest. The program drops
-  every capability (and may never regain one), so it cannot undo any of this. It keeps uid 0:
-  the interpreter may live in root's private home, which a drop to `nobody` would make
-  unreadable; RLIMIT_NPROC therefore does not bind it, and the process-creation ban below is
-  what stops fork bombs.
-* ``process`` (any user, the fallback): the run is its own session and process group (killed
-  as a group), with a fresh temp dir; the audit hook below is the barrier for the network
-  (socket creation is refused) and the file system.
+* ``bwrap`` (the default; root on Linux with bubblewrap): the sandbox server lives in a
+  bubblewrap sandbox (`envs.bwrap`: own PID, network, IPC and mount namespaces, a read-only
+  system, no host files, sockets or processes in sight). For each run it mounts a fresh
+  size-capped tmpfs as the working dir; the program process then covers the project's files
+  (`hide_paths`), drops to an unprivileged uid of the sandbox's own (`become_program_uid`: no
+  capability, nothing writable but its tmpfs, RLIMIT_NPROC binds it, and it cannot signal,
+  trace or read the root-owned, undumpable server) and loads the seccomp filter
+  (`envs.seccomp`: no fork, exec or socket). After the run the server kills every process of
+  that uid, so nothing carries over to the next program.
+* ``process`` (an explicit fallback for machines without root or bubblewrap, announced by a
+  loud warning): the run is its own session and process group (killed as a group), with a
+  fresh temp dir, the seccomp filter when libseccomp loads, and the Python-level walls below as
+  the barrier for the file system; the host's files stay readable.
 
 Inner walls in both modes: rlimits (CPU seconds, address space, file size, no core dumps, open
 files), a parent-death signal so nothing outlives the server, a `sys.addaudithook` guard
@@ -22,25 +23,24 @@ refusing process creation (fork/exec/system/spawn/Popen), signals to other proce
 rename or permission change outside the working dir; and the process-starting functions that
 raise no audit event (`_posixsubprocess.fork_exec`, `os.setsid`) replaced by refusals.
 
-The Python-level layers are best effort: determined native code could get around them, which
-is why the kernel layer is used whenever the machine allows it. Must never run in the trainer
-process: everything here is irreversible for the process that calls it. Never imports jax.
+The Python-level layers are best effort (native code gets around them), which is why the kernel
+layers come first. Must never run in the trainer process: everything here is irreversible for
+the process that calls it. Never imports jax.
 """
 from __future__ import annotations
 
 import ctypes
-import ctypes.util
+import functools
 import os
 import resource
 import signal
 import sys
 from collections.abc import Callable
 
-_CLONE_NEWNS, _CLONE_NEWPID, _CLONE_NEWNET = 0x00020000, 0x20000000, 0x40000000
-_MS_RDONLY, _MS_REMOUNT, _MS_BIND, _MS_REC, _MS_PRIVATE = 1, 32, 4096, 16384, 1 << 18
+_CLONE_NEWNS = 0x00020000
+_MS_RDONLY = 1
 _MNT_DETACH = 2
-_PR_SET_PDEATHSIG, _PR_CAPBSET_DROP, _PR_SET_NO_NEW_PRIVS = 1, 24, 38
-_LINUX_CAPABILITY_VERSION_3 = 0x20080522
+_PR_SET_PDEATHSIG, _PR_SET_DUMPABLE, _PR_SET_NO_NEW_PRIVS = 1, 4, 38
 
 _WRITE_FLAGS = os.O_WRONLY | os.O_RDWR | os.O_CREAT | os.O_TRUNC | os.O_APPEND
 _PROCESS_EVENTS = frozenset({
@@ -67,29 +67,16 @@ _PATH_EVENTS: dict[str, tuple[int, ...]] = {
 }
 
 
+@functools.lru_cache(maxsize=1)
 def _libc() -> ctypes.CDLL:
-    return ctypes.CDLL(ctypes.util.find_library("c") or None, use_errno=True)
+    """The C library's symbols, from the interpreter itself (find_library would run a compiler)."""
+    return ctypes.CDLL(None, use_errno=True)
 
 
 def _check(rc: int, what: str) -> None:
     if rc != 0:
         err = ctypes.get_errno()
         raise OSError(err, f"{what}: {os.strerror(err)}")
-
-
-def probe_namespaces() -> bool:
-    """True when this process may give a forked child its own PID, network and mount namespaces."""
-    if not sys.platform.startswith("linux") or os.geteuid() != 0:
-        return False
-    pid = os.fork()
-    if pid == 0:  # the probe must not change the caller's namespaces
-        try:
-            _check(_libc().unshare(_CLONE_NEWNS | _CLONE_NEWPID | _CLONE_NEWNET), "unshare")
-            os._exit(0)
-        except BaseException:  # noqa: BLE001
-            os._exit(1)
-    _, status = os.waitpid(pid, 0)
-    return os.waitstatus_to_exitcode(status) == 0
 
 
 def _mount_calls() -> ctypes.CDLL:
@@ -100,26 +87,9 @@ def _mount_calls() -> ctypes.CDLL:
     return libc
 
 
-def enter_server_namespaces(writable_dir: str) -> None:
-    """Called once by the sandbox server before it forks its serving process: fresh PID, network
-    and mount namespaces; every mount read-only except `writable_dir` (where run dirs are
-    mounted). The next child forked becomes PID 1 of the new PID namespace."""
-    libc = _mount_calls()
-    _check(libc.unshare(_CLONE_NEWNS | _CLONE_NEWPID | _CLONE_NEWNET), "unshare")
-    _check(libc.mount(b"none", b"/", None, _MS_REC | _MS_PRIVATE, None), "make mounts private")
-    target = writable_dir.encode()
-    _check(libc.mount(target, target, None, _MS_BIND, None), f"bind {writable_dir}")
-    for mount_point, flags in reversed(_mounts()):
-        if mount_point == writable_dir or "ro" in flags:
-            continue
-        # Best effort per mount (some special mounts refuse a remount); the audit guard still
-        # stands in front of any mount left writable.
-        libc.mount(None, mount_point.encode(), None, _MS_REMOUNT | _MS_BIND | _MS_RDONLY, None)
-
-
-def mount_run_dir(path: str, disk_bytes: int) -> None:
-    """A fresh tmpfs of `disk_bytes` at `path` (inside the server's writable dir) for one run."""
-    options = f"size={int(disk_bytes)},mode=0700".encode()
+def mount_run_dir(path: str, disk_bytes: int, owner: int) -> None:
+    """A fresh tmpfs of `disk_bytes` at `path`, owned by the program's uid, for one run."""
+    options = f"size={int(disk_bytes)},mode=0700,uid={owner},gid={owner}".encode()
     _check(_mount_calls().mount(b"sandbox", path.encode(), b"tmpfs", 0, options), f"tmpfs at {path}")
 
 
@@ -127,36 +97,30 @@ def unmount_run_dir(path: str) -> None:
     _mount_calls().umount2(path.encode(), _MNT_DETACH)
 
 
-def _mounts() -> list[tuple[str, set[str]]]:
-    out = []
-    with open("/proc/self/mountinfo", encoding="utf-8", errors="replace") as f:
-        for line in f:
-            fields = line.split()
-            out.append((fields[4].replace("\\040", " "), set(fields[5].split(","))))
-    return out
+def hide_paths(paths: list[str]) -> None:
+    """In a mount namespace of this process's own, cover each path with an empty read-only
+    tmpfs (the project's files: the server imported them, the program must not read them)."""
+    libc = _mount_calls()
+    _check(libc.unshare(_CLONE_NEWNS), "unshare(CLONE_NEWNS)")
+    for path in paths:
+        _check(libc.mount(b"hidden", path.encode(), b"tmpfs", _MS_RDONLY, b"size=4096,mode=0555"),
+               f"hide {path}")
 
 
-def drop_capabilities() -> None:
-    """Give up every capability for good (bounding set, then effective/permitted/inheritable),
-    and forbid regaining any through exec. The uid stays (root's files stay readable: the
-    interpreter may live under a private home), but without CAP_SYS_ADMIN the read-only mounts
-    cannot be undone and without CAP_DAC_OVERRIDE only owned files are writable."""
+def become_program_uid(uid: int) -> None:
+    """Drop to `uid` (and gid) for good, without supplementary groups: every capability goes
+    with root, the uid owns nothing outside the run's tmpfs, and RLIMIT_NPROC binds it."""
+    os.setgroups([])
+    os.setresgid(uid, uid, uid)
+    os.setresuid(uid, uid, uid)
     libc = _libc()
-    with open("/proc/sys/kernel/cap_last_cap", encoding="ascii") as f:
-        last_cap = int(f.read())
-    for cap in range(last_cap + 1):
-        libc.prctl(_PR_CAPBSET_DROP, cap, 0, 0, 0)
     _check(libc.prctl(_PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0), "prctl(PR_SET_NO_NEW_PRIVS)")
 
-    class Header(ctypes.Structure):
-        _fields_ = [("version", ctypes.c_uint32), ("pid", ctypes.c_int)]
 
-    class Data(ctypes.Structure):
-        _fields_ = [("effective", ctypes.c_uint32), ("permitted", ctypes.c_uint32),
-                    ("inheritable", ctypes.c_uint32)]
-
-    header, data = Header(_LINUX_CAPABILITY_VERSION_3, 0), (Data * 2)()
-    _check(libc.capset(ctypes.byref(header), data), "capset")
+def make_undumpable() -> None:
+    """Nobody without CAP_SYS_PTRACE may read this process's memory, descriptors or environment
+    through /proc (the sandbox server, whose uid differs from the programs' anyway)."""
+    _check(_libc().prctl(_PR_SET_DUMPABLE, 0, 0, 0, 0), "prctl(PR_SET_DUMPABLE)")
 
 
 def die_with_parent(expected_parent: int) -> None:

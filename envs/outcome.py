@@ -1,47 +1,48 @@
-"""Turn how a sandboxed run ended into a Feedback (without the reward, which is the env's).
+"""Turn how a sandboxed run ended into the start of a Feedback (the judging is the env's).
 
-Runners (chart, python-pptx, ...) report a JSON result made of the shared contract's pieces:
-`{"ok": bool, "error": ExecError json | absent, "defects": [Defect json], "elements":
-[Element json], "render_size": [w, h], "timings": {...}}` plus domain-specific keys, and a
-"render.png" artifact. That JSON comes from the process that ran model code, so it is checked
-here: anything malformed becomes an ok=False Feedback naming the problem, never an exception.
+Runners (chart, python-pptx, ...) report a JSON result `{"ok": bool, "error": ExecError json |
+absent, "timings": {...}}` plus domain-specific artifacts (a scene, a trace, a deck, a render).
+That JSON comes from the process that ran model code, so it is only data here: a malformed
+result becomes an ok=False Feedback naming the problem, never an exception, and nothing in it
+is taken as a verdict: defects, elements and rewards are computed by the env, outside.
 Never imports jax.
 """
 from __future__ import annotations
 
 from typing import Any
 
-from envs.feedback import Defect, Element, ExecError, Feedback
+from envs.feedback import ExecError, Feedback
 from envs.sandbox import SandboxResult
-
-MAX_DEFECTS = 256
-MAX_ELEMENTS = 5000
 
 
 def feedback_from_run(run: SandboxResult, timings: dict[str, float] | None = None) -> Feedback:
-    """ok=True with defects, elements and render when the runner succeeded; else a failure."""
+    """ok=True with the run's streams and timings when the runner succeeded; else a failure."""
     times = {**(timings or {}), "sandbox_wall_s": run.wall_s, "sandbox_cpu_s": run.cpu_s}
     streams = {"stdout": run.stdout, "stderr": run.stderr}
     if not run.ok:
         return Feedback.failure(run.error, reward_parts={"exec": 0.0}, timings=times, **streams)
     result = run.result or {}
     try:
-        times.update({str(k): float(v) for k, v in (result.get("timings") or {}).items()})
+        for key, value in (result.get("timings") or {}).items():
+            times[f"run_{key}"] = float(value)
         if not result.get("ok"):
-            return Feedback.failure(ExecError.from_json(result["error"]), reward_parts={"exec": 0.0},
-                                    timings=times, **streams)
-        defects = [Defect.from_json(d) for d in result.get("defects", [])[:MAX_DEFECTS]]
-        elements = [Element.from_json(e) for e in result.get("elements", [])[:MAX_ELEMENTS]]
-        size = result.get("render_size")
-        render_size = None if size is None else (int(size[0]), int(size[1]))
-    except (KeyError, TypeError, ValueError, IndexError) as err:
-        return Feedback.failure(ExecError("ProtocolError", f"the run's result is malformed ({err}); "
-                                                           "programs must not tamper with the runner"),
-                                reward_parts={"exec": 0.0}, timings=times, **streams)
-    return Feedback(ok=True, defects=defects, elements=elements, render_png=run.artifacts.get("render.png"),
-                    render_size=render_size, timings=times, **streams)
+            error = ExecError.from_json(result["error"])
+            error = ExecError(str(error.type)[:100], str(error.message)[:4000],
+                              None if error.line is None else int(error.line))
+            return Feedback.failure(error, reward_parts={"exec": 0.0}, timings=times, **streams)
+    except (KeyError, TypeError, ValueError, AttributeError, OverflowError) as err:
+        return protocol_failure(f"the run's result is malformed ({err})", times, **streams)
+    return Feedback(ok=True, timings=times, **streams)
+
+
+def protocol_failure(what: str, timings: dict[str, float] | None = None,
+                     **streams: str) -> Feedback:
+    """A run whose artifacts cannot be judged as reported (malformed, forged or inconsistent)."""
+    return Feedback.failure(ExecError("ProtocolError", f"{what}; programs must not tamper with the "
+                                                       "runner or its results"),
+                            reward_parts={"exec": 0.0}, timings=timings, **streams)
 
 
 def domain_result(run: SandboxResult, key: str) -> Any:
-    """A runner's domain-specific result entry (e.g. the chart's fidelity recording), or None."""
+    """A runner's domain-specific result entry (e.g. the chart's scene), or None."""
     return (run.result or {}).get(key) if run.ok else None

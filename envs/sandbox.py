@@ -5,13 +5,17 @@
     outcome.ok, outcome.result, outcome.artifacts["render.png"], outcome.error, outcome.stdout
     sandbox.close()                                      # or use it as a context manager
 
-The runner (the part after exec, e.g. rendering a chart or saving a deck) is a module name, so
+The runner (the part after exec, e.g. drawing a chart or saving a deck) is a module name, so
 the same sandbox serves every domain: see `envs.sandbox_server` for the runner protocol and the
-process layout, and `envs.isolation` for the walls (namespaces when root, else process-level;
-`Sandbox.isolation` says which is in force). Each run forks a fresh child from a warm server
-that was started as a clean exec of the interpreter, so this is safe to call from a process that
-has jax loaded. Every failure of the program (time-out, crash, exit, memory, oversized output)
-comes back as `ok=False` with an `ExecError` that names the cause and the fix.
+process layout, `envs.bwrap` for the outer wall and `envs.isolation` / `envs.seccomp` for the
+inner ones. Isolation "bwrap" (the default) needs root and bubblewrap (`launch/setup.sh`
+installs it) and fails with a SandboxError naming the fix without them; "process" is the
+explicit fallback without namespaces, announced by a loud warning (`Sandbox.isolation` says
+which is in force). Each run forks a fresh child from a warm server that was started as a clean
+exec of the interpreter, so this is safe to call from a process that has jax loaded. Every
+failure of the program (time-out, crash, exit, memory, oversized output) comes back as
+`ok=False` with an `ExecError` that names the cause and the fix. What a run returns are
+artifacts made by the process that ran model code: callers judge them as untrusted data.
 
 Not thread-safe across concurrent `run` calls on one instance (they are serialised by a lock);
 use one Sandbox per worker. Never imports jax.
@@ -19,6 +23,7 @@ use one Sandbox per worker. Never imports jax.
 from __future__ import annotations
 
 import dataclasses
+import glob
 import os
 import select
 import shutil
@@ -29,15 +34,19 @@ import tempfile
 import threading
 import time
 import uuid
+import warnings
 from typing import Any
 
 import envs
+from envs import bwrap
 from envs.config_dict import checked
 from envs.feedback import ExecError
 from envs.program import line_from_fault_dump
 from envs.sandbox_server import SETUP_FAILED_EXIT, decode_frame, encode_frame, unpack_artifacts
 
-ISOLATION_MODES = ("auto", "namespaces", "process")
+ISOLATION_MODES = ("bwrap", "process")
+_PROGRAM_UIDS = (1 << 20, 1 << 30)  # each sandbox draws its programs' uid from this range
+_SANDBOX_TMP = "/tmp"  # the server's base dir inside bubblewrap (a private tmpfs)
 _START_TIMEOUT_S = 180.0  # preload of a runner's libraries on a busy 2-core machine
 _REPLY_GRACE_S = 20.0  # beyond the run's own wall limit, before the server counts as hung
 _THREAD_ENV = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "NUMEXPR_NUM_THREADS",
@@ -54,8 +63,8 @@ class SandboxLimits:
     wall_seconds: float = 30.0
     memory_bytes: int = 2 << 30
     file_size_bytes: int = 32 << 20
-    disk_bytes: int = 128 << 20  # tmpfs working dir (namespace mode)
-    max_processes: int = 64  # RLIMIT_NPROC for the run's uid (namespace mode), threads included
+    disk_bytes: int = 128 << 20  # tmpfs working dir (bwrap mode)
+    max_processes: int = 64  # RLIMIT_NPROC for the run's uid (bwrap mode), threads included
     output_bytes: int = 64 << 10  # kept of stdout and of stderr each
     result_bytes: int = 64 << 20  # the runner's result frame (JSON + render)
 
@@ -95,7 +104,7 @@ class SandboxError(RuntimeError):
 class Sandbox:
     """A warm fork server for one runner module; see the module docstring."""
 
-    def __init__(self, runner: str, limits: SandboxLimits | None = None, isolation: str = "auto",
+    def __init__(self, runner: str, limits: SandboxLimits | None = None, isolation: str = "bwrap",
                  start: bool = True):
         if isolation not in ISOLATION_MODES:
             raise ValueError(f"Sandbox isolation must be one of {ISOLATION_MODES}, got {isolation!r}")
@@ -108,6 +117,8 @@ class Sandbox:
         self._ready_mode: str | None = None
         self._buffer = b""
         self.sandbox_id = uuid.uuid4().hex  # in the environment of the server and every run
+        low, high = _PROGRAM_UIDS
+        self.program_uid = low + uuid.uuid4().int % (high - low)
         self.last_result: SandboxResult | None = None  # the latest run's outcome (resource use)
         if start:
             self._spawn()
@@ -115,24 +126,31 @@ class Sandbox:
     # ------------------------------------------------------------ lifecycle
     @property
     def isolation(self) -> str:
-        """'namespaces' or 'process' once the server is up (starts it if needed)."""
+        """'bwrap' or 'process' once the server is up (starts it if needed)."""
         with self._lock:
             self._ensure_ready()
             return self._ready_mode or ""
 
     @property
     def server_pids(self) -> list[int]:
-        """The server process and, in namespace mode, its serving process (its only child)."""
+        """The processes that keep the sandbox (bwrap, its PID 1 and the server), not runs:
+        in bwrap mode every descendant not running as the programs' uid."""
         if self._proc is None:
             return []
         pids = [self._proc.pid]
-        for entry in os.listdir("/proc"):
+        if self._ready_mode != "bwrap":
+            return pids
+        children: dict[int, list[tuple[int, int]]] = {}
+        for entry in filter(str.isdigit, os.listdir("/proc")):
             try:
                 with open(f"/proc/{entry}/stat", "rb") as f:
-                    if entry.isdigit() and int(f.read().rsplit(b")", 1)[1].split()[1]) == self._proc.pid:
-                        pids.append(int(entry))
+                    parent = int(f.read().rsplit(b")", 1)[1].split()[1])
+                uid = os.stat(f"/proc/{entry}").st_uid
+                children.setdefault(parent, []).append((int(entry), uid))
             except (OSError, ValueError, IndexError):
                 continue
+        for pid in pids:
+            pids += [child for child, uid in children.get(pid, []) if uid != self.program_uid]
         return pids
 
     def __enter__(self) -> "Sandbox":
@@ -153,20 +171,43 @@ class Sandbox:
             pass
 
     def _spawn(self) -> None:
-        self._base_dir = tempfile.mkdtemp(prefix="sdpo-sandbox-")
-        env = {k: v for k, v in os.environ.items() if k not in _DROPPED_ENV}
         project_root = os.path.dirname(os.path.dirname(os.path.abspath(envs.__file__)))
-        env["PYTHONPATH"] = os.pathsep.join(p for p in (project_root, env.get("PYTHONPATH")) if p)
-        env.update({name: "1" for name in _THREAD_ENV})
-        env.update({"MPLBACKEND": "Agg", "PYTHONHASHSEED": "0", "PYTHONDONTWRITEBYTECODE": "1",
+        env = {name: "1" for name in _THREAD_ENV}
+        env.update({"PATH": "/usr/bin:/bin", "LANG": "C.UTF-8", "PYTHONPATH": project_root,
+                    "MPLBACKEND": "Agg", "PYTHONHASHSEED": "0", "PYTHONDONTWRITEBYTECODE": "1",
                     "PYTHONUNBUFFERED": "1", "SDPO_SANDBOX_ID": self.sandbox_id})
-        self._proc = subprocess.Popen(
-            [sys.executable, "-B", "-s", "-m", "envs.sandbox_server", self.runner, self._base_dir,
-             self.requested_isolation],
-            stdin=subprocess.PIPE, stdout=subprocess.PIPE, env=env, cwd=self._base_dir,
-            start_new_session=True, close_fds=True)
+        server = [sys.executable, "-B", "-s", "-m", "envs.sandbox_server", self.runner]
+        if self.requested_isolation == "bwrap":
+            argv, cwd = self._bwrap_argv(server, env, project_root), None
+        else:
+            argv, cwd = self._process_argv(server, env, project_root), self._base_dir
+        self._proc = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, env=env,
+                                      cwd=cwd, start_new_session=True, close_fds=True)
         self._buffer = b""
         self._ready_mode = None
+
+    def _bwrap_argv(self, server: list[str], env: dict[str, str], project_root: str) -> list[str]:
+        reason = bwrap.unavailable_reason()
+        if reason is not None:
+            raise SandboxError(f"the bubblewrap sandbox is unavailable: {reason}. The process "
+                               "fallback (isolation='process') runs model code without "
+                               "namespaces; choose it only knowingly.")
+        env["MPLCONFIGDIR"] = _SANDBOX_TMP
+        return bwrap.command(server + [_SANDBOX_TMP, "bwrap", str(self.program_uid)],
+                             read_only=[os.path.join(project_root, "envs")], env=env,
+                             caps=bwrap.SERVER_CAPS + ("CAP_KILL",),
+                             binds=_font_cache_binds(_SANDBOX_TMP))
+
+    def _process_argv(self, server: list[str], env: dict[str, str], project_root: str) -> list[str]:
+        warnings.warn("SANDBOX FALLBACK: isolation='process' runs model-written code without "
+                      "namespaces, a separate uid or a private file system; host files stay "
+                      "readable. Use it only where bubblewrap cannot run (README, Security).",
+                      RuntimeWarning, stacklevel=4)
+        self._base_dir = tempfile.mkdtemp(prefix="sdpo-sandbox-")
+        env.update({k: v for k, v in os.environ.items() if k not in _DROPPED_ENV and k not in env})
+        env["PYTHONPATH"] = os.pathsep.join(
+            p for p in (project_root, os.environ.get("PYTHONPATH")) if p)
+        return server + [self._base_dir, "process", "0"]
 
     def _ensure_ready(self) -> None:
         if self._proc is None or self._proc.poll() is not None:
@@ -180,8 +221,8 @@ class Sandbox:
             self._stop()
             raise SandboxError(f"the sandbox server for runner {self.runner!r} did not start: "
                                f"{detail.strip() or 'no reply within %.0f s' % _START_TIMEOUT_S}. Fix: "
-                               f"check that `python -m envs.sandbox_server {self.runner} DIR auto` "
-                               f"imports cleanly in this venv.")
+                               f"check that `python -m envs.sandbox_server {self.runner} DIR "
+                               f"process 0` imports cleanly in this venv.")
         self._ready_mode = frame[0]["isolation"]
 
     def _stop(self) -> None:
@@ -220,6 +261,10 @@ class Sandbox:
                 self._stop()
                 return _failure("SandboxError", "the sandbox server stopped answering; it was killed "
                                 "and will be restarted for the next run")
+            if frame[0].get("run_id") != header["run_id"]:
+                self._stop()
+                return _failure("SandboxError", "the sandbox server answered for another run; it "
+                                "was killed and will be restarted for the next run")
             self.last_result = self._interpret(*frame)
             return self.last_result
 
@@ -287,6 +332,15 @@ class Sandbox:
             return ExecError("Exit", f"the program ended the interpreter (exit code {exit_code}) "
                                      "before its result was written; do not call os._exit/os.abort")
         return None
+
+
+def _font_cache_binds(inside: str) -> list[tuple[str, str]]:
+    """The host's matplotlib font list, shown read-only to the server (rebuilding it costs
+    seconds per sandbox start); none when the host has not built one."""
+    base = os.environ.get("MPLCONFIGDIR") or os.path.join(
+        os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache"), "matplotlib")
+    return [(path, os.path.join(inside, os.path.basename(path)))
+            for path in sorted(glob.glob(os.path.join(base, "fontlist-v*.json")))]
 
 
 def _failure(kind: str, message: str) -> SandboxResult:

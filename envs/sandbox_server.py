@@ -1,24 +1,31 @@
-"""The sandbox's warm fork server: `python -m envs.sandbox_server RUNNER_MODULE`.
+"""The sandbox's warm fork server (the zygote): `python -m envs.sandbox_server RUNNER ...`.
 
-Started by `envs.sandbox.Sandbox` as a clean exec of the interpreter (never forked from the
-trainer, whose jax/XLA threads do not survive a fork). It imports the runner's heavy libraries
+Started by `envs.sandbox.Sandbox` as a clean exec of the interpreter inside a bubblewrap
+sandbox (`envs.bwrap`; or, as the explicit fallback, as a plain process), never forked from the
+trainer, whose jax/XLA threads do not survive a fork. It imports the runner's heavy libraries
 once (`runner.preload()`), then serves one request at a time over its stdin/stdout:
 
-    sandbox server [--fork--> serving process: PID 1 of the server's own namespaces]
-                   --fork--> program (one per run, own session and process group)
+    host: env worker (the judge) --stdin/stdout--> bwrap --> sandbox server (root, few caps,
+                                                             undumpable, never runs model code)
+                                                              --fork--> program (one per run)
 
-The program process raises the walls (`envs.isolation`), runs `runner.run(code, request)` and
-writes the runner's result as one frame to a pipe; its stdout/stderr go to pipes the server
-drains (keeping the first `output_bytes`). The server enforces the wall-clock limit by killing
-the program's process group, then reports its exit status and resource use (wait4). The
-program dies with the server (parent-death signal); in namespace mode so does anything it
-might have started, with the serving PID 1.
+The program process raises the walls (`envs.isolation`, `envs.seccomp`), runs
+`runner.run(code, request)` and writes the runner's artifacts as one frame to its own result
+pipe (fd 3); its stdout/stderr go to pipes the server drains (keeping the first `output_bytes`).
+It holds no other descriptor: the protocol streams stay the server's, and each reply carries
+the request's run id, so no program can answer for the server or for another run. The server
+enforces the wall-clock limit by killing the program's process group, reports its exit status
+and resource use (wait4), then kills anything left running under the programs' uid and drops
+the run's tmpfs. Everything dies with the server (parent-death signal, bwrap's PID namespace).
 
 A runner is a module with `preload() -> None` and
 `run(code: str, request: dict) -> tuple[dict, dict[str, bytes]]` (JSON-able result, named
-binary artifacts). Frames are: 8-byte header length, 8-byte payload length, JSON header,
-payload. The server never executes model code itself and never unpickles anything.
-Never imports jax.
+binary artifacts): artifacts, not verdicts, since they come from the process that ran model
+code; the judge outside parses them as data. In bwrap mode a run cannot read `envs/` (it is
+covered before the program starts), so everything `run` imports from the project must already
+be imported by `preload`. Frames are: 8-byte header length, 8-byte payload
+length, JSON header, payload. The server never executes model code itself and never unpickles
+anything. Never imports jax.
 """
 from __future__ import annotations
 
@@ -27,6 +34,7 @@ import importlib
 import io
 import json
 import os
+import resource
 import selectors
 import shutil
 import signal
@@ -37,10 +45,12 @@ import time
 import traceback
 from typing import Any, BinaryIO
 
-from envs import isolation
+import envs
+from envs import isolation, seccomp
 
 _FRAME_HEAD = struct.Struct(">QQ")
 SETUP_FAILED_EXIT = 71
+_RESULT_FD = 3
 
 
 # ---------------------------------------------------------------- framing
@@ -140,28 +150,33 @@ class _Capped:
 class Server:
     """Serves runs of one runner module; see the module docstring."""
 
-    def __init__(self, runner, base_dir: str, mode: str):
+    def __init__(self, runner, base_dir: str, mode: str, program_uid: int | None):
         self.runner = runner  # already preloaded
-        self.base_dir, self.mode = base_dir, mode
+        self.base_dir, self.mode, self.program_uid = base_dir, mode, program_uid
         self.run_dir = run_dir(base_dir)
+        self.hidden = [os.path.dirname(os.path.abspath(envs.__file__))] if mode == "bwrap" else []
+        self.seccomp = _seccomp_filter(required=mode == "bwrap")
         gc.collect()
         gc.freeze()  # keep preloaded objects out of the collector: fewer copy-on-write pages per fork
         self.address_space = isolation.address_space_in_use()
 
     def run(self, header: dict[str, Any]) -> tuple[dict[str, Any], bytes]:
         limits = header["limits"]
-        if self.mode == "namespaces":
+        if self.mode == "bwrap":
             workdir = self.run_dir
-            isolation.mount_run_dir(workdir, int(limits["disk_bytes"]))
+            isolation.mount_run_dir(workdir, int(limits["disk_bytes"]), self.program_uid)
         else:
             workdir = tempfile.mkdtemp(prefix="run-", dir=self.base_dir)
         try:
-            return self._supervise(header, limits, workdir)
+            reply, payload = self._supervise(header, limits, workdir)
         finally:
-            if self.mode == "namespaces":
+            if self.mode == "bwrap":
+                _kill_uid(self.program_uid)  # whatever the program left, before the next one
                 isolation.unmount_run_dir(workdir)
             else:
                 shutil.rmtree(workdir, ignore_errors=True)
+        reply["run_id"] = header["run_id"]
+        return reply, payload
 
     def _supervise(self, header, limits, workdir) -> tuple[dict[str, Any], bytes]:
         pipes = [os.pipe() for _ in range(3)]  # result, stdout, stderr
@@ -196,37 +211,44 @@ class Server:
         return reply, b"" if data.overflowed else data.data
 
     def _program(self, header, limits, workdir, program_fds, parent) -> None:
-        """The program's process: raise the walls, run the runner, write its result, exit."""
-        data_w, out_w, err_w = program_fds
+        """The program's process: raise the walls, run the runner, write its result, exit.
+
+        It keeps exactly three descriptors (stdout, stderr, its own result pipe at fd 3): never
+        the server's protocol streams, so it cannot speak for the server or for another run."""
         code = SETUP_FAILED_EXIT
         try:
             os.setsid()  # its own process group: a time-out kills the group
-            isolation.die_with_parent(parent)
-            os.dup2(out_w, 1)
-            os.dup2(err_w, 2)
             null = os.open(os.devnull, os.O_RDONLY)
-            os.dup2(null, 0)
-            for fd in (out_w, err_w, null):
-                os.close(fd)
+            for target, fd in zip((0, 1, 2, _RESULT_FD), (null, program_fds[1], program_fds[2],
+                                                           program_fds[0])):
+                os.dup2(fd, target)
+            os.closerange(_RESULT_FD + 1, _max_fd())
             sys.stdout = io.TextIOWrapper(io.FileIO(1, "w", closefd=False), encoding="utf-8",
                                           errors="backslashreplace", line_buffering=True)
             sys.stderr = io.TextIOWrapper(io.FileIO(2, "w", closefd=False), encoding="utf-8",
                                           errors="backslashreplace", line_buffering=True)
-            os.chdir(workdir)
-            os.umask(0o077)
-            os.environ.update({"HOME": workdir, "TMPDIR": workdir, "SDPO_SANDBOX_RUN": header["run_id"]})
-            tempfile.tempdir = workdir
-            sys.dont_write_bytecode = True
-            if self.mode == "namespaces":
-                isolation.drop_capabilities()
+            bwrap = self.mode == "bwrap"
+            if bwrap:
+                isolation.hide_paths(self.hidden)
             isolation.apply_rlimits(
                 cpu_seconds=float(limits["cpu_seconds"]),
                 address_space_bytes=self.address_space + int(limits["memory_bytes"]),
                 file_size_bytes=int(limits["file_size_bytes"]),
-                max_processes=int(limits["max_processes"]) if self.mode == "namespaces" else None)
+                max_processes=int(limits["max_processes"]) if bwrap else None)
+            if bwrap:
+                isolation.become_program_uid(self.program_uid)
+            isolation.die_with_parent(parent)  # after the uid change, which clears it
+            os.chdir(workdir)  # the run's tmpfs is the program uid's own (0700)
+            os.umask(0o077)
+            os.environ.update({"HOME": workdir, "TMPDIR": workdir, "MPLCONFIGDIR": workdir,
+                               "SDPO_SANDBOX_RUN": header["run_id"]})
+            tempfile.tempdir = workdir
+            sys.dont_write_bytecode = True
+            if self.seccomp is not None:
+                self.seccomp.load()
             import faulthandler
             faulthandler.enable(file=sys.stderr)
-            sys.addaudithook(isolation.make_audit_guard(workdir, block_network=self.mode != "namespaces"))
+            sys.addaudithook(isolation.make_audit_guard(workdir, block_network=not bwrap))
             isolation.disable_process_functions()
             code = 0
             try:
@@ -236,7 +258,7 @@ class Server:
                 frame = pack_artifacts({"runner_error": traceback.format_exc(limit=8)[-4000:]}, {})
             view = memoryview(frame)
             while view:
-                view = view[os.write(data_w, view):]
+                view = view[os.write(_RESULT_FD, view):]
         except BaseException:  # noqa: BLE001
             try:
                 os.write(2, traceback.format_exc().encode("utf-8", "replace")[-4000:])
@@ -244,6 +266,36 @@ class Server:
                 pass
         finally:
             os._exit(code)
+
+
+def _seccomp_filter(required: bool):
+    """The program's seccomp filter, built once; in process mode a missing libseccomp is
+    tolerated (with a warning), in bwrap mode it is an error naming the fix."""
+    try:
+        return seccomp.Filter()
+    except seccomp.SeccompUnavailable as err:
+        if required:
+            raise
+        print(f"WARNING: sandbox without seccomp: {err}", file=sys.stderr)
+        return None
+
+
+def _max_fd() -> int:
+    return resource.getrlimit(resource.RLIMIT_NOFILE)[0]
+
+
+def _kill_uid(uid: int | None) -> None:
+    """Kill every process of the programs' uid in this PID namespace (none, unless a run left
+    one despite the seccomp filter)."""
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            if os.stat(f"/proc/{entry}").st_uid == uid:
+                os.kill(int(entry), signal.SIGKILL)
+        except OSError:
+            continue
+    _reap_orphans()
 
 
 def _drain(sinks: dict[int, _Capped], deadline: float) -> bool:
@@ -299,42 +351,30 @@ def _kill_group(pid: int) -> None:
 
 
 def run_dir(base_dir: str) -> str:
-    """Where runs work in namespace mode (each gets a fresh tmpfs mounted there)."""
+    """Where runs work in bwrap mode (each gets a fresh tmpfs mounted there)."""
     path = os.path.join(base_dir, "run")
     os.makedirs(path, exist_ok=True)
     return path
 
 
-def _resolve_mode(requested: str) -> str:
-    if requested == "auto":
-        return "namespaces" if isolation.probe_namespaces() else "process"
-    if requested == "namespaces" and not isolation.probe_namespaces():
-        raise RuntimeError("sandbox isolation 'namespaces' needs root on Linux (it unshares PID, "
-                           "network and mount namespaces); use isolation='auto' or 'process'")
-    return requested
-
-
 def main(argv: list[str]) -> int:
-    if len(argv) != 4:
-        print("usage: python -m envs.sandbox_server RUNNER_MODULE BASE_DIR ISOLATION", file=sys.stderr)
+    if len(argv) != 5:
+        print("usage: python -m envs.sandbox_server RUNNER_MODULE BASE_DIR ISOLATION PROGRAM_UID",
+              file=sys.stderr)
         return 2
     protocol_out = os.fdopen(os.dup(1), "wb")
     os.dup2(2, 1)  # stray prints from libraries must not corrupt the protocol stream
     protocol_in = os.fdopen(0, "rb")
     isolation.die_with_parent(os.getppid())
     try:
-        mode = _resolve_mode(argv[3])
+        mode, program_uid = argv[3], int(argv[4])
+        if mode not in ("bwrap", "process"):
+            raise ValueError(f"isolation must be 'bwrap' or 'process', got {mode!r}")
+        if mode == "bwrap":
+            isolation.make_undumpable()
         runner = importlib.import_module(argv[1])
-        runner.preload()  # before the read-only mounts: libraries may build caches on first import
-        if mode == "namespaces":
-            isolation.enter_server_namespaces(run_dir(argv[2]))  # the only writable mount
-            serving = os.fork()
-            if serving != 0:  # outside the namespaces: live exactly as long as the serving process
-                protocol_in.close()
-                protocol_out.close()
-                return os.waitstatus_to_exitcode(os.waitpid(serving, 0)[1])
-            isolation.die_with_parent(0)  # PID 1 of the new namespace: its parent is outside
-        server = Server(runner, argv[2], mode)
+        runner.preload()
+        server = Server(runner, argv[2], mode, program_uid if mode == "bwrap" else None)
     except BaseException as err:  # noqa: BLE001 - tell the parent why, then stop
         write_frame(protocol_out, {"op": "failed", "error": f"{type(err).__name__}: {err}",
                                    "traceback": traceback.format_exc(limit=6)})

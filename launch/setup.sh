@@ -10,10 +10,11 @@ cd "$ROOT"
 
 log() { printf '[setup] %s\n' "$*" >&2; }
 
-# --- Debian packages: Chromium for web pages, LibreOffice + poppler for slides, fonts for all.
+# --- Debian packages: Chromium for web pages, LibreOffice + poppler for slides, fonts for all;
+# bubblewrap + libseccomp2 for the sandbox that runs model-written code (envs/bwrap.py, envs/seccomp.py).
 APT_PACKAGES=(chromium libreoffice-impress poppler-utils fonts-dejavu-core fonts-liberation
               fonts-noto-core fonts-liberation2 fonts-crosextra-carlito fonts-crosextra-caladea
-              fontconfig nodejs npm python3-uno fonts-wqy-microhei)
+              fontconfig nodejs npm python3-uno fonts-wqy-microhei bubblewrap libseccomp2)
 missing=()
 for pkg in "${APT_PACKAGES[@]}"; do
   dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")

@@ -1,6 +1,7 @@
-"""Visual defects of a rendered chart, found from its scene (`envs.chart.extraction`).
+"""Visual defects of a rendered chart, found from its scene (`envs.chart.scene`).
 
-Pure functions of a ChartScene: no matplotlib objects, so they run on hand-made scenes in tests.
+Pure functions of a ChartScene (`envs.chart.scene`): they run in the judge, on the scene the
+sandbox reported and the pixels the judge decoded, and on hand-made scenes in tests.
 Recipes:
 
 * overlap: texts whose (rotated) rectangles intersect by more than `overlap_min` of the smaller
@@ -30,7 +31,7 @@ from collections.abc import Iterable, Sequence
 import numpy as np
 from matplotlib.path import Path
 
-from envs.chart.extraction import ChartScene, MarkGeometry, MarkItem, TextItem
+from envs.chart.scene import ChartScene, MarkGeometry, MarkItem, TextItem
 from envs.config_dict import checked
 from envs.feedback import Defect, LineSpan
 from envs.geometry import (Box, area, convex_intersection_area, fraction_outside, intersection,

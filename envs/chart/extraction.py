@@ -1,11 +1,11 @@
-"""What a rendered matplotlib chart contains, where, and which statements made it: the scene.
+"""Building the scene (`envs.chart.scene`) from matplotlib's objects after the program drew.
 
-Runs inside the sandbox after the program has drawn: every drawn text (titles, labels, tick
-labels, legend entries, annotations...), every axes, legend and data artist (lines, patches,
-collections, images) with its pixel box on the render (top-left origin; several figures are
-stacked top to bottom), colours, and the statement spans traced to it (`envs.chart.tracing`).
-The scene is plain data (numpy arrays, tuples) so detectors are pure functions of it and can be
-tested on hand-made scenes. Never imports jax.
+Runs inside the sandbox: every drawn text (titles, labels, tick labels, legend entries,
+annotations...), every axes, legend and data artist (lines, patches, collections, images) with
+its pixel box on the render (top-left origin; several figures are stacked top to bottom),
+colours, and the statement spans traced to it (`envs.chart.tracing`). What it builds is a
+claim made in the process that ran model code: the judge outside checks it against the pixels
+and runs the detectors on it (`envs.chart.env`). Never imports jax.
 """
 from __future__ import annotations
 
@@ -27,91 +27,17 @@ from matplotlib.patches import Patch
 from matplotlib.text import Annotation, Text
 
 from envs.chart import tracing
-from envs.feedback import Element, LineSpan
+from envs.chart.scene import (AxesItem, ChartScene, LegendItem, MarkGeometry, MarkItem, Spans,
+                              TextItem)
 from envs.geometry import Box, Point, box_corners, intersection, rotated_rect
 from envs.program import StatementIndex
 
-Spans = tuple[LineSpan, ...]
 # What places an axes: an axes element answers only for these statements (its title, labels and
 # limits have elements of their own), so credit for a misplaced axes lands on its placement.
 _AXES_PLACEMENT = frozenset({tracing.CREATE, "set_position", "set_subplotspec", "set_anchor",
                              "set_aspect", "set_box_aspect", "set_adjustable", "set_axes_locator", "axis"})
 _FIGURE_PLACEMENT = frozenset({"subplots_adjust", "tight_layout", "set_layout_engine",
                                "set_size_inches", "set_figwidth", "set_figheight"})
-
-
-@dataclasses.dataclass
-class TextItem:
-    """One drawn text. `corners` is its (possibly rotated) rectangle; `clip` the box clipping it."""
-
-    box: Box
-    corners: list[Point]
-    text: str
-    rgba: tuple[float, float, float, float]
-    size_pt: float
-    bold: bool
-    role: str  # tick_label, axis_label, title, suptitle, legend, annotation, offset, table, text
-    axes: int | None
-    figure: int
-    lines: Spans = ()
-    color_lines: Spans = ()
-    axis: str | None = None  # "x", "y", "z" for tick labels and axis labels
-    clip: Box | None = None
-
-
-@dataclasses.dataclass
-class AxesItem:
-    box: Box
-    position: Box  # the box before aspect adjustment (what the layout asked for)
-    figure: int
-    grid: tuple[int, int, int, int, int] | None  # (gridspec id, row0, row1, col0, col1)
-    kind: str  # axes, colorbar, inset
-    visible_frame: bool
-    lines: Spans = ()
-
-
-@dataclasses.dataclass
-class LegendItem:
-    box: Box
-    axes: int | None
-    figure: int
-    lines: Spans = ()
-
-
-@dataclasses.dataclass
-class MarkGeometry:
-    """Where a data artist puts ink, for coverage tests: polylines (with half width), filled
-    polygons, disks (points with radii) and filled rectangles, all in render pixels."""
-
-    polylines: list[np.ndarray] = dataclasses.field(default_factory=list)
-    half_width: float = 1.0
-    polygons: list[np.ndarray] = dataclasses.field(default_factory=list)
-    points: np.ndarray | None = None
-    radii: np.ndarray | None = None
-    rects: list[Box] = dataclasses.field(default_factory=list)
-
-
-@dataclasses.dataclass
-class MarkItem:
-    kind: str  # line, patch, collection, image
-    box: Box
-    axes: int
-    figure: int
-    clipped: bool  # clipped to its axes when drawn
-    lines: Spans = ()
-    geometry: MarkGeometry | None = None  # only for marks near a legend (legend_over_data)
-
-
-@dataclasses.dataclass
-class ChartScene:
-    width: int
-    height: int
-    image: np.ndarray  # (height, width, 3) uint8, the render
-    figure_boxes: list[Box]
-    texts: list[TextItem] = dataclasses.field(default_factory=list)
-    axes: list[AxesItem] = dataclasses.field(default_factory=list)
-    legends: list[LegendItem] = dataclasses.field(default_factory=list)
-    marks: list[MarkItem] = dataclasses.field(default_factory=list)
 
 
 @dataclasses.dataclass
@@ -296,20 +222,6 @@ class SceneBuilder:
                 kind=_mark_kind(artist), box=box, axes=ax_i, figure=fig_i,
                 clipped=bool(artist.get_clip_on()), lines=self.spans(artist) or self.spans(ax),
                 geometry=geometry))
-
-    def elements(self, scene: ChartScene) -> list[Element]:
-        """The scene as Feedback elements (texts, axes, legends, marks) for credit weighting."""
-        out = [Element(kind="text", region=t.box, lines=t.lines, text=t.text,
-                       color=mcolors.to_hex(t.rgba[:3]),
-                       attrs={"role": t.role, "axes": t.axes, "size_pt": round(t.size_pt, 2)})
-               for t in scene.texts]
-        out += [Element(kind=a.kind, region=a.box, lines=a.lines, attrs={"index": i})
-                for i, a in enumerate(scene.axes)]
-        out += [Element(kind="legend", region=lg.box, lines=lg.lines, attrs={"axes": lg.axes})
-                for lg in scene.legends]
-        out += [Element(kind=m.kind, region=m.box, lines=m.lines, attrs={"axes": m.axes})
-                for m in scene.marks]
-        return out
 
 
 def _legends(fig: Figure) -> list[Legend]:

@@ -28,6 +28,7 @@ Never imports jax.
 from __future__ import annotations
 
 import collections
+import re
 from collections.abc import Sequence
 from typing import Any
 
@@ -118,6 +119,38 @@ def color_f1(generated: Sequence[str], gold: Sequence[str]) -> float:
         rows, cols = linear_sum_assignment(-sim)
         total += float(sim[rows, cols].sum())
     return f1(total, len(gen), len(ref))
+
+
+_LAYOUT_KEYS = ("nrows", "ncols", "row_start", "row_end", "col_start", "col_end")
+_HEX = re.compile(r"#[0-9A-Fa-f]{6}")
+
+
+def parse_recording(data: Any) -> dict[str, Any]:
+    """A recording from the sandbox, checked as data (it was made where model code ran);
+    ValueError naming the first malformed view."""
+    if not isinstance(data, dict):
+        raise ValueError("the recording is not an object")
+    text, layout, types, colors = (data.get(k) for k in ("text", "layout", "types", "colors"))
+    if not isinstance(text, list) or len(text) > 20_000 or not all(
+            isinstance(t, str) for t in text):
+        raise ValueError("recording.text must be a list of strings")
+    if not isinstance(layout, list) or len(layout) > 1000 or not all(
+            isinstance(e, dict) and set(e) == set(_LAYOUT_KEYS)
+            and all(_count(v) for v in e.values()) for e in layout):
+        raise ValueError("recording.layout must be a list of grid positions")
+    if not isinstance(types, dict) or len(types) > 1000 or not all(
+            isinstance(k, str) and _count(v) for k, v in types.items()):
+        raise ValueError("recording.types must map names to counts")
+    if not isinstance(colors, list) or len(colors) > 20_000 or not all(
+            isinstance(c, str) and "--" in c and len(c) < 200 and (
+                not c.rpartition("--")[2].startswith("#") or _HEX.fullmatch(c.rpartition("--")[2]))
+            for c in colors):
+        raise ValueError("recording.colors must be 'group--#RRGGBB' or 'group--colormap' keys")
+    return {"text": text, "layout": layout, "types": types, "colors": colors}
+
+
+def _count(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and 0 <= value < 1 << 31
 
 
 def _views(recording: dict[str, Any]) -> dict[str, Any]:

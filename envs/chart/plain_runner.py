@@ -15,6 +15,7 @@ _CUT = re.compile(r"plt\.savefig\(.*|plt\.show\(.*", re.S)
 
 
 def preload() -> None:
+    from envs import program  # noqa: F401 - runs cannot import from envs/ (hidden from them)
     from envs.chart import compat, runner
     runner.import_libraries()
     compat.install()  # the same programs must run in both runners
@@ -23,7 +24,7 @@ def preload() -> None:
 def run(code: str, request: dict[str, Any]) -> tuple[dict[str, Any], dict[str, bytes]]:
     import matplotlib.pyplot as plt
 
-    from envs.program import run_program
+    from envs.program import run_program  # imported by preload: the run cannot read envs/
     error = run_program(_CUT.sub("", code))
     if error is not None:
         return {"ok": False, "error": error.to_json()}, {}

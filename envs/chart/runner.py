@@ -7,8 +7,10 @@ the stop hooks, and warms the font caches, so every forked run starts hot.
 `run(code, request)` executes the program with hooks armed. Like ChartMimic's pipeline, the
 program ends at its first `savefig`/`show` (what it drew so far is kept; nothing is written).
 Then every figure it made and did not close is drawn at the Task's dpi (figures are stacked
-top to bottom into one PNG), the scene is extracted, defects detected and, when asked, the
-ChartMimic recording made. A program that raises, or ends without a figure, is a failure.
+top to bottom into one PNG), the scene is extracted and, when asked, the ChartMimic recording
+made. These are artifacts, not verdicts: the detectors, fidelity scores and rewards are
+computed by the judge outside the sandbox (`envs.chart.env`), which never trusts this process.
+A program that raises, or ends without a figure, is a failure.
 By default the render is the whole figure canvas, as ChartMimic's evaluation renders generated
 code (it strips the program's savefig and saves plainly), so text or axes placed outside the
 figure are cut off and detected. With `tight_bbox` the program's own `bbox_inches="tight"` is
@@ -16,8 +18,8 @@ honoured instead (how ChartMimic's reference images were saved); other savefig o
 are (format, dpi and file are the environment's).
 
 request keys: width, height, dpi (the Task canvas: default figure size and the render dpi),
-detect (bool), detectors (ChartDetectorConfig dict), fidelity (bool), tight_bbox (bool),
-max_figures, max_pixels, max_elements. Never imports jax; only runs inside a sandbox child.
+fidelity (bool), tight_bbox (bool), max_figures, max_pixels. Never imports jax; only runs
+inside a sandbox child.
 """
 from __future__ import annotations
 
@@ -58,8 +60,8 @@ def preload() -> None:
     import_libraries()
     import matplotlib.pyplot as plt
 
-    from envs.chart import compat, extraction, fidelity, tracing  # noqa: F401 - hooks need imports
-    from envs.chart import detectors  # noqa: F401 - imported before the fork, not per run
+    # every module the forked runs use, imported before the fork (hooks need imports)
+    from envs.chart import compat, extraction, fidelity, scene, tracing  # noqa: F401
     compat.install()
     tracing.install()
     fidelity.install()
@@ -143,10 +145,10 @@ def _install_runner_hooks() -> None:
 
 def run(code: str, request: dict[str, Any]) -> tuple[dict[str, Any], dict[str, bytes]]:
     import matplotlib
-    import numpy as np
 
-    from envs.chart import detectors, fidelity, tracing
+    from envs.chart import fidelity, tracing
     from envs.chart.extraction import SceneBuilder
+    from envs.chart.scene import scene_to_json
     from envs.feedback import ExecError
     from envs.program import StatementIndex, compile_program, run_program
 
@@ -194,21 +196,14 @@ def run(code: str, request: dict[str, Any]) -> tuple[dict[str, Any], dict[str, b
         _RECORD_DRAWN[0] = False
     timings["render_s"] = time.perf_counter() - t
     t = time.perf_counter()
-    builder = SceneBuilder(StatementIndex(code))
-    scene = builder.build(rendered, [text for _, text in _DRAWN])
-    elements = builder.elements(scene)[:int(request.get("max_elements", 2000))]
+    scene = SceneBuilder(StatementIndex(code)).build(rendered, [text for _, text in _DRAWN])
     timings["extract_s"] = time.perf_counter() - t
-    t = time.perf_counter()
-    found = detectors.detect(scene, detectors.ChartDetectorConfig.from_dict(request.get("detectors"))) \
-        if request.get("detect", True) else []
-    timings["detect_s"] = time.perf_counter() - t
     t = time.perf_counter()
     recording = fidelity.record(_DRAWN, figures) if request.get("fidelity") else None
     png = _png(scene.image)
     timings["encode_s"] = time.perf_counter() - t
-    result = {"ok": True, "defects": [d.to_json() for d in found],
-              "elements": [e.to_json() for e in elements], "render_size": [scene.width, scene.height],
-              "figures": len(figures), "fidelity": recording, "timings": timings}
+    result = {"ok": True, "scene": scene_to_json(scene), "figures": len(figures),
+              "fidelity": recording, "timings": timings}
     return result, {"render.png": png}
 
 

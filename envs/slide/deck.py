@@ -1,20 +1,21 @@
 """What a rendered deck looks like: shape geometry from the .pptx, text extents from the PDF.
 
-The parent process re-reads the deck the sandbox child saved (never trusting the child for
-geometry) with python-pptx: per slide, every shape's pixel box (EMU at 96 dpi, group children
-transformed), fill, line, text, whether it is a full-slide backdrop. LibreOffice's PDF gives the
-truth about text: PyMuPDF spans (bbox, size, colour, bold), which show text that grew out of its
-box; pdftotext has no colour or size, so PyMuPDF stays for this. Pages are rasterised with
-poppler's pdftoppm. Never imports jax.
+The judge re-reads the deck the sandbox child saved (never trusting the child for geometry; only
+after `envs.slide.deck_guard` passed it) with python-pptx, from memory: per slide, every shape's
+pixel box (EMU at 96 dpi, group children transformed), fill, line, text, whether it is a full-
+slide backdrop. LibreOffice's PDF gives the truth about text: PyMuPDF spans (bbox, size, colour,
+bold), which show text that grew out of its box; pdftotext has no colour or size, so PyMuPDF
+stays for this. Pages are rasterised with poppler's pdftoppm inside the office sandbox
+(`envs.slide.office`). Never imports jax.
 """
 from __future__ import annotations
 
 import dataclasses
-import pathlib
-import subprocess
+import io
+
+from envs.slide.office import DPI
 
 EMU_PER_INCH = 914_400
-DPI = 96  # 13.333 x 7.5 in -> 1280 x 720 px, the AeSlides canvas
 
 Box = tuple[float, float, float, float]
 
@@ -58,14 +59,14 @@ def _px(emu) -> float:
     return float(emu or 0) * DPI / EMU_PER_INCH
 
 
-def read_shapes(path: pathlib.Path, max_slides: int) -> tuple[int, int, int, list[ShapeInfo],
-                                                               dict[int, tuple[int, int, int]]]:
+def read_shapes(deck: bytes, max_slides: int) -> tuple[int, int, int, list[ShapeInfo],
+                                                      dict[int, tuple[int, int, int]]]:
     """(width px, height px, slide count, shapes, solid slide backgrounds) of the first
     `max_slides` slides of a .pptx."""
     from pptx import Presentation
     from pptx.enum.shapes import MSO_SHAPE_TYPE
 
-    prs = Presentation(str(path))
+    prs = Presentation(io.BytesIO(deck))
     width, height = round(_px(prs.slide_width)), round(_px(prs.slide_height))
     shapes: list[ShapeInfo] = []
     backgrounds: dict[int, tuple[int, int, int]] = {}
@@ -152,13 +153,13 @@ def read_shapes(path: pathlib.Path, max_slides: int) -> tuple[int, int, int, lis
     return width, height, len(prs.slides), shapes, backgrounds
 
 
-def read_spans(pdf: pathlib.Path, max_pages: int) -> list[TextSpan]:
+def read_spans(pdf: bytes, max_pages: int) -> list[TextSpan]:
     """Text spans per page in slide pixels (PDF points scaled to 96 dpi)."""
     import pymupdf
 
     spans: list[TextSpan] = []
     scale = DPI / 72.0
-    with pymupdf.open(str(pdf)) as doc:
+    with pymupdf.open(stream=pdf, filetype="pdf") as doc:
         for page_idx, page in enumerate(doc):
             if page_idx >= max_pages:
                 break
@@ -175,13 +176,6 @@ def read_spans(pdf: pathlib.Path, max_pages: int) -> list[TextSpan]:
                                               bold=bool(span.get("flags", 0) & 16) or "bold" in span.get("font", "").lower(),
                                               rgb=((c >> 16) & 255, (c >> 8) & 255, c & 255)))
     return spans
-
-
-def rasterise(pdf: pathlib.Path, out_prefix: pathlib.Path, max_pages: int, timeout_s: float = 30.0) -> list[pathlib.Path]:
-    """PNG per page at 96 dpi with poppler's pdftoppm."""
-    subprocess.run(["pdftoppm", "-r", str(DPI), "-png", "-f", "1", "-l", str(max_pages), str(pdf),
-                    str(out_prefix)], check=True, capture_output=True, timeout=timeout_s)
-    return sorted(out_prefix.parent.glob(out_prefix.name + "-*.png"))
 
 
 def assign_spans(view: DeckView) -> None:

@@ -3,7 +3,8 @@
 Reuses the web judge (same browser, tagging, detectors, tracing) with a strict canvas: content
 below the slide's bottom edge overflows. Adds the AeSlides measures: the content height is
 measured at an initial viewport height of 10 px (so the page's own height shows), whitespace
-on the 1280x720 render, imbalance and collisions on the element geometry.
+on the 1280x720 render, imbalance and collisions on the element geometry. A blank slide gets
+reward 0 (`envs.reward.substance`).
 Never imports jax.
 """
 from __future__ import annotations
@@ -17,7 +18,7 @@ from PIL import Image
 
 from envs import geometry
 from envs.feedback import Defect, ExecError, Feedback
-from envs.reward import cleanliness
+from envs.reward import cleanliness, substance
 from envs.slide import aeslides
 from envs.slide.aeslides import VisualItem
 from envs.task import Task
@@ -132,9 +133,11 @@ class HtmlSlideEnv:
         except PageError as err:
             return page_error_feedback(err, {"total_s": time.monotonic() - t0})
         defects = to_defects(judged) + collision_defects(judged, items)
-        parts = {"exec": 1.0, "cleanliness": cleanliness(defects), **scores}
+        rgb = np.asarray(Image.open(io.BytesIO(judged.png)).convert("RGB"))
+        parts = {"exec": 1.0, "cleanliness": cleanliness(defects), **scores,
+                 "substance": substance(rgb)}
         w = self.config.aesthetic_weight
-        reward = w * scores["aeslides_avg"] + (1 - w) * parts["cleanliness"]
+        reward = parts["substance"] * (w * scores["aeslides_avg"] + (1 - w) * parts["cleanliness"])
         return Feedback(
             ok=True, reward=float(reward), reward_parts=parts, defects=defects, render_png=judged.png,
             elements=to_elements(judged, 4000), timings={"total_s": time.monotonic() - t0},

@@ -1,38 +1,42 @@
-"""The python-pptx slide environment: program -> sandbox -> .pptx -> warm LibreOffice -> PDF.
+"""The python-pptx slide environment: program -> sandbox -> .pptx -> sandboxed LibreOffice -> judge.
 
 `PptxSlideEnv.step(task, code)` runs the program in the project sandbox (envs.sandbox, runner
-envs/slide/pptx_runner.py, tracing shapes to the statements that created or edited them),
-converts the deck with a long-lived LibreOffice, rasterises with pdftoppm, reads shape geometry (python-pptx, in this process) and text extents
-(PDF spans), detects defects per slide, computes the AeSlides measures, and traces every defect
-to line spans. It never raises for bad programs: errors, time-outs, crashes of the program or
-of LibreOffice come back as Feedback(ok=False). Multi-slide decks are judged slide by slide and
-rendered as one image with the slides stacked (regions in that image's pixels).
-Never imports jax.
+envs/slide/pptx_runner.py, tracing shapes to the statements that created or edited them), checks
+the saved deck as a zip (`envs.slide.deck_guard`: size limits, zip bombs, external links),
+renders it with a long-lived LibreOffice in its own sandbox (PDF and PNG pages,
+`envs.slide.office`), reads shape geometry (python-pptx, in this process) and text extents (PDF
+spans), detects defects per slide, computes the AeSlides measures, and traces every defect to
+line spans. reward = substance x (w x AeSlides average + (1 - w) x cleanliness), where substance
+(`envs.reward.substance`) is 0 for a blank or nearly blank deck, which would otherwise score as
+the cleanest. It never raises for bad programs: errors, time-outs, crashes of the program or of
+LibreOffice come back as Feedback(ok=False). Multi-slide decks are judged slide by slide and
+rendered as one image with the slides stacked (regions in that image's pixels). Never imports
+jax.
 """
 from __future__ import annotations
 
 import dataclasses
 import io
-import pathlib
-import tempfile
 import time
 
 import numpy as np
 from PIL import Image
 
-from envs import geometry
+from envs import geometry, pixels
 from envs.feedback import Defect, Element, ExecError, Feedback
 from envs.outcome import feedback_from_run
-from envs.reward import cleanliness
+from envs.reward import cleanliness, substance
 from envs.finding import Finding
 from envs.sandbox import Sandbox, SandboxLimits
 from envs.slide import aeslides, pptx_detectors
-from envs.slide.deck import DeckView, assign_spans, rasterise, read_shapes, read_spans
+from envs.slide.deck import DeckView, assign_spans, read_shapes, read_spans
+from envs.slide.deck_guard import deck_problem
 from envs.slide.office import Office, OfficeError
 from envs.slide.pptx_runner import DECK
 from envs.task import Task
 
 Trace = dict[tuple[int, int], dict[str, list[list[int]]]]
+MAX_PAGE_PIXELS = 16_000_000
 
 
 @dataclasses.dataclass
@@ -100,31 +104,30 @@ class PptxSlideEnv:
             return Feedback.failure(ExecError("ProtocolError", f"the run's trace is malformed ({err}); "
                                               "programs must not tamper with the runner"),
                                     reward_parts={"exec": 0.0}, timings=timings)
-        with tempfile.TemporaryDirectory(prefix="sdpo_pptx_") as tmp:
-            workdir = pathlib.Path(tmp)
-            deck = workdir / DECK
-            deck.write_bytes(run.artifacts[DECK])
-            try:
-                t1 = time.monotonic()
-                pdf = workdir / "deck.pdf"
-                self.office.convert(deck, pdf)
-                timings["convert_s"] = time.monotonic() - t1
-                width, height, n_slides, shapes, backgrounds = read_shapes(deck, self.config.max_slides)
-                pages = min(n_slides, self.config.max_slides)
-                if pages == 0:
-                    return Feedback.failure(ExecError("EmptyPresentation", "the deck has no slides: "
-                                                      "add one with prs.slides.add_slide(layout)"),
-                                            reward_parts={"exec": 0.0}, timings=timings)
-                pngs = rasterise(pdf, workdir / "page", pages)
-                view = DeckView(width, height, n_slides, shapes, read_spans(pdf, pages), backgrounds)
-                images = [np.asarray(Image.open(p).convert("RGB")) for p in pngs]
-            except OfficeError as err:
-                return Feedback.failure(ExecError("OfficeError", str(err)), reward_parts={"exec": 0.0},
-                                        timings=timings, stdout=run.stdout, stderr=run.stderr)
-            except Exception as err:  # a deck python-pptx/poppler cannot read is the program's fault
-                return Feedback.failure(ExecError(type(err).__name__, f"the saved deck could not be "
-                                                  f"read or rendered: {str(err)[:500]}"),
+        deck = run.artifacts[DECK]
+        problem = deck_problem(deck)
+        if problem is not None:
+            return Feedback.failure(ExecError("UnsafeDeck", problem), reward_parts={"exec": 0.0},
+                                    timings=timings, stdout=run.stdout, stderr=run.stderr)
+        try:
+            t1 = time.monotonic()
+            pdf, pngs = self.office.render(deck, self.config.max_slides)
+            timings["convert_s"] = time.monotonic() - t1
+            width, height, n_slides, shapes, backgrounds = read_shapes(deck, self.config.max_slides)
+            pages = min(n_slides, self.config.max_slides, len(pngs))
+            if pages == 0:
+                return Feedback.failure(ExecError("EmptyPresentation", "the deck has no slides: "
+                                                  "add one with prs.slides.add_slide(layout)"),
                                         reward_parts={"exec": 0.0}, timings=timings)
+            view = DeckView(width, height, n_slides, shapes, read_spans(pdf, pages), backgrounds)
+            images = [pixels.decode_png(png, MAX_PAGE_PIXELS) for png in pngs[:pages]]
+        except OfficeError as err:
+            return Feedback.failure(ExecError("OfficeError", str(err)), reward_parts={"exec": 0.0},
+                                    timings=timings, stdout=run.stdout, stderr=run.stderr)
+        except Exception as err:  # a deck python-pptx/PyMuPDF cannot read is the program's fault
+            return Feedback.failure(ExecError(type(err).__name__, f"the saved deck could not be "
+                                              f"read or rendered: {str(err)[:500]}"),
+                                    reward_parts={"exec": 0.0}, timings=timings)
         try:
             feedback = self._judge(view, images, trace, timings, t0)
         except (ValueError, ArithmeticError, IndexError) as err:  # absurd geometry in a hostile deck
@@ -152,10 +155,11 @@ class PptxSlideEnv:
             per_slide.append(aeslides.measures(rgb, items, (view.width, view.height),
                                                (content[2] - content[0], content[3] - content[1])))
         scores = {k: float(np.mean([m[k] for m in per_slide])) for k in per_slide[0]}
-        parts = {"exec": 1.0, "cleanliness": cleanliness(defects), **scores}
-        w = self.config.aesthetic_weight
-        reward = w * scores["aeslides_avg"] + (1 - w) * parts["cleanliness"]
         canvas = np.concatenate(images, axis=0)
+        parts = {"exec": 1.0, "cleanliness": cleanliness(defects), **scores,
+                 "substance": substance(canvas)}
+        w = self.config.aesthetic_weight
+        reward = parts["substance"] * (w * scores["aeslides_avg"] + (1 - w) * parts["cleanliness"])
         buf = io.BytesIO()
         Image.fromarray(canvas).save(buf, format="PNG")
         elements = []

@@ -23,18 +23,27 @@ import io
 import os
 import pathlib
 import shutil
+import sys
 import time
+import warnings
 from collections.abc import Iterator
 from typing import Any
 
 import psutil
+
+from envs import bwrap
 
 PAGE_ORIGIN = "http://sdpo.page"
 PAGE_URL = PAGE_ORIGIN + "/index.html"
 CHROMIUM_FLAGS = ("--no-sandbox", "--disable-gpu", "--disable-background-networking",
                   "--disable-component-update", "--disable-sync", "--disable-dev-shm-usage",
                   "--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE sdpo.page",
+                  "--force-webrtc-ip-handling-policy=disable_non_proxied_udp",
+                  "--webrtc-ip-handling-policy=disable_non_proxied_udp",
+                  "--js-flags=--max-old-space-size=512",
                   "--font-render-hinting=none", "--hide-scrollbars")
+SANDBOXED_NODE = pathlib.Path(__file__).with_name("sandboxed-node")
+JUDGE_WORLD = "sdpo-judge"  # the isolated world every judging script runs in
 # Script-initiated traffic: the page tried to talk to the network (a violation, not a missing asset).
 ACTIVE_RESOURCE_TYPES = frozenset({"fetch", "xhr", "websocket", "eventsource", "ping", "other"})
 _NODE_MODULES = pathlib.Path(__file__).resolve().parents[2] / "node_modules"
@@ -63,12 +72,41 @@ class BrowserConfig:
     op_timeout_s: float = 20.0      # any single later operation (extract, screenshot)
     max_source_chars: int = 2_000_000
     launch_timeout_s: float = 30.0
+    max_memory_mb: int = 3072       # the browser's processes together; above it the page fails
+    sandbox: bool = True            # driver and Chromium inside bubblewrap (envs.web.node_sandbox)
 
     def __post_init__(self):
         if not (os.path.isfile(self.executable) or shutil.which(self.executable)):
             raise FileNotFoundError(
                 f"Chromium not found at {self.executable!r}: install Debian's chromium "
                 f"(bash launch/setup.sh) or set BrowserConfig.executable")
+
+
+@contextlib.contextmanager
+def _driver_launcher(sandbox: bool) -> Iterator[None]:
+    """Make Playwright start its driver through the bubblewrap shim (it reads the variable once,
+    at start), or warn loudly that the browser runs on the host."""
+    if not sandbox:
+        warnings.warn("BROWSER FALLBACK: Chromium runs on the host without bubblewrap; a page "
+                      "that escapes the renderer reaches host files and loopback.", RuntimeWarning,
+                      stacklevel=4)
+        yield
+        return
+    reason = bwrap.unavailable_reason()
+    if reason is not None:
+        raise PageError("setup", f"the browser sandbox is unavailable: {reason}; set "
+                                 "BrowserConfig.sandbox=False only knowingly (README, Security)")
+    saved = {k: os.environ.get(k) for k in ("PLAYWRIGHT_NODEJS_PATH", "SDPO_PYTHON")}
+    os.environ.update({"PLAYWRIGHT_NODEJS_PATH": str(SANDBOXED_NODE),
+                       "SDPO_PYTHON": sys.executable})
+    try:
+        yield
+    finally:
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
 
 
 def placeholder_jpeg() -> bytes:
@@ -93,15 +131,30 @@ class PageLog:
 
 
 class Page:
-    """An open page in its own context; every call is time-limited and raises PageError."""
+    """An open page in its own context; every call is time-limited and raises PageError.
 
-    def __init__(self, browser: "Browser", page: Any, log: PageLog):
+    `evaluate` runs in an isolated world (a JavaScript realm of the judge's own on the page's
+    DOM): page scripts can change the document, but not the functions the judge calls
+    (getComputedStyle, getBoundingClientRect, ...) nor the judge's globals."""
+
+    def __init__(self, browser: "Browser", page: Any, log: PageLog, cdp: Any, world: int):
         self._browser = browser
         self._page = page
+        self._cdp, self._world = cdp, world
         self.log = log
 
     def evaluate(self, expression: str, arg: Any = None, timeout_s: float | None = None) -> Any:
-        return self._browser._run(self._page.evaluate(expression, arg), "evaluate", timeout_s)
+        return self._browser._run(self._call(expression, arg), "evaluate", timeout_s)
+
+    async def _call(self, function: str, arg: Any) -> Any:
+        reply = await self._cdp.send("Runtime.callFunctionOn", {
+            "functionDeclaration": function, "executionContextId": self._world,
+            "arguments": [{"value": arg}], "returnByValue": True, "awaitPromise": True})
+        if "exceptionDetails" in reply:
+            details = reply["exceptionDetails"]
+            text = (details.get("exception") or {}).get("description") or details.get("text", "")
+            raise PageError("page", f"judging script failed: {str(text)[:300]}")
+        return reply["result"].get("value")
 
     def screenshot(self, full_page: bool = False, max_height: int = 8192) -> bytes:
         """PNG of the viewport, or of the whole page up to max_height pixels."""
@@ -148,8 +201,9 @@ class Browser:
                                                args=list(CHROMIUM_FLAGS), headless=True)
             return pw, browser
 
-        self._pw, self._browser = self._loop.run_until_complete(
-            asyncio.wait_for(launch(), self.config.launch_timeout_s))
+        with _driver_launcher(self.config.sandbox):
+            self._pw, self._browser = self._loop.run_until_complete(
+                asyncio.wait_for(launch(), self.config.launch_timeout_s))
         self._own_pids = {p.pid for p in psutil.Process().children(recursive=True)} - before
 
     def ensure_started(self) -> None:
@@ -180,6 +234,41 @@ class Browser:
         self._browser = None
         self._pw = None
 
+    async def _watched(self, coro, timeout: float):
+        """`coro` under a deadline, checking the browser's memory every 0.2 s meanwhile."""
+        task = asyncio.ensure_future(coro)
+        deadline = time.monotonic() + timeout
+        try:
+            while True:
+                left = max(0.0, deadline - time.monotonic())
+                done, _ = await asyncio.wait({task}, timeout=min(0.2, left))
+                if done:
+                    return task.result()
+                if time.monotonic() >= deadline:
+                    raise asyncio.TimeoutError()
+                if self._memory_mb() > self.config.max_memory_mb:
+                    raise MemoryError()
+        finally:
+            if not task.done():
+                task.cancel()
+                with contextlib.suppress(BaseException):
+                    await task
+
+    def _memory_mb(self) -> float:
+        """Private (unshared) resident memory of every process this browser started: driver,
+        Chromium, renderers; each counted once."""
+        members: dict[int, psutil.Process] = {}
+        for pid in self._own_pids:
+            with contextlib.suppress(psutil.Error):
+                proc = psutil.Process(pid)
+                members.update((p.pid, p) for p in [proc, *proc.children(recursive=True)])
+        total = 0
+        for proc in members.values():
+            with contextlib.suppress(psutil.Error):
+                info = proc.memory_info()
+                total += info.rss - info.shared
+        return total / 2**20
+
     async def _shutdown(self) -> None:
         with contextlib.suppress(Exception):
             await self._browser.close()
@@ -197,7 +286,12 @@ class Browser:
     def _run(self, coro, what: str, timeout_s: float | None):
         timeout = self.config.op_timeout_s if timeout_s is None else timeout_s
         try:
-            return self._loop.run_until_complete(asyncio.wait_for(coro, timeout))
+            return self._loop.run_until_complete(self._watched(coro, timeout))
+        except MemoryError:
+            self.restart()
+            raise PageError("memory", f"page {what}: the browser used more than "
+                                      f"{self.config.max_memory_mb} MiB and was restarted "
+                                      f"(a page allocating without bound)") from None
         except asyncio.TimeoutError:
             raise PageError("timeout", f"page {what} did not finish within {timeout:.0f}s "
                                        f"(a script loop, dialog storm or an enormous page)") from None
@@ -228,11 +322,13 @@ class Browser:
             self._run(page.goto(PAGE_URL, wait_until="load", timeout=0), "load",
                       self.config.load_budget_s)
             remaining = max(1.0, self.config.load_budget_s - (time.monotonic() - t0))
-            self._run(page.evaluate(
+            cdp, world = self._run(self._isolated_world(context, page), "isolate", 10)
+            judged = Page(self, page, log, cdp, world)
+            judged.evaluate(
                 "(ms) => Promise.race([document.fonts.ready, new Promise(r => setTimeout(r, 2000))])"
                 ".then(() => new Promise(r => setTimeout(() => requestAnimationFrame(() => r()), ms)))",
-                int(self.config.settle_s * 1000)), "settle", remaining)
-            yield Page(self, page, log)
+                int(self.config.settle_s * 1000), timeout_s=remaining)
+            yield judged
         except PageError as err:
             healthy = err.kind not in ("timeout", "crash")
             raise
@@ -256,6 +352,14 @@ class Browser:
         context = await self._browser.new_context()
         await context.close()
         return True
+
+    @staticmethod
+    async def _isolated_world(context, page) -> tuple[Any, int]:
+        cdp = await context.new_cdp_session(page)
+        tree = await cdp.send("Page.getFrameTree")
+        world = await cdp.send("Page.createIsolatedWorld", {
+            "frameId": tree["frameTree"]["frame"]["id"], "worldName": JUDGE_WORLD})
+        return cdp, world["executionContextId"]
 
     async def _new_page(self, html: str, width: int, height: int, log: PageLog):
         context = await self._browser.new_context(

@@ -5,6 +5,9 @@ dialog storms, network or navigation attempts, crashed renderers and huge DOMs a
 `Feedback(ok=False)` with an error naming the cause. The browser is long-lived (one per env,
 i.e. per worker); every page gets a fresh context. With a target page (Design2Code task) the
 reward mixes Design2Code fidelity with defect-freeness; target captures are cached per source.
+A blank or nearly blank page gets reward 0 (`envs.reward.substance`): it would otherwise be the
+cleanest page of all. Judging scripts run in an isolated world (`envs.web.browser.Page`) and
+the page's source tags are checked against the source map (`SourceMap.forged_tags`).
 
 `judge_page` is the shared core the HTML-slide environment reuses with a strict canvas.
 Never imports jax.
@@ -18,12 +21,13 @@ import pathlib
 import time
 from typing import Any
 
+import numpy as np
 from PIL import Image
 
 from envs.config_dict import checked
 from envs.feedback import Defect, Element, ExecError, Feedback
 from envs.finding import Finding
-from envs.reward import cleanliness
+from envs.reward import cleanliness, substance
 from envs.task import Task
 from envs.web import design2code
 from envs.web.browser import Browser, BrowserConfig, PageError
@@ -95,6 +99,11 @@ def judge_page(browser: Browser, html: str, width: int, height: int, *, max_elem
         if page.log.violations:
             raise PageError("violation", "page " + "; ".join(sorted(set(page.log.violations))[:3])
                             + " (pages must be self-contained: no network, no navigation)")
+        forged = source.forged_tags(data.get("elements", []))
+        if forged:
+            raise PageError("tamper", "the page rewrote the source tags the judge put on its "
+                                      f"elements ({'; '.join(forged[:3])}); scripts must leave the "
+                                      "data-vs attributes alone")
         layout = PageLayout.from_extraction(data)
         findings = detect_all(layout, detectors)
         lines = trace_findings(page, findings, layout, source)
@@ -182,13 +191,15 @@ class WebEnv:
             timings["total_s"] = time.monotonic() - t0
             return page_error_feedback(err, timings)
         defects = to_defects(judged)
-        parts = {"exec": 1.0, "cleanliness": cleanliness(defects)}
+        rgb = np.asarray(Image.open(io.BytesIO(judged.png)).convert("RGB"))
+        parts = {"exec": 1.0, "cleanliness": cleanliness(defects), "substance": substance(rgb)}
         reward = parts["cleanliness"]
         if target is not None:
             metrics = design2code.score(target, judged.capture)
             parts.update({f"d2c_{k}": float(v) for k, v in metrics.items()})
             w = self.config.fidelity_weight
             reward = w * parts["d2c_final"] + (1 - w) * parts["cleanliness"]
+        reward *= parts["substance"]
         timings["total_s"] = time.monotonic() - t0
         return Feedback(
             ok=True, reward=float(reward), reward_parts=parts, defects=defects, render_png=judged.png,

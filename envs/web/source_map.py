@@ -4,7 +4,9 @@ Elements: the original source is tokenised with a position-tracking parser and `
 inserted textually right after each start tag's name (descending offsets, so earlier offsets stay
 valid). The page is never re-serialised: lines and markup stay exactly as written, and the
 browser's DOM carries N, which the side table maps to line spans. Browser-invented elements
-(implied html/head/body/tbody) carry no id; callers use the nearest tagged ancestor.
+(implied html/head/body/tbody) carry no id; callers use the nearest tagged ancestor. Page
+scripts can rewrite the attribute, so the judge checks the rendered tags against this table
+(`SourceMap.forged_tags`) before it believes them.
 
 CSS: `<style>` blocks are split into rules with their line spans (and the enclosing @media
 condition), so a defect on an element can be credited to the rules that styled it; inline
@@ -24,6 +26,8 @@ SOURCE_ATTR = "data-vs"
 # Elements whose content the browser reads as raw text: tags inside them are not tags.
 _RAW_TEXT = ("script", "style", "title", "textarea", "xmp", "iframe", "noembed", "noframes",
              "noscript", "plaintext")
+# formatting elements the HTML parser re-creates with the same attributes (adoption agency)
+_CLONED_BY_PARSER = frozenset("a b big code em font i nobr s small strike strong tt u".split())
 _VOID = frozenset("area base br col embed hr img input link meta param source track wbr".split())
 
 
@@ -53,6 +57,27 @@ class SourceMap:
     tagged_html: str
     elements: tuple[SourceElement, ...]
     css_rules: tuple[CssRule, ...]
+
+    def forged_tags(self, records: list[dict]) -> list[str]:
+        """Why the `data-vs` tags on the rendered elements cannot be the ones the server wrote
+        (empty when they can): an id out of range, on an element of another tag, or on more
+        than one element of a tag the HTML parser never clones (it does clone formatting
+        elements such as <b> or <a> when they are misnested)."""
+        problems, seen = [], set()
+        for rec in records:
+            if not rec.get("own"):
+                continue
+            sid = rec.get("sid")
+            if not isinstance(sid, int) or not 0 <= sid < len(self.elements):
+                problems.append(f"<{rec.get('tag')}> carries source id {sid!r}, which the page "
+                                "never had")
+            elif self.elements[sid].tag != rec.get("tag"):
+                problems.append(f"<{rec.get('tag')}> carries the source id of a "
+                                f"<{self.elements[sid].tag}>")
+            elif sid in seen and rec.get("tag") not in _CLONED_BY_PARSER:
+                problems.append(f"two <{rec.get('tag')}> elements carry source id {sid}")
+            seen.add(sid)
+        return problems
 
     def lines_of(self, source_id: int | None) -> tuple[int, int] | None:
         if source_id is None or not 0 <= source_id < len(self.elements):

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from envs.chart.detectors import ChartDetectorConfig, detect
-from envs.chart.extraction import AxesItem, ChartScene, LegendItem, MarkGeometry, MarkItem, TextItem
+from envs.chart.scene import AxesItem, ChartScene, LegendItem, MarkGeometry, MarkItem, TextItem
 from envs.geometry import box_corners, rotated_rect
 
 W, H = 400, 300

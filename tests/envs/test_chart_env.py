@@ -2,8 +2,10 @@
 elements and defects are traced to the statements that made them, renders have the right size."""
 from __future__ import annotations
 
+import dataclasses
 import io
 
+import numpy as np
 import pytest
 from PIL import Image
 
@@ -92,23 +94,31 @@ def test_text_outside_the_figure_is_cut_unless_the_tight_save_is_honoured(chart_
     plain = chart_env.step(task(), code)
     assert {d.kind for d in plain.defects} >= {"clipped_text", "overflow"}
     assert any((4, 4) in d.lines for d in plain.defects if d.kind == "overflow"), "legend line"
-    request = {**chart_env.request(task(), fidelity=False), "tight_bbox": True}
-    tight = chart_env.sandbox.run(code, request)
-    assert tight.ok and tight.result["ok"]
-    assert not [d for d in tight.result["defects"] if d["kind"] in ("clipped_text", "overflow")]
-    assert tight.result["render_size"][0] > 500, "the tight box grows to hold the legend"
+    config = chart_env.config
+    chart_env.config = dataclasses.replace(config, tight_bbox=True)
+    try:
+        tight = chart_env.step(task(), code)
+    finally:
+        chart_env.config = config
+    assert tight.ok, tight.error
+    assert not [d for d in tight.defects if d.kind in ("clipped_text", "overflow")]
+    assert tight.render_size[0] > 500, "the tight box grows to hold the legend"
 
 
 @pytest.mark.parametrize("weights, expected", [({}, (0.2 + 0.5 + 0.3) / 1.0),
                                                ({"exec": 1.0, "fidelity": 0.0, "cleanliness": 0.0}, 1.0)])
 def test_reward_weights_come_from_the_config(weights, expected):
-    from envs.chart.env import ChartEnv, ChartEnvConfig
+    from envs.chart.env import ChartEnv, ChartEnvConfig, Target
+    from envs.chart.verify import Verification
     from envs.feedback import Feedback
     env = ChartEnv.__new__(ChartEnv)  # reward arithmetic only: no sandbox needed
     env.config = ChartEnvConfig.from_dict({"reward": weights})
     feedback = Feedback(ok=True)
     recording = {"text": ["a"], "layout": [], "types": {"Axes.plot": 1}, "colors": ["line--#1F77B4"]}
-    env._reward(feedback, recording, recording, has_target=True)
+    image = np.zeros((48, 64, 3), dtype=np.uint8)
+    image[10:20, 5:50] = 200
+    honest = Verification(visible=1.0, explained=1.0, ink=0.2, substance=True)
+    env._reward(feedback, honest, image, recording, Target(recording, image), has_target=True)
     assert feedback.reward == pytest.approx(expected)
     assert feedback.reward_parts["fidelity"] == 1.0 and feedback.reward_parts["cleanliness"] == 1.0
 

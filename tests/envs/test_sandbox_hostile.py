@@ -1,7 +1,8 @@
 """Hostile programs through the chart env: each comes back as an ok=False Feedback within its
 time limit + 2 s, leaves no process behind and changes nothing outside its working dir.
 
-Runs in every isolation mode this machine offers ('namespaces' needs root; 'process' always).
+Runs in every isolation mode this machine offers ('bwrap' needs root and bubblewrap; the
+'process' fallback always).
 """
 from __future__ import annotations
 
@@ -13,12 +14,12 @@ import time
 import pytest
 
 from envs.chart.env import ChartEnv, ChartEnvConfig
-from envs.isolation import probe_namespaces
+from envs import bwrap
 from envs.sandbox import Sandbox, SandboxLimits
 from envs.task import Task
 
 LIMITS = {"cpu_seconds": 2, "wall_seconds": 4, "memory_bytes": 512 << 20, "output_bytes": 4096}
-MODES = (["namespaces"] if probe_namespaces() else []) + ["process"]
+MODES = (["bwrap"] if bwrap.unavailable_reason() is None else []) + ["process"]
 TASK = Task(domain="chart", task_id="hostile", instruction="draw")
 CHART = "import matplotlib.pyplot as plt\nfig, ax = plt.subplots()\nax.plot([1, 2, 3])\n"
 

@@ -6,6 +6,7 @@ import subprocess
 import sys
 import time
 
+import psutil
 import pytest
 
 from envs.eval import pptx_samples
@@ -75,7 +76,12 @@ def test_hostile_programs_fail_in_time_and_the_worker_keeps_serving(env, name):
 
 def test_crashed_or_hung_libreoffice_is_restarted(env):
     program = pptx_samples.clean_program(3).code
-    env.office._soffice.kill()  # LibreOffice dies between items
+    assert env.step(task(), program).ok
+    office = [p for p in psutil.Process(env.office._bridge.pid).children(recursive=True)
+              if p.name().startswith("soffice")]
+    assert office, "LibreOffice runs under the office sandbox"
+    for proc in office:
+        proc.kill()  # LibreOffice dies between items
     assert env.step(task(), program).ok, "a dead LibreOffice must be restarted transparently"
     restarts = env.office.restarts
     env.office.convert_timeout_s = 0.001  # the next conversion "hangs"
