@@ -110,6 +110,7 @@ LONG_TITLES = ("{Measure} by {noun} over the reporting period of {year}",
 SHORT_SCATTER_TITLES = ("{y} vs {x}", "{y} against {x}", "{y} and {x}, {year}")
 LONG_SCATTER_TITLES = ("Relationship between {x} and {y} in the {year} survey",
                        "How {y} varies with {x} across all groups in {year}")
-SHORT_PIE_TITLES = ("{Thing}, {year}", "Our {thing}", "{Thing} split")
+SHORT_PIE_TITLES = ("{Thing}, {year}", "Our {thing} in {year}", "{Thing} split, {year}",
+                    "{year} {thing}")
 LONG_PIE_TITLES = ("Breakdown of the {thing} in the {year} annual budget review",
                    "How the {thing} was divided over the whole of {year}")

@@ -33,6 +33,7 @@ MISSING_SHARE = 0.3
 CROWDING_MARGIN = (0.75, 1.3)  # crowding between these is too close to call: redrawn
 EXPLODE_MARGIN = (0.05, 0.16)  # careless-explode overflow around OVERFLOW_SHARE: redrawn
 TOP_CLEARANCE_DEGREES = 45.0  # no highlighted slice points closer than this to 12 o'clock
+MAX_VALUES = 16  # values of a categorical chart (series x categories): keeps programs short
 SHORT_TITLE_CHARS = (8, 32)
 LONG_TITLE_CHARS = (44, 54)
 
@@ -164,12 +165,13 @@ def _bar(rng: np.random.Generator, kind: str) -> ChartSpec | None:
 
 
 def _trend_chart(rng: np.random.Generator, kind: str) -> ChartSpec | None:
-    """Grouped bars or lines: 2-3 series (lines: 1-3) sharing a trend towards one side."""
+    """Grouped bars or lines: 2-3 series (lines: 1-3; at most MAX_VALUES values in all) sharing
+    a trend towards one side."""
     drawn = _categorical(rng)
     if drawn is None:
         return None
     bank, labels, y_label, title = drawn
-    count = int(rng.integers(2 if kind == "grouped_bar" else 1, 4))
+    count = min(int(rng.integers(2 if kind == "grouped_bar" else 1, 4)), MAX_VALUES // len(labels))
     names = _pick(rng, banks.SERIES_NAMES)[:count]
     peak_right, top = bool(rng.random() < 0.5), _scale(rng)
     positions = np.linspace(0.0, 1.0, len(labels))
@@ -182,7 +184,7 @@ def _trend_chart(rng: np.random.Generator, kind: str) -> ChartSpec | None:
 
 
 def _scatter(rng: np.random.Generator, kind: str) -> ChartSpec | None:
-    """2-3 point groups sharing a trend; the peak series holds the extreme point."""
+    """2-3 groups of 4-6 points sharing a trend; the peak series holds the extreme point."""
     x_label, y_label = _pick(rng, banks.SCATTER_AXES)
     title = _title(rng, banks.SHORT_SCATTER_TITLES, banks.LONG_SCATTER_TITLES, x=x_label,
                    y=y_label)
@@ -196,7 +198,7 @@ def _scatter(rng: np.random.Generator, kind: str) -> ChartSpec | None:
     missing = int(rng.integers(count)) if rng.random() < MISSING_SHARE else None
     series = []
     for i, (name, color) in enumerate(zip(names, _colors(rng, count))):
-        xs = np.sort(rng.choice(np.arange(1, span), int(rng.integers(6, 9)), replace=False))
+        xs = np.sort(rng.choice(np.arange(1, span), int(rng.integers(4, 7)), replace=False))
         if i == peak_series:
             xs[-1 if peak_right else 0] = span if peak_right else 0
         ys = [int(v) for v in _trend(rng, xs / span, peak_right, top if i == peak_series
