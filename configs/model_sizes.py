@@ -2,7 +2,8 @@
 
 `get_config("8b")` returns the architecture of Qwen3-VL-8B-Instruct; `tiny` is a small random-weight
 model for tests (every feature of the real ones: GQA, head_dim != hidden/heads, a T-only MRoPE
-tail, DeepStack taps that are not consecutive, untied head). `models.qwen3_vl.config` turns these
+tail, DeepStack taps that are not consecutive, untied head); `toy` is the smallest model meant to
+learn (synthetic chart tasks, with the sentencepiece tokenizer whose ids it carries). `models.qwen3_vl.config` turns these
 dicts (or a checkpoint's config.json) into a validated `Qwen3VLConfig`. This file holds data only:
 it must never import jax, flax or anything from the project.
 """
@@ -62,6 +63,26 @@ SIZES: dict[str, dict] = {
                      num_attention_heads=32, num_key_value_heads=8), _LARGE_VIT, False),
     "32b": _real(dict(hidden_size=5120, intermediate_size=25600, num_hidden_layers=64,
                       num_attention_heads=64, num_key_value_heads=8), _LARGE_VIT, False),
+    # Learnable at small scale with the sentencepiece tokenizer `synthetic_charts`
+    # (models/tokenizers): its 2048 tokens, and its control-token ids (<unk> is 0, then
+    # <|im_start|> 1, <|im_end|> 2, <|endoftext|> 3, <|vision_start|> 4, <|vision_end|> 5,
+    # <|image_pad|> 6, <|video_pad|> 7).
+    "toy": dict(
+        text_config=dict(
+            vocab_size=2048, hidden_size=256, intermediate_size=768, num_hidden_layers=4,
+            num_attention_heads=4, num_key_value_heads=2, head_dim=64, hidden_act="silu",
+            rms_norm_eps=1e-6, max_position_embeddings=4096, attention_bias=False,
+            attention_dropout=0.0, initializer_range=0.02, tie_word_embeddings=True,
+            rope_parameters=dict(rope_type="default", rope_theta=1_000_000.0,
+                                 mrope_section=[12, 10, 10], mrope_interleaved=True)),
+        vision_config=dict(
+            depth=2, hidden_size=128, hidden_act="gelu_pytorch_tanh", intermediate_size=256,
+            num_heads=2, in_channels=3, patch_size=16, temporal_patch_size=2,
+            spatial_merge_size=2, out_hidden_size=256, num_position_embeddings=256,
+            deepstack_visual_indexes=[0, 1], initializer_range=0.02,
+            rope_parameters=dict(rope_type="axial", rope_theta=10000.0)),
+        image_token_id=6, video_token_id=7, vision_start_token_id=4,
+        vision_end_token_id=5, tie_word_embeddings=True),
 }
 
 

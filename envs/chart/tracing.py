@@ -93,5 +93,5 @@ def _record(artist, op: str) -> None:
     store = artist.__dict__.get(TRACE_ATTR)
     if store is None:
         artist.__dict__[TRACE_ATTR] = [entry]
-    elif entry not in store[-4:] and len(store) < MAX_RECORDS_PER_ARTIST:
+    elif entry not in store and len(store) < MAX_RECORDS_PER_ARTIST:
         store.append(entry)

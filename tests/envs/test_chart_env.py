@@ -131,3 +131,13 @@ def test_config_errors_name_the_bad_key():
         ChartEnvConfig.from_dict({"reward": {"fidelty": 1.0}})
     with pytest.raises(ValueError, match="overlapp"):
         ChartEnvConfig.from_dict({"detectors": {"kinds": ["overlapp"]}})
+
+
+def test_a_colour_given_to_an_axis_label_is_traced_to_its_statement(chart_env):
+    """Creating an axes calls dozens of setters on its labels; the program's own later colour
+    change must still be recorded, not dropped for lack of room in the label's trace."""
+    feedback = chart_env.step(task(), 'import matplotlib.pyplot as plt\nfig, ax = plt.subplots()\n'
+                                      'ax.bar([0, 1], [3, 4])\nax.set_ylabel("Units", color="#f5b7b1")\n'
+                                      'plt.savefig("chart.png")\n')
+    faint = [d for d in feedback.defects if d.kind == "low_contrast"]
+    assert faint and (4, 4) in faint[0].lines, f"the pale label must trace to line 4: {faint}"
