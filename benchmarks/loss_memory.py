@@ -5,18 +5,22 @@
    loss + gradient (w.r.t. hidden states and LM head), lowered from ShapeDtypeStructs so nothing
    is allocated. Rows: every distillation support with bf16 hidden states and head, and the full
    divergence with a float32 (master-weight) head, as the model's default param_dtype keeps it.
+   Headline target: one chip of a TPU slice (`--tpu v5p-8`, libtpu's compile-only devices, as
+   `python -m sdpo_jax.aot` uses), where the loss runs; the same rows on XLA:CPU follow, labelled
+   (XLA:CPU has no bf16 slicing and converts a sliced bf16 head to a whole float32 copy).
 2. Time at a size that fits this machine (real vocabulary, smaller hidden and token count), the
    two implementations alternating so load from other processes hits both alike; median of N.
 
     python benchmarks/loss_memory.py [--repeats 5] [--time-tokens 2x64] [--time-hidden 512]
 
-Ends with one JSON line; "ours"/"baseline" are the 8B bf16 temp bytes of the full-vocabulary
-JSD + GRPO objective (SDPO's default divergence), "time_ratio" fused / naive seconds for it
-("timings" has every support).
+Ends with one JSON line; "ours"/"baseline" are the TPU-target 8B bf16 temp bytes of the
+full-vocabulary JSD + GRPO objective (SDPO's default divergence), "time_ratio" fused / naive
+seconds for it ("timings" has every support; "cpu_rows" the XLA:CPU memory rows).
 """
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import statistics
 import time
@@ -25,6 +29,9 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from jax.sharding import SingleDeviceSharding
+
+from sdpo_jax.aot import compile_only_devices, libtpu_topology
 from sdpo_jax.losses import LossBatch, LossConfig, reference_loss, sdpo_loss
 
 IMPLEMENTATIONS = {"fused": sdpo_loss, "naive": reference_loss}
@@ -47,8 +54,9 @@ def loss_and_grads(impl: str, config: LossConfig):
     return jax.jit(run)
 
 
-def abstract_inputs(batch_size: int, length: int, hidden: int, vocab: int, act_dtype, head_dtype):
-    spec = jax.ShapeDtypeStruct
+def abstract_inputs(batch_size: int, length: int, hidden: int, vocab: int, act_dtype, head_dtype,
+                    sharding=None):
+    spec = functools.partial(jax.ShapeDtypeStruct, sharding=sharding)
     per_token = lambda dtype=jnp.float32: spec((batch_size, length), dtype)
     batch = LossBatch(tokens=per_token(jnp.int32), mask=per_token(), credit=per_token(),
                       old_logprobs=per_token(), rewards=spec((batch_size,), jnp.float32),
@@ -68,18 +76,20 @@ def compiled_bytes(impl: str, config: LossConfig, inputs) -> dict[str, int]:
             "head_upcast_bytes": hidden * vocab * 4 if upcast else 0}
 
 
-def memory_rows(chunk_size: int, vocab_chunk_size: int) -> list[dict]:
+def memory_rows(chunk_size: int, vocab_chunk_size: int, target: str, device=None) -> list[dict]:
+    """Fused vs naive compiled bytes on `device` (None: this host's CPU)."""
     rows = []
+    sharding = None if device is None else SingleDeviceSharding(device)
     settings = [(s, jnp.bfloat16) for s in ("full", "topk", "sampled_token")] + [("full", jnp.float32)]
     for support, head_dtype in settings:
         config = config_for(support, chunk_size=chunk_size, vocab_chunk_size=vocab_chunk_size)
-        inputs = abstract_inputs(4, 1024, HIDDEN_8B, VOCAB, jnp.bfloat16, head_dtype)
+        inputs = abstract_inputs(4, 1024, HIDDEN_8B, VOCAB, jnp.bfloat16, head_dtype, sharding)
         fused, naive = (compiled_bytes(impl, config, inputs) for impl in ("fused", "naive"))
         rows.append({"support": support, "head": jnp.dtype(head_dtype).name, "fused": fused,
                      "naive": naive, "ratio": fused["temp"] / naive["temp"]})
-        upcast = (f"; of fused temp, {fused['head_upcast_bytes'] / 2**30:.2f} GiB is XLA:CPU's float32 "
+        upcast = (f"; of fused temp, {fused['head_upcast_bytes'] / 2**30:.2f} GiB is a float32 "
                   f"copy of the bf16 head" if fused["head_upcast_bytes"] else "")
-        print(f"8B {support:>13} bf16 hidden, {jnp.dtype(head_dtype).name:>8} head: temp fused "
+        print(f"{target} 8B {support:>13} bf16 hidden, {jnp.dtype(head_dtype).name:>8} head: temp fused "
               f"{fused['temp'] / 2**30:6.2f} GiB  naive {naive['temp'] / 2**30:6.2f} GiB  "
               f"ratio {rows[-1]['ratio']:.4f} (1/{1 / rows[-1]['ratio']:.1f}); peak incl. args+outputs "
               f"fused {fused['peak'] / 2**30:.2f} GiB naive {naive['peak'] / 2**30:.2f} GiB{upcast}",
@@ -129,10 +139,17 @@ def main() -> None:
     parser.add_argument("--chunk-size", type=int, default=16, help="LossConfig.chunk_size")
     parser.add_argument("--vocab-chunk-size", type=int, default=4096)
     parser.add_argument("--skip-memory", action="store_true")
+    parser.add_argument("--tpu", default="v5p-8", help="TPU target of the memory rows (sdpo_jax.aot "
+                        "topology names)")
     args = parser.parse_args()
     print(f"jax {jax.__version__} on {jax.devices()[0].platform}", flush=True)
 
-    rows = [] if args.skip_memory else memory_rows(args.chunk_size, args.vocab_chunk_size)
+    rows, cpu_rows = [], []
+    if not args.skip_memory:
+        generation, topology = libtpu_topology(args.tpu)
+        rows = memory_rows(args.chunk_size, args.vocab_chunk_size, f"{generation} TPU",
+                           compile_only_devices(topology)[0])
+        cpu_rows = memory_rows(args.chunk_size, args.vocab_chunk_size, "XLA:CPU")
 
     batch_size, length = (int(x) for x in args.time_tokens.split("x"))
     inputs = real_inputs(batch_size, length, args.time_hidden, VOCAB)
@@ -152,13 +169,17 @@ def main() -> None:
               f"difference {loss_err:.1e}", flush=True)
 
     headline = next((r for r in rows if r["support"] == "full" and r["head"] == "bfloat16"), None)
+    def summary(rows: list[dict]) -> list[dict]:
+        return [{k: r[k] for k in ("support", "head", "ratio")} | {
+            "fused_temp": r["fused"]["temp"], "naive_temp": r["naive"]["temp"],
+            "fused_head_upcast": r["fused"]["head_upcast_bytes"]} for r in rows]
+
     record = {"benchmark": "loss_memory",
               "ours": headline["fused"]["temp"] if headline else None,
               "baseline": headline["naive"]["temp"] if headline else None,
-              "ratio": headline["ratio"] if headline else None, "unit": "bytes (compiled temp, 8B, bf16)",
-              "rows": [{k: r[k] for k in ("support", "head", "ratio")} | {
-                  "fused_temp": r["fused"]["temp"], "naive_temp": r["naive"]["temp"],
-                  "fused_head_upcast": r["fused"]["head_upcast_bytes"]} for r in rows],
+              "ratio": headline["ratio"] if headline else None,
+              "unit": f"bytes (compiled temp, 8B, bf16, {args.tpu} chip)",
+              "rows": summary(rows), "cpu_rows": summary(cpu_rows),
               "time_ratio": timings.get("full", {}).get("ratio"), "timings": timings,
               "time_shape": [batch_size, length, args.time_hidden, VOCAB]}
     print(json.dumps(record))

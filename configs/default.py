@@ -21,10 +21,11 @@ def get_config() -> ml_collections.ConfigDict:
     c.seed = 0
 
     # Model: a size from configs/model_sizes.py (random weights), or a local checkpoint folder
-    # (HF or Flax) in `checkpoint`; `overrides` change the size's text_config / vision_config.
+    # (HF or Flax) in `checkpoint`; `overrides` change the size's text_config / vision_config;
+    # attention_query_chunk > 0 computes attention that many queries at a time (long prompts).
     c.model = ml_collections.ConfigDict(dict(
         size="tiny", checkpoint="", param_dtype="float32", dtype="float32",
-        scan_layers=False, remat="none", overrides={}))
+        scan_layers=False, remat="none", attention_query_chunk=0, overrides={}))
     # Mesh axis sizes; -1 takes the remaining devices.
     c.mesh = ml_collections.ConfigDict(dict(data=-1, fsdp=1, tensor=1))
 

@@ -18,6 +18,9 @@ def pod_config(sources: list[dict], max_new_tokens: int, max_prompt_tokens: int,
     c.model.dtype = "bfloat16"        # bf16 compute
     c.model.scan_layers = True
     c.model.remat = "full"
+    # Queries per attention chunk: the teacher's 8-10k-token rows would otherwise hold
+    # [heads, length, length] float32 scores per layer (64 GiB per chip at chart_8b).
+    c.model.attention_query_chunk = 512
     c.mesh.update(dict(data=1, fsdp=-1, tensor=1))
     c.data.sources = sources
     c.data.image_max_pixels = image_max_pixels

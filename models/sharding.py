@@ -24,7 +24,8 @@ Rules = tuple[tuple[str, MeshAxes], ...]
 
 # Parameters: FSDP over the model width, tensor parallel over heads / FFN / vocab; stacked
 # layer axes and norms replicated. Activations: batch over (data, fsdp), heads/FFN/vocab over
-# tensor. The vision tower is small (0.58 B for 8B) and its packed patch sequence is replicated.
+# tensor. The vision tower is small (0.58 B for 8B); its image slots shard over the batch axes
+# like text rows, each image's patches stay whole on one device.
 DEFAULT_RULES: Rules = (
     ("act_batch", ("data", "fsdp")),
     ("act_seq", None),
@@ -35,6 +36,7 @@ DEFAULT_RULES: Rules = (
     ("act_mlp", "tensor"),
     ("act_vocab", "tensor"),
     ("act_cache_seq", None),
+    ("act_images", ("data", "fsdp")),
     ("act_patches", None),
     ("act_vis_embed", None),
     ("layers", None),

@@ -47,13 +47,23 @@ def load_model(folder: str, mesh: Mesh | None = None, **runtime) -> tuple[Qwen3V
     return load_hf_checkpoint(folder, mesh=mesh, **runtime)
 
 
+def runtime_options(run_config) -> dict:
+    """config.model's options that are not architecture (dtypes, scan, remat, chunking)."""
+    m = run_config.model
+    return dict(param_dtype=m.param_dtype, dtype=m.dtype, scan_layers=m.scan_layers,
+                remat=m.remat, attention_query_chunk=m.attention_query_chunk)
+
+
+def architecture(run_config) -> Qwen3VLConfig:
+    """config.model.size (with its overrides) and the runtime options, without any weights."""
+    m = run_config.model
+    return size_config(m.size, overrides=m.overrides, **runtime_options(run_config))
+
+
 def build_model(run_config, mesh: Mesh) -> tuple[Qwen3VLConfig, Qwen3VL]:
     """config.model -> (architecture, model placed on `mesh`); random weights are created
     directly on their shardings, so no device ever holds the whole model."""
-    m = run_config.model
-    runtime = dict(param_dtype=m.param_dtype, dtype=m.dtype, scan_layers=m.scan_layers,
-                   remat=m.remat)
-    if m.checkpoint:
-        return load_model(m.checkpoint, mesh=mesh, **runtime)
-    config = size_config(m.size, overrides=m.overrides, **runtime)
+    if run_config.model.checkpoint:
+        return load_model(run_config.model.checkpoint, mesh=mesh, **runtime_options(run_config))
+    config = architecture(run_config)
     return config, init_model(config, run_config.seed, mesh)

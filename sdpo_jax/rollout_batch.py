@@ -88,10 +88,12 @@ def build_train_batch(processor: Qwen3VLProcessor, tasks: Sequence[Task],
     config = processor.config
     student = pack_sequences(config, [student_chats[p] for p in prompt_of], response, mask,
                              prompt_length=shapes.student_prompt_length,
-                             patch_capacity=shapes.student_patches, what="prompt")
+                             image_slots=shapes.student_images,
+                             slot_patches=shapes.slot_patches, what="prompt")
     teacher_sequences = student if not distill else pack_sequences(
         config, teacher_chats, response, mask, prompt_length=shapes.teacher_prompt_length,
-        patch_capacity=shapes.teacher_patches, what="teacher_prompt")
+        image_slots=shapes.teacher_images, slot_patches=shapes.slot_patches,
+        what="teacher_prompt")
     rewards = np.array([f.reward for f in feedbacks], np.float32)
     loss = LossBatch(tokens=response, mask=mask.astype(np.float32), credit=weights,
                      old_logprobs=logprobs, rewards=rewards, group_ids=prompt_of,

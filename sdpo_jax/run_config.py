@@ -31,6 +31,12 @@ SECTIONS = ("seed", "model", "mesh", "data", "rollout", "env", "credit", "teache
             "optim", "train")
 
 
+def image_patches(max_pixels: int, model_config) -> int:
+    """Patch rows of the largest image `max_pixels` allows (a whole number of merge blocks)."""
+    v = model_config.vision
+    return math.ceil(max_pixels / v.patch_size ** 2 / v.merge_unit) * v.merge_unit
+
+
 class ConfigError(ValueError):
     """A config key is missing, unknown or invalid; the message names it and the fix."""
 
@@ -45,6 +51,7 @@ class ModelSection:
     dtype: str
     scan_layers: bool
     remat: str
+    attention_query_chunk: int  # queries per attention chunk; 0: all at once
     overrides: dict  # {"text_config": {...}, "vision_config": {...}} on top of `size`
 
 
@@ -132,15 +139,23 @@ class RunConfig:
                           ema_every=t.ema_every, distill=t.distill)
 
     def shapes(self, model_config) -> Shapes:
-        """Static shapes: a target image needs at most image_max_pixels / patch^2 patch rows."""
-        v = model_config.vision
-        per_image = math.ceil(self.data.image_max_pixels / v.patch_size ** 2 / v.merge_unit) \
-            * v.merge_unit
+        """Static shapes: an image needs at most image_max_pixels / patch^2 patch rows; the
+        student sees one target image per prompt (domains that render a reference), the teacher
+        that one plus each row's render."""
         rows = self.rollout.rows
+        targets = self.rollout.prompts_per_step if any(
+            DOMAINS[FORMATS[s.format].domain].renders_reference for s in self.data.sources) else 0
         return Shapes(response_length=self.rollout.max_new_tokens,
                       student_prompt_length=self.rollout.max_prompt_tokens,
                       teacher_prompt_length=self.teacher.context.max_prompt_tokens,
-                      student_patches=rows * per_image, teacher_patches=2 * rows * per_image)
+                      slot_patches=image_patches(self.data.image_max_pixels, model_config),
+                      student_images=targets, teacher_images=targets + rows)
+
+    def sampler_for(self, model_config) -> SamplerConfig:
+        """The sampler config with its image slots sized for the largest allowed image, so
+        images of any allowed size share one compiled rollout program."""
+        return dataclasses.replace(
+            self.sampler, patch_bucket=image_patches(self.data.image_max_pixels, model_config))
 
     @classmethod
     def from_config(cls, config: Any) -> "RunConfig":

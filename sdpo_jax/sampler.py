@@ -6,8 +6,9 @@
                        key=jax.random.key(step))
 
 What happens on device (one `jax.jit`, under the training mesh when one is given):
-  1. Prefill once per prompt: the prompts, left-padded to a length bucket, with all their images
-     packed into one vision batch, go through `Qwen3VL.prefill` into a cache sized to the prompt.
+  1. Prefill once per prompt: the prompts, left-padded to a length bucket, with their images as
+     a batch of image slots (one per image, vision_inputs.py), go through `Qwen3VL.prefill` into
+     a cache sized to the prompt.
   2. Share: each prompt's cache rows (and its next-token logits) are repeated G times into a
      cache of capacity prompt bucket + max_new_tokens; rows are prompt-major (row = prompt * G +
      sample). Nothing is prefilled twice.
@@ -24,12 +25,15 @@ out of a stacked array (every layer's weights and cache, every step), and reads 
 in that layout. This holds a second copy of the decoder weights and the head while it runs.
 Randomness: row (prompt p, sample g) draws step t from fold_in(fold_in(fold_in(key, p), g), t),
 where p is the caller's prompt id, so a rollout does not depend on which batch or slot it is in.
-Shapes are static per (prompt-length bucket, patch bucket, prompt-count bucket): calls within
-the same buckets reuse one compiled program (`Sampler.compilations` counts them).
+Shapes are static per (prompt-length bucket, patches-per-image bucket, prompt-count bucket):
+calls within the same buckets reuse one compiled program (`Sampler.compilations` counts them);
+the trainer sets the patch bucket to the largest image its config allows, so image sizes never
+compile a new program.
 Sharding: with a mesh, parameters are placed by the model's logical axis rules, prompt rows and
-sample rows go over the batch axes ("act_batch"), the cache over batch and kv heads (the model's
-CACHE_AXES constraint). Multi-process runs: every process passes the same global prompt list
-(the program is SPMD) and `result()` reads the full results back on every process.
+sample rows go over the batch axes ("act_batch"), image slots too ("act_images"), the cache over
+batch and kv heads (the model's CACHE_AXES constraint). Multi-process runs: every process passes
+the same global prompt list (the program is SPMD) and `result()` reads the full results back on
+every process.
 Returned per row: tokens (a stop token that ended the row is included), three per-token log-probs
 (sampling.py documents which), length and finish reason ("stop" or "length").
 This module never touches the environments or the trainer.
@@ -47,7 +51,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 from flax import nnx, struct
-from jax.sharding import Mesh, NamedSharding, PartitionSpec
+from jax.sharding import Mesh, NamedSharding
 
 from models.qwen3_vl.config import Qwen3VLConfig
 from models.qwen3_vl.kv_cache import BATCH_AXIS, SLOT_AXIS, KVCache, cache_axes
@@ -55,7 +59,8 @@ from models.qwen3_vl.model import Qwen3VL
 from models.qwen3_vl.processor import ProcessedChat
 from models.qwen3_vl.rope_index import rope_index
 from models.qwen3_vl.tokenizer import Qwen3Tokenizer
-from models.qwen3_vl.vision_inputs import VisionInputs, prepare_vision_inputs
+from models.qwen3_vl.vision_inputs import (VisionInputs, abstract_vision_inputs,
+                                          prepare_vision_inputs, vision_shardings)
 from models.sharding import constrain, logical_to_spec, state_shardings
 from sdpo_jax.multihost import to_host
 from sdpo_jax.sampling import Sampling, TokenChoice, choose_tokens
@@ -83,8 +88,9 @@ class SamplerConfig:
       <|endoftext|>); a prompt may bring its own, up to max_stop_tokens of them.
     suppress_token_ids: ids never generated (None: the model's <|image_pad|> and <|video_pad|>,
       which a teacher-forced forward would replace by image features); () allows everything.
-    prompt_bucket / patch_bucket: prompt lengths and packed image patch counts are padded up to
-      multiples of these, so similar batches share one compiled program.
+    prompt_bucket / patch_bucket: prompt lengths and the patches of an image slot are padded up
+      to multiples of these, so similar batches share one compiled program (a patch bucket of
+      the largest image there will be gives one program for every image size).
     prompt_multiple: the prompt count is padded (with empty rows) up to a multiple of this; the
       batch-sharding size of the mesh is always folded in.
     decode_chunk: decode steps per stage (each stage is one more copy of the decode step in the
@@ -387,9 +393,7 @@ class Sampler:
             raise SamplerError("no prompts were given. Fix: pass at least one Prompt.")
         graphdef, state = nnx.split(model)
         batch = self._batch(model.config, prompts)
-        plan = _Plan(self.config.sampling, self._suppressed(model.config),
-                     self.config.group_size, self.config.max_new_tokens,
-                     self.config.decode_chunk, self._decode_layout(), self.mesh)
+        plan = self._plan(model.config)
         if self.mesh is not None:
             state = jax.device_put(state, state_shardings(state, self.mesh,
                                                           model.config.sharding_rules))
@@ -402,6 +406,39 @@ class Sampler:
                 self._programs[signature] = _rollout.lower(
                     graphdef, plan, state, batch, jax.random.key(0)).compile()
         return self._programs[signature], (state, batch)
+
+    def lower(self, graphdef: nnx.GraphDef, state: nnx.State, prompts: int, prompt_length: int,
+              image_slots: int, slot_patches: int) -> jax.stages.Lowered:
+        """The rollout program for abstract parameters `state` (ShapeDtypeStructs with shardings)
+        and `prompts` prompts of `prompt_length` tokens with one image slot of `slot_patches`
+        patches each, lowered without allocating anything (ahead-of-time compilation)."""
+        config = nnx.merge(graphdef, state).config
+        spec = jax.ShapeDtypeStruct
+        count = _round_up(prompts, math.lcm(self.config.prompt_multiple,
+                                            self._batch_shards(config)))
+        length = _round_up(prompt_length, self.config.prompt_bucket)
+        patches = _round_up(slot_patches, math.lcm(self.config.patch_bucket,
+                                                   config.vision.merge_unit))
+        slots = _round_up(image_slots, count)
+        vision = None if not image_slots else abstract_vision_inputs(
+            config.vision, slots, patches, slots * patches // config.vision.merge_unit,
+            config.jnp_dtype)
+        batch = PromptBatch(
+            input_ids=spec((count, length), np.int32), positions=spec((3, count, length), np.int32),
+            mask=spec((count, length), bool), vision=vision, prompt_ids=spec((count,), np.uint32),
+            budgets=spec((count,), np.int32),
+            stop_ids=spec((count, self.config.max_stop_tokens), np.int32))
+        if self.mesh is not None:
+            batch = jax.tree.map(lambda x, sharding: spec(x.shape, x.dtype, sharding=sharding),
+                                 batch, self._batch_shardings(batch, config))
+        key = jax.eval_shape(lambda: jax.random.key(0))
+        with self._mesh_context():
+            return _rollout.lower(graphdef, self._plan(config), state, batch, key)
+
+    def _plan(self, config: Qwen3VLConfig) -> _Plan:
+        return _Plan(self.config.sampling, self._suppressed(config), self.config.group_size,
+                     self.config.max_new_tokens, self.config.decode_chunk, self._decode_layout(),
+                     self.mesh)
 
     def _mesh_context(self) -> contextlib.AbstractContextManager:
         """Activates the model's sharding constraints (no-ops without a mesh)."""
@@ -435,16 +472,14 @@ class Sampler:
     def _batch_shardings(self, batch: PromptBatch, config: Qwen3VLConfig) -> PromptBatch:
         sizes = dict(zip(self.mesh.axis_names, self.mesh.axis_sizes))
 
-        def one(x: np.ndarray, row_axis: int | None) -> NamedSharding:
-            if row_axis is None:
-                return NamedSharding(self.mesh, PartitionSpec())
+        def one(x: np.ndarray, row_axis: int) -> NamedSharding:
             names = [None] * x.ndim
             names[row_axis] = _ROW[0]
             return NamedSharding(self.mesh, logical_to_spec(names, config.sharding_rules, sizes,
                                                             x.shape))
 
-        vision = None if batch.vision is None else jax.tree.map(lambda x: one(x, None),
-                                                               batch.vision)
+        vision = None if batch.vision is None else vision_shardings(batch.vision, self.mesh,
+                                                                    config.sharding_rules)
         return PromptBatch(
             input_ids=one(batch.input_ids, 0), positions=one(batch.positions, 1),
             mask=one(batch.mask, 0), vision=vision, prompt_ids=one(batch.prompt_ids, 0),
@@ -514,13 +549,16 @@ class Sampler:
         mask[len(prompts):, -1] = True  # padding prompts: one pad token, budget 0
         vision = None
         if grids:
-            total = sum(len(p) for p in pixels)
+            grid = np.concatenate(grids)
+            slots = _round_up(len(grid), count)
+            slot_patches = _round_up(int(grid.prod(axis=1).max()),
+                                     math.lcm(self.config.patch_bucket, config.vision.merge_unit))
             try:
                 vision = prepare_vision_inputs(
-                    config.vision, pixel_values=np.concatenate(pixels),
-                    image_grid_thw=np.concatenate(grids),
-                    pad_to=_round_up(total, math.lcm(self.config.patch_bucket,
-                                                     config.vision.merge_unit)))
+                    config.vision, pixel_values=np.concatenate(pixels), image_grid_thw=grid,
+                    slots=slots, slot_patches=slot_patches,
+                    tokens=slots * slot_patches // config.vision.merge_unit,
+                    dtype=config.jnp_dtype)
             except ValueError as err:
                 raise SamplerError(f"image inputs of prompts "
                                    f"{[p.prompt_id for p in prompts]}: {err}") from err

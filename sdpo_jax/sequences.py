@@ -4,21 +4,27 @@ Each row is a prompt (left-padded to a fixed length L) followed by the SAME resp
 (right-padded to R): the student's row holds its own prompt, the teacher's row the prompt
 enriched with privileged feedback. Because every row's prompt ends at column L, the hidden
 states that predict the response are columns [L-1, L+R-1) in both passes, which is how the loss
-aligns teacher and student on the same tokens. Lengths and the patch capacity are fixed by the
-config, so every step has the same shapes (one compile; and, on pods, every host agrees on the
-global shape without talking). Host-side numpy only.
+aligns teacher and student on the same tokens. Each distinct image of a pass is encoded once:
+rows that show the same image (the G rollouts of a prompt; the teacher rows' shared target
+image) take its features from one slot (vision_inputs.py), and pixels travel in the model's
+compute dtype. Lengths, image slots and patches per slot are fixed by the config, so every step
+has the same shapes and the same pytree (one compile; and, on pods, every host agrees on the
+global shape without talking). Host-side numpy only (jax only names abstract shapes).
 """
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Sequence
+import hashlib
+from collections.abc import Iterator, Sequence
 
+import jax
 import numpy as np
 from flax import struct
 
 from models.qwen3_vl.config import Qwen3VLConfig
 from models.qwen3_vl.processor import ProcessedChat
-from models.qwen3_vl.vision_inputs import VisionInputs, prepare_vision_inputs
+from models.qwen3_vl.vision_inputs import (VisionInputs, abstract_vision_inputs,
+                                          prepare_vision_inputs)
 
 PAD_ID = 0  # any valid id: padded columns are masked out of attention and loss
 _BUDGET_KEYS = {"prompt": "config.rollout.max_prompt_tokens",
@@ -36,8 +42,9 @@ class Shapes:
     response_length: int
     student_prompt_length: int
     teacher_prompt_length: int
-    student_patches: int
-    teacher_patches: int
+    slot_patches: int  # patches of one image slot (the largest image the config allows)
+    student_images: int  # image slots of the student pass (distinct images: one per prompt)
+    teacher_images: int  # ... of the teacher pass (prompt images + one render per row)
 
 
 @struct.dataclass
@@ -47,7 +54,7 @@ class Sequences:
     input_ids: np.ndarray  # [N, L + R] int32
     positions: np.ndarray  # [3, N, L + R] int32 (MRoPE rows)
     mask: np.ndarray  # [N, L + R] bool: real prompt tokens and real response tokens
-    vision: VisionInputs | None  # all rows' images packed in row order
+    vision: VisionInputs | None  # the distinct images of all rows; None when the pass has none
 
     @property
     def prompt_length(self) -> int:
@@ -56,10 +63,52 @@ class Sequences:
     response_length: int = struct.field(pytree_node=False, default=0)
 
 
+def abstract_sequences(config: Qwen3VLConfig, rows: int, *, prompt_length: int,
+                       response_length: int, image_slots: int, slot_patches: int) -> Sequences:
+    """The ShapeDtypeStructs of what `pack_sequences` returns for these static shapes
+    (ahead-of-time compilation: nothing is allocated)."""
+    spec = jax.ShapeDtypeStruct
+    width = prompt_length + response_length
+    vision = None if not image_slots else abstract_vision_inputs(
+        config.vision, image_slots, slot_patches, rows * prompt_length, config.jnp_dtype)
+    return Sequences(input_ids=spec((rows, width), np.int32),
+                     positions=spec((3, rows, width), np.int32), mask=spec((rows, width), bool),
+                     vision=vision, response_length=response_length)
+
+
+def _images(chat: ProcessedChat) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+    """(pixel rows, grid) of each image of a chat, in order."""
+    ends = np.cumsum(np.asarray(chat.image_grid_thw).prod(axis=1))
+    for grid, end in zip(chat.image_grid_thw, ends.tolist()):
+        yield chat.pixel_values[end - int(np.prod(grid)):end], np.asarray(grid)
+
+
+class _DistinctImages:
+    """Slots of the distinct images seen so far; equal pixels (a shared prompt image, however
+    many rows or chats carry a copy of it) map to the same slot."""
+
+    def __init__(self):
+        self.pixels: list[np.ndarray] = []
+        self.grids: list[np.ndarray] = []
+        self._by_key: dict[tuple, list[int]] = {}
+
+    def slot(self, pixels: np.ndarray, grid: np.ndarray) -> int:
+        sample = np.ascontiguousarray(pixels[::max(1, len(pixels) // 64)])
+        key = (tuple(grid.tolist()), hashlib.blake2b(sample.tobytes(), digest_size=16).digest())
+        for slot in self._by_key.get(key, []):
+            if np.array_equal(self.pixels[slot], pixels):
+                return slot
+        self._by_key.setdefault(key, []).append(len(self.pixels))
+        self.pixels.append(pixels)
+        self.grids.append(grid)
+        return len(self.pixels) - 1
+
+
 def pack_sequences(config: Qwen3VLConfig, chats: Sequence[ProcessedChat], responses: np.ndarray,
-                   response_mask: np.ndarray, *, prompt_length: int, patch_capacity: int,
-                   what: str = "prompt") -> Sequences:
-    """Rows `chats[i]` + `responses[i]`; images packed into exactly `patch_capacity` patch rows.
+                   response_mask: np.ndarray, *, prompt_length: int, image_slots: int,
+                   slot_patches: int, what: str = "prompt") -> Sequences:
+    """Rows `chats[i]` + `responses[i]`; their distinct images in `image_slots` slots of
+    `slot_patches` patches (no slots: a pass without images, `vision` None).
 
     Response positions continue the prompt's MRoPE positions (L_i + rope_delta_i + t on all three
     rows), exactly where generation would have put them.
@@ -72,7 +121,7 @@ def pack_sequences(config: Qwen3VLConfig, chats: Sequence[ProcessedChat], respon
     input_ids = np.full((n, width), PAD_ID, np.int32)
     positions = np.zeros((3, n, width), np.int32)
     mask = np.zeros((n, width), bool)
-    pixels, grids = [], []
+    distinct, token_slots = _DistinctImages(), []
     for row, chat in enumerate(chats):
         length = len(chat.input_ids)
         if length > prompt_length:
@@ -86,19 +135,24 @@ def pack_sequences(config: Qwen3VLConfig, chats: Sequence[ProcessedChat], respon
         mask[row, start:prompt_length] = True
         first = length + chat.rope_delta
         positions[:, row, prompt_length:] = first + np.arange(r, dtype=np.int32)
-        if len(chat.image_grid_thw):
-            pixels.append(chat.pixel_values)
-            grids.append(chat.image_grid_thw)
+        token_slots += [distinct.slot(pixels, grid) for pixels, grid in _images(chat)]
     input_ids[:, prompt_length:] = np.where(response_mask, responses, PAD_ID)
     mask[:, prompt_length:] = response_mask
-    vision = None
-    if grids:
-        total = sum(len(p) for p in pixels)
-        if total > patch_capacity:
-            raise SequenceError(
-                f"the {what}s' images need {total} patch rows, more than the configured capacity "
-                f"{patch_capacity}. Fix: lower config.data.image_max_pixels or raise the capacity.")
-        vision = prepare_vision_inputs(config.vision, pixel_values=np.concatenate(pixels),
-                                       image_grid_thw=np.concatenate(grids), pad_to=patch_capacity)
+    if not image_slots:
+        if token_slots:
+            raise SequenceError(f"the {what}s hold images but the pass has no image slots. Fix: "
+                                f"give it image slots (config.data.image_max_pixels > 0).")
+        return Sequences(input_ids=input_ids, positions=positions, mask=mask, vision=None,
+                         response_length=r)
+    try:
+        # A row's visual tokens never outnumber its prompt: n * prompt_length bounds the table.
+        any_image = bool(distinct.pixels)
+        vision = prepare_vision_inputs(
+            config.vision, pixel_values=np.concatenate(distinct.pixels) if any_image else None,
+            image_grid_thw=np.stack(distinct.grids) if any_image else None,
+            slots=image_slots, slot_patches=slot_patches, token_slots=token_slots,
+            tokens=n * prompt_length, dtype=config.jnp_dtype)
+    except ValueError as err:
+        raise SequenceError(f"{what} images: {err}") from err
     return Sequences(input_ids=input_ids, positions=positions, mask=mask, vision=vision,
                      response_length=r)

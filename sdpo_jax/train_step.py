@@ -13,6 +13,7 @@ same code runs on one CPU device, fake devices and a pod slice.
 """
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import functools
 from typing import Any
@@ -21,8 +22,13 @@ import jax
 import jax.numpy as jnp
 import optax
 from flax import nnx, struct
+from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
+from models.qwen3_vl.config import Qwen3VLConfig
+from models.qwen3_vl.convert import abstract_model
 from models.qwen3_vl.model import Qwen3VL
+from models.qwen3_vl.vision_inputs import vision_shardings
+from models.sharding import DEFAULT_RULES, Rules, logical_to_spec, state_shardings
 from sdpo_jax.losses import LossBatch, LossConfig, sdpo_loss
 from sdpo_jax.sequences import Sequences
 
@@ -108,17 +114,58 @@ class TrainState(struct.PyTreeNode):
     teacher_params: nnx.State | None  # ema / base teacher; None for a live teacher
 
 
+def _build_state(params: nnx.State, optim: OptimConfig, teacher_weights: str) -> TrainState:
+    teacher = None if teacher_weights == "live" else jax.tree.map(jnp.copy, params)
+    return TrainState(step=jnp.zeros((), jnp.int32), params=params,
+                      opt_state=optim.optimizer().init(params), teacher_params=teacher)
+
+
+def _abstract_state(params: nnx.State, optim: OptimConfig, teacher_weights: str) -> TrainState:
+    return jax.eval_shape(functools.partial(_build_state, optim=optim,
+                                            teacher_weights=teacher_weights), params)
+
+
+def train_state_shardings(abstract: TrainState, param_shardings: nnx.State) -> TrainState:
+    """Where every array of the train state lives: each optimizer moment (and the EMA / base
+    teacher copy) exactly like its parameter, scalars (step, optimizer counts) replicated.
+
+    Without these as the build's output shardings the compiler replicates the zero-initialised
+    moments on every device (Adam's two moments are 2x the fp32 parameters)."""
+    params_def = jax.tree.structure(param_shardings)
+    any_sharding = jax.tree.leaves(param_shardings)[0]
+    replicated = NamedSharding(any_sharding.mesh, PartitionSpec()) \
+        if isinstance(any_sharding, NamedSharding) else any_sharding
+
+    def like_params(subtree: Any) -> Any:
+        if jax.tree.structure(subtree) == params_def:
+            return param_shardings
+        return jax.tree.map(lambda _: replicated, subtree)
+
+    return jax.tree.map(like_params, abstract,
+                        is_leaf=lambda x: jax.tree.structure(x) == params_def)
+
+
 def init_train_state(model: Qwen3VL, optim: OptimConfig, teacher_weights: str
                      ) -> tuple[nnx.GraphDef, TrainState]:
-    """Split the (already placed) model; optimizer and teacher state inherit its shardings."""
+    """Split the (already placed) model; optimizer and teacher state are built on its shardings."""
     graphdef, params = nnx.split(model, nnx.Param)
+    shardings = train_state_shardings(_abstract_state(params, optim, teacher_weights),
+                                      shardings_of(params))
+    build = functools.partial(_build_state, optim=optim, teacher_weights=teacher_weights)
+    return graphdef, jax.jit(build, out_shardings=shardings)(params)
 
-    def build(params):
-        teacher = None if teacher_weights == "live" else jax.tree.map(jnp.copy, params)
-        return TrainState(step=jnp.zeros((), jnp.int32), params=params,
-                          opt_state=optim.optimizer().init(params), teacher_params=teacher)
 
-    return graphdef, jax.jit(build)(params)
+def abstract_train_state(config: Qwen3VLConfig, mesh: Mesh, optim: OptimConfig,
+                         teacher_weights: str) -> tuple[nnx.GraphDef, TrainState]:
+    """The train state `init_train_state` would build on `mesh`, as ShapeDtypeStructs carrying
+    their shardings: nothing is allocated (ahead-of-time compilation, sdpo_jax.aot)."""
+    graphdef, params = nnx.split(abstract_model(config), nnx.Param)
+    abstract = _abstract_state(params, optim, teacher_weights)
+    shardings = train_state_shardings(
+        abstract, state_shardings(params, mesh, config.sharding_rules))
+    return graphdef, jax.tree.map(
+        lambda x, sharding: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=sharding),
+        abstract, shardings)
 
 
 def shardings_of(tree: Any) -> Any:
@@ -182,10 +229,63 @@ def train_step(graphdef: nnx.GraphDef, state: TrainState, student: Sequences, te
                          teacher_params=new_teacher), metrics
 
 
+def input_shardings(mesh: Mesh, rules: Rules, student: Sequences, teacher: Sequences,
+                    batch: LossBatch) -> tuple[Sequences, Sequences, LossBatch]:
+    """The step's inputs placed by rows over the batch axes ("act_batch"), images over the same
+    axes ("act_images"); works on arrays and on ShapeDtypeStructs alike."""
+    def rows(x: Any, row_axis: int = 0) -> NamedSharding:
+        names = [None] * len(x.shape)
+        names[row_axis] = "act_batch"
+        return NamedSharding(mesh, logical_to_spec(names, rules, _mesh_sizes(mesh), x.shape))
+
+    def sequences(seq: Sequences) -> Sequences:
+        vision = None if seq.vision is None else vision_shardings(seq.vision, mesh, rules)
+        return seq.replace(input_ids=rows(seq.input_ids), positions=rows(seq.positions, 1),
+                           mask=rows(seq.mask), vision=vision)
+
+    return sequences(student), sequences(teacher), jax.tree.map(rows, batch)
+
+
+def _mesh_sizes(mesh: Mesh) -> dict[str, int]:
+    return dict(zip(mesh.axis_names, mesh.axis_sizes))
+
+
+@dataclasses.dataclass(frozen=True)
+class TrainStep:
+    """The jitted step (state donated and kept on its shardings) run under the mesh, so the
+    model's activation constraints bind; inputs are placed by `input_shardings` first."""
+
+    jitted: Any
+    mesh: Mesh | None
+    rules: Rules
+
+    def _active(self) -> contextlib.AbstractContextManager:
+        return contextlib.nullcontext() if self.mesh is None else jax.set_mesh(self.mesh)
+
+    def place(self, student: Sequences, teacher: Sequences, batch: LossBatch
+              ) -> tuple[Sequences, Sequences, LossBatch]:
+        if self.mesh is None:
+            return student, teacher, batch
+        inputs = (student, teacher, batch)
+        return jax.device_put(inputs, input_shardings(self.mesh, self.rules, *inputs))
+
+    def __call__(self, state: TrainState, student: Sequences, teacher: Sequences,
+                 batch: LossBatch) -> tuple[TrainState, dict[str, jax.Array]]:
+        with self._active():
+            return self.jitted(state, *self.place(student, teacher, batch))
+
+    def lower(self, state: Any, student: Any, teacher: Any, batch: Any) -> jax.stages.Lowered:
+        """Lower for abstract inputs that carry their shardings (sdpo_jax.aot)."""
+        with self._active():
+            return self.jitted.lower(state, student, teacher, batch)
+
+
 def make_train_step(graphdef: nnx.GraphDef, config: StepConfig, optim: OptimConfig,
-                    state_shardings: Any = None):
-    """jit(train_step) with the state donated (and placed by `state_shardings` when given)."""
+                    state_shardings: Any = None, mesh: Mesh | None = None,
+                    rules: Rules = DEFAULT_RULES) -> TrainStep:
+    """jit(train_step) with the state donated (and kept on `state_shardings` when given), run
+    under `mesh` with its inputs sharded by `rules` (the model config's sharding_rules)."""
     body = functools.partial(train_step, graphdef, config=config, optim=optim)
-    if state_shardings is None:
-        return jax.jit(body, donate_argnums=(0,))
-    return jax.jit(body, donate_argnums=(0,), out_shardings=(state_shardings, None))
+    out_shardings = None if state_shardings is None else (state_shardings, None)
+    return TrainStep(jax.jit(body, donate_argnums=(0,), out_shardings=out_shardings), mesh, rules)
+

@@ -76,10 +76,11 @@ class Trainer:
         self.graphdef, self.state = init_train_state(model, rc.optim, rc.teacher.weights)
         self.state_shardings = shardings_of(self.state)
         del model
-        self.train_step = make_train_step(self.graphdef, rc.step, rc.optim, self.state_shardings)
+        self.train_step = make_train_step(self.graphdef, rc.step, rc.optim, self.state_shardings,
+                                          self.mesh, self.model_config.sharding_rules)
         self.sampler = Sampler(dataclasses.replace(
-            rc.sampler, suppress_token_ids=unsampleable_ids(self.model_config,
-                                                            len(self.processor.tokenizer))),
+            rc.sampler_for(self.model_config),
+            suppress_token_ids=unsampleable_ids(self.model_config, len(self.processor.tokenizer))),
             self.processor.tokenizer, mesh=self.mesh)
         self.pool = EnvPool(rc.env.num_workers, rc.env.domains, item_timeout_s=rc.env.timeout_s)
         self.checkpointer = TrainCheckpointer(os.path.join(workdir, "checkpoints"),

@@ -2,17 +2,19 @@
 
 Inputs are device arrays prepared on the host: token ids [B, L], 3-row MRoPE positions
 [3, B, L] (rope_index.py), an attention mask [B, L] (1 = real token, 0 = padding) and
-optionally `VisionInputs` (packed patches + metadata, vision_inputs.py). Image/video features
-replace the <|image_pad|>/<|video_pad|> embeddings in order (images first, then videos, like
-transformers), and DeepStack feature k is added at those positions after decoder layer k. The
-text attention is causal plus key padding, image tokens included.
+optionally `VisionInputs` (a batch of image slots + metadata, vision_inputs.py). Image/video
+features replace the <|image_pad|>/<|video_pad|> embeddings in order (images first, then videos,
+like transformers; `VisionInputs.token_rows` maps the k-th visual token to its feature row, so
+rows can share one encoded image), and DeepStack feature k is added at those positions after
+decoder layer k. The text attention is causal plus key padding, image tokens included.
 
 Public API (stable; the sampler, losses and trainer build on it):
   model(input_ids, positions, attention_mask=None, vision=None) -> float32 logits [B, L, V]
   model.hidden_states(...same...) -> final hidden states [B, L, D] (after the final norm, no
       logits computed; the fused loss pairs them with `model.lm_head_matrix()` [D, V])
   model.lm_head_matrix() -> the output head as [hidden, vocab] (embedding.T when tied)
-  model.encode_vision(vision) -> (merged tokens [N/4, D], DeepStack features [taps, N/4, D])
+  model.encode_vision(vision) -> (merged tokens [S*P/4, D], DeepStack features
+      [taps, S*P/4, D]), slot-major; `vision.token_rows` picks the text's rows from them
   model.prefill(cache, ...) / model.decode_step(cache, tokens) -> (logits [B, V], cache)
       incremental decoding through a preallocated KVCache (kv_cache.py documents the contract).
   model.with_decode_layout() -> the same model with per-layer decoder weights and a
@@ -74,7 +76,7 @@ class Qwen3VL(nnx.Module):
 
     # ----------------------------------------------------------------------------- forward
     def encode_vision(self, vision: VisionInputs) -> tuple[jax.Array, jax.Array]:
-        """Merged visual tokens [N/4, D] and DeepStack features [taps, N/4, D]."""
+        """Merged visual tokens [S*P/4, D] and DeepStack features [taps, S*P/4, D]."""
         return self.visual(vision)
 
     def _embed(self, input_ids: jax.Array, vision: VisionInputs | None
@@ -84,16 +86,16 @@ class Qwen3VL(nnx.Module):
             return h, None
         merged, deepstack = self.encode_vision(vision)
         rules = self.config.sharding_rules
-        merged = constrain(merged, ("act_patches", "act_embed"), rules)
-        deepstack = constrain(deepstack, (None, "act_patches", "act_embed"), rules)
+        merged = constrain(merged, ("act_images", "act_embed"), rules)
+        deepstack = constrain(deepstack, (None, "act_images", "act_embed"), rules)
         is_image = input_ids == self.config.image_token_id
         is_video = input_ids == self.config.video_token_id
         # Row-major running counts, like torch's masked_scatter over the whole batch.
         image_rank = jnp.cumsum(is_image.ravel()).reshape(is_image.shape) - 1
         video_rank = jnp.cumsum(is_video.ravel()).reshape(is_video.shape) - 1
-        index = jnp.where(is_image, image_rank,
-                          jnp.where(is_video, vision.num_image_tokens + video_rank, 0))
-        index = jnp.clip(index, 0, merged.shape[0] - 1)
+        rank = jnp.where(is_image, image_rank,
+                         jnp.where(is_video, vision.num_image_tokens + video_rank, 0))
+        index = jnp.asarray(vision.token_rows)[jnp.clip(rank, 0, vision.token_rows.shape[0] - 1)]
         visual = is_image | is_video
         h = jnp.where(visual[..., None], merged[index].astype(h.dtype), h)
         return h, DeepStack(features=deepstack, token_index=index, visual_mask=visual)

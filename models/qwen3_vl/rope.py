@@ -42,9 +42,9 @@ def text_rope(positions: jax.Array, head_dim: int, theta: float,
 
 def vision_rope(rowcol: jax.Array, head_dim: int, theta: float
                 ) -> tuple[jax.Array, jax.Array]:
-    """float32 cos, sin of shape [N, head_dim] from per-patch (row, col) positions [N, 2]."""
+    """float32 cos, sin of shape [..., head_dim] from per-patch (row, col) positions [..., 2]."""
     inv = inverse_frequencies(head_dim // 2, theta)
-    angles = rowcol.astype(jnp.float32)[:, :, None] * inv  # [N, 2, head_dim/4]
-    angles = angles.reshape(rowcol.shape[0], -1)  # [h..., w...]
+    angles = rowcol.astype(jnp.float32)[..., None] * inv  # [..., 2, head_dim/4]
+    angles = angles.reshape(*rowcol.shape[:-1], -1)  # [h..., w...]
     angles = jnp.concatenate([angles, angles], axis=-1)
     return jnp.cos(angles), jnp.sin(angles)

@@ -5,8 +5,11 @@ learned square position table sampled with host-computed bilinear taps; pre-LN b
 fused-QKV attention that is full within a frame (segment mask) and 2D axial RoPE in float32, and
 a tanh-GELU MLP. After block `deepstack_visual_indexes[k]` the hidden states go through DeepStack
 merger k (LayerNorm *after* the 2x2 shuffle); the final merger normalises *before* it. Both
-merger kinds use exact (erf) GELU. Output: merged tokens [N/4, out] and DeepStack features
-[taps, N/4, out], in packed order (images, then videos, then padding).
+merger kinds use exact (erf) GELU. The input is a batch of slots (one image or video each,
+vision_inputs.py) and attention never crosses a slot, so the tower's cost is linear in the
+number of images. Output: merged tokens [S*P/4, out] and DeepStack features [taps, S*P/4, out],
+slot-major (each slot's padding after its tokens); `VisionInputs.token_rows` says which row each
+visual token of the text takes.
 """
 from __future__ import annotations
 
@@ -23,7 +26,7 @@ from models.qwen3_vl.vision_inputs import VisionInputs
 from models.sharding import constrain
 
 _LN_EPS = 1e-6
-_PATCHES = ("act_patches", "act_vis_embed")
+_PATCHES = ("act_images", "act_patches", "act_vis_embed")
 
 
 def _linear_kw(config: Qwen3VLConfig, rngs: nnx.Rngs) -> dict:
@@ -43,11 +46,10 @@ class VisionAttention(nnx.Module):
 
     def __call__(self, x: jax.Array, cos: jax.Array, sin: jax.Array, mask: jax.Array
                  ) -> jax.Array:
-        qkv = self.qkv(x)  # [N, 3, heads, head_dim]
-        q, k = (apply_rotary(qkv[:, i].astype(jnp.float32), cos, sin).astype(x.dtype)
+        qkv = self.qkv(x)  # [S, P, 3, heads, head_dim]
+        q, k = (apply_rotary(qkv[:, :, i].astype(jnp.float32), cos, sin).astype(x.dtype)
                 for i in (0, 1))
-        out = attention(q[None], k[None], qkv[None, :, 2], mask[None], self.scale,
-                        self.query_chunk)[0]
+        out = attention(q, k, qkv[:, :, 2], mask, self.scale, self.query_chunk)
         return self.proj(out)
 
 
@@ -122,15 +124,15 @@ class VisionModel(nnx.Module):
              for _ in v.deepstack_visual_indexes])
 
     def __call__(self, inputs: VisionInputs) -> tuple[jax.Array, jax.Array]:
-        """Merged tokens [N/4, out] and DeepStack features [taps, N/4, out] (compute dtype)."""
+        """Merged tokens [S*P/4, out] and DeepStack features [taps, S*P/4, out] (compute dtype)."""
         cfg = self.config
         rules = cfg.sharding_rules
         x = self.patch_embed(inputs.pixel_values)
-        table_rows = self.pos_embed(inputs.pos_indices)  # [N, 4, hidden] float32
-        x = x + jnp.sum(table_rows * inputs.pos_weights[..., None], axis=1).astype(x.dtype)
+        table_rows = self.pos_embed(inputs.pos_indices)  # [S, P, 4, hidden] float32
+        x = x + jnp.sum(table_rows * inputs.pos_weights[..., None], axis=-2).astype(x.dtype)
         x = constrain(x, _PATCHES, rules)
         cos, sin = vision_rope(inputs.rowcol, cfg.vision.head_dim, cfg.vision.rope_theta)
-        mask = inputs.segment_ids[:, None] == inputs.segment_ids[None, :]
+        mask = inputs.segment_ids[:, :, None] == inputs.segment_ids[:, None, :]  # [S, P, P]
 
         def step(block: VisionBlock, h: jax.Array, index) -> jax.Array:
             del index

@@ -41,7 +41,7 @@ def batch4(config):
     pixels = np.concatenate([b["pixel_values"]] * 2)
     positions, _ = rope_index(ids, config, image_grid_thw=grids, attention_mask=mask)
     vision = prepare_vision_inputs(config.vision, pixel_values=pixels, image_grid_thw=grids,
-                                   pad_to=192)
+                                   slots=8)
     return jnp.asarray(ids), jnp.asarray(positions), jnp.asarray(mask), vision
 
 

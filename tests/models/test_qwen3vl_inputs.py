@@ -74,27 +74,37 @@ def test_rope_index_equals_transformers_on_random_layouts(rows):
 
 @settings(max_examples=40, deadline=None)
 @given(st.lists(st.tuples(st.integers(1, 3), EVEN, EVEN), min_size=1, max_size=4),
-       st.integers(0, 3))
-def test_vision_metadata_equals_transformers(grids, extra_blocks):
+       st.integers(0, 3), st.integers(0, 2))
+def test_vision_metadata_equals_transformers(grids, extra_blocks, extra_slots):
+    """Each image gets its own padded slot; its real patches, read slot by slot, are HF's packed
+    rows, and its frames are HF's attention segments."""
     v = CONFIG.vision
     grid = np.array(grids, np.int64)
     n = int(grid.prod(axis=1).sum())
     pixels = np.zeros((n, v.patch_dim), np.float32)
-    pad_to = n + extra_blocks * v.merge_unit
-    ours = prepare_vision_inputs(v, pixel_values=pixels, image_grid_thw=grid, pad_to=pad_to)
+    slot_patches = int(grid.prod(axis=1).max()) + extra_blocks * v.merge_unit
+    ours = prepare_vision_inputs(v, pixel_values=pixels, image_grid_thw=grid,
+                                 slots=len(grid) + extra_slots, slot_patches=slot_patches)
+    real = ours.segment_ids != PAD_SEGMENT
     tg = torch.from_numpy(grid)
     indices, weights = vision_utils.get_vision_interpolation_indices_and_weights(
         tg, num_grid_per_side=v.grid_side, mode="bilinear", align_corners=True,
         spatial_merge_size=v.spatial_merge_size)
-    np.testing.assert_array_equal(ours.pos_indices[:n], indices.numpy())
-    np.testing.assert_array_equal(ours.pos_weights[:n], weights.numpy())
+    np.testing.assert_array_equal(ours.pos_indices[real], indices.numpy())
+    np.testing.assert_array_equal(ours.pos_weights[real], weights.numpy())
     np.testing.assert_array_equal(
-        ours.rowcol[:n], vision_utils.get_vision_position_ids(tg, v.spatial_merge_size).numpy())
+        ours.rowcol[real], vision_utils.get_vision_position_ids(tg, v.spatial_merge_size).numpy())
     bounds = vision_utils.get_vision_cu_seqlens(tg).numpy()
     segments = np.repeat(np.arange(len(bounds) - 1), np.diff(bounds))
-    np.testing.assert_array_equal(ours.segment_ids[:n], segments)
-    assert (ours.segment_ids[n:] == PAD_SEGMENT).all() and (ours.pos_weights[n:] == 0).all()
-    assert ours.num_patches == pad_to
+    slot_of_patch = np.broadcast_to(np.arange(len(grid) + extra_slots)[:, None], real.shape)[real]
+    ours_segments = ours.segment_ids[real] + np.cumsum([0, *grid[:, 0]])[slot_of_patch]
+    np.testing.assert_array_equal(ours_segments, segments)
+    assert (ours.pos_weights[~real] == 0).all()
+    assert ours.pixel_values.shape[:2] == (len(grid) + extra_slots, slot_patches)
+    per_slot = slot_patches // v.merge_unit
+    expected_rows = np.concatenate([s * per_slot + np.arange(int(np.prod(g)) // v.merge_unit)
+                                    for s, g in enumerate(grids)])
+    np.testing.assert_array_equal(ours.token_rows, expected_rows)
 
 
 def test_run_that_does_not_fit_its_grid_is_an_error():
@@ -116,6 +126,12 @@ def test_vision_input_errors_name_the_problem():
     with pytest.raises(ValueError, match="multiples of spatial_merge_size"):
         prepare_vision_inputs(v, pixel_values=np.zeros((15, v.patch_dim)),
                               image_grid_thw=np.array([[1, 3, 5]]))
-    with pytest.raises(ValueError, match="pad_to=18"):
+    with pytest.raises(ValueError, match="slot_patches=18"):
         prepare_vision_inputs(v, pixel_values=np.zeros((16, v.patch_dim)), image_grid_thw=grid,
-                              pad_to=18)
+                              slot_patches=18)
+    with pytest.raises(ValueError, match="slot_patches=12"):
+        prepare_vision_inputs(v, pixel_values=np.zeros((16, v.patch_dim)), image_grid_thw=grid,
+                              slot_patches=12)
+    with pytest.raises(ValueError, match="must name the 1 given"):
+        prepare_vision_inputs(v, pixel_values=np.zeros((16, v.patch_dim)), image_grid_thw=grid,
+                              token_slots=[0, 1])

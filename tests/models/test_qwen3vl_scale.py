@@ -75,7 +75,8 @@ def tiny_setup():
     positions, _ = rope_index(batch["input_ids"], config, image_grid_thw=batch["image_grid_thw"],
                               attention_mask=batch["attention_mask"])
     vision = prepare_vision_inputs(config.vision, pixel_values=batch["pixel_values"],
-                                   image_grid_thw=batch["image_grid_thw"], pad_to=96)
+                                   image_grid_thw=batch["image_grid_thw"], slots=4,
+                                   slot_patches=28)
     inputs = (jnp.asarray(batch["input_ids"]), jnp.asarray(positions),
               jnp.asarray(batch["attention_mask"]), vision)
     model = load_params(config, DictSource(state_dict))

@@ -25,12 +25,14 @@ from scipy import stats
 # The tiny-model helpers live with the model tests.
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), os.pardir, "models"))
 import qwen3vl_tiny as tiny  # noqa: E402
+from configs import default  # noqa: E402
 from models.qwen3_vl.convert import DictSource, load_params  # noqa: E402
 from models.qwen3_vl.rope_index import rope_index  # noqa: E402
 from models.qwen3_vl.tokenizer import Qwen3Tokenizer  # noqa: E402
 from models.qwen3_vl.vision_inputs import prepare_vision_inputs  # noqa: E402
 from sdpo_jax.sampler import (FINISH_LENGTH, FINISH_STOP, Prompt, Sampler, SamplerConfig,  # noqa: E402
                               SamplerError)
+from sdpo_jax.run_config import RunConfig  # noqa: E402
 from sdpo_jax.sampling import Sampling, choose_tokens, inverse_cdf  # noqa: E402
 
 ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), os.pardir, os.pardir))
@@ -313,6 +315,23 @@ def test_greedy_choice_is_argmax_and_skips_suppressed_ids():
 
 
 # ------------------------------------------------------------------------------- bad input
+def test_image_sizes_within_the_configs_largest_share_one_rollout_program(setup):
+    """The trainer's sampler sizes image slots for config.data.image_max_pixels, so a 4x6 and a
+    4x4 patch image compile one program between them."""
+    config = default.get_config()
+    config.rollout.update(dict(max_new_tokens=MAX_NEW, group_size=2))
+    sampler_config = RunConfig.from_config(config).sampler_for(setup["config"])
+    assert sampler_config.patch_bucket == config.data.image_max_pixels // 16 ** 2
+    sampler = Sampler(sampler_config, setup["tokenizer"])
+    batch = tiny.image_batch(setup["config"])
+    first_image = batch["input_ids"][0][:3 + 1 + 6 + 1 + 2]  # text, <vs>, 6 image tokens, <ve>
+    wide = Prompt(7, first_image, batch["pixel_values"][:24], batch["image_grid_thw"][:1])
+    square = setup["prompts"][1]
+    for prompt in (wide, square):
+        sampler.compile(setup["model"], [prompt])
+    assert sampler.compilations == 1, "another image size compiled another rollout program"
+
+
 def test_bad_prompts_and_configs_name_the_problem(setup):
     sampler = _sampler(setup, Sampling(temperature=0), group_size=1)
     model, good = setup["model"], setup["prompts"][2]
@@ -384,8 +403,9 @@ def test_eight_fake_devices_give_the_single_device_rollouts():
         assert mesh["logprob_err"] <= 1e-5, f"log-probs differ on {mesh}"
         assert "data" in mesh["token_spec"], f"rows are not sharded over data: {mesh}"
         # Each device holds 1/8 of the KV cache (rows over data x fsdp, kv heads over tensor):
-        # the per-device scratch memory (mostly cache) must shrink well below the single device's.
-        assert mesh["temp_bytes"] < 0.35 * report["temp_bytes"], f"cache not sharded: {mesh}"
+        # the per-device scratch memory (mostly cache; the image slots' gathered features are
+        # the rest) must shrink well below the single device's (a whole cache is ~0.9 of it).
+        assert mesh["temp_bytes"] < 0.4 * report["temp_bytes"], f"cache not sharded: {mesh}"
 
 
 if __name__ == "__main__" and sys.argv[1:] == ["--sharded"]:

@@ -59,8 +59,8 @@ def world(benchmark_file, default_run):
     image = png_image(target.render_png)
     chat = processor(student_messages(task, image))
     shapes = Shapes(response_length=r, student_prompt_length=len(chat.input_ids) + 4,
-                    teacher_prompt_length=2048, student_patches=GROUP * 36,
-                    teacher_patches=2 * GROUP * 36)
+                    teacher_prompt_length=2048, slot_patches=36, student_images=1,
+                    teacher_images=1 + GROUP)
     rows = Rows(tokens, np.zeros(tokens.shape, np.float32), lengths, read)
     return dict(config=config, model=model, processor=processor, task=task, image=image,
                 chat=chat, rows=rows, feedbacks=feedbacks, shapes=shapes, injected=injected,

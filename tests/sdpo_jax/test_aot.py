@@ -1,0 +1,64 @@
+"""`python -m sdpo_jax.aot`: accelerator names map to libtpu topologies, and a small config's
+train step, rollout and decode step compile for a small TPU slice (libtpu's compile-only
+devices, on this CPU host) through the CLI's own code path, with a complete report."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from configs import default
+from models.qwen3_vl.vision_inputs import prepare_vision_inputs
+from sdpo_jax.aot import PROGRAMS, TopologyError, libtpu_topology, run
+from sdpo_jax.model_loading import size_config
+from sdpo_jax.sequences import abstract_sequences
+
+pytest.importorskip("libtpu", reason="the tpu or test extra installs libtpu")
+
+
+@pytest.mark.parametrize("name, expected", [
+    ("v5p-8", "v5p:2x2x1"), ("v5p-64", "v5p:2x4x4"), ("v5p-128", "v5p:4x4x4"),
+    ("v4-32", "v4:2x2x4"), ("v5e-16", "v5e:4x4"), ("v6e-32", "v6e:4x8"), ("v6e-8", "v6e:2x4"),
+    ("v5p:2x2x1", "v5p:2x2x1")])
+def test_accelerator_types_name_standard_slice_shapes(name, expected):
+    assert libtpu_topology(name)[1] == expected
+
+
+@pytest.mark.parametrize("name", ["v5p-48", "v3-8", "tpu", "v5e-x"])
+def test_unknown_topologies_are_refused_with_the_accepted_forms(name):
+    with pytest.raises(TopologyError, match="v5p-64"):
+        libtpu_topology(name)
+
+
+@pytest.mark.slow  # three TPU compilations: ~1 min on a quiet 2-core host, minutes under load
+def test_small_config_compiles_for_a_small_tpu_slice():
+    config = default.get_config()
+    config.mesh.update(dict(data=1, fsdp=-1, tensor=1))
+    config.rollout.update(dict(max_new_tokens=16, max_prompt_tokens=64, prompts_per_step=4))
+    config.teacher.context.max_prompt_tokens = 96
+    config.model.update(dict(dtype="bfloat16", attention_query_chunk=32))
+    report = run(config, "v5p:2x2x1", log=lambda line: None)
+    assert report["chips"] == report["devices"] == 4 and report["mesh"]["fsdp"] == 4
+    assert set(report["programs"]) == set(PROGRAMS)
+    for name, program in report["programs"].items():
+        assert program["fits"] and 0 < program["headroom"] < 1, f"{name}: {program}"
+        assert program["total_bytes"] > program["argument_bytes"] > 0, f"{name}: no bytes"
+        assert program["flops"] > 0 and program["roofline_s"] > 0, f"{name}: no costs"
+    assert 0 < report["mfu"] < 1 and report["train_step_s"] > 0 and report["rollout_s"] > 0
+    assert report["model_flops"] > 0 and report["fits"]
+
+
+def test_abstract_sequences_describe_what_pack_sequences_builds():
+    """The shapes the AOT tool compiles are the ones the trainer feeds (here through the
+    vision packer, in the compute dtype)."""
+    config = size_config("tiny", real_tokenizer=False, dtype="bfloat16")
+    abstract = abstract_sequences(config, 4, prompt_length=16, response_length=8, image_slots=3,
+                                  slot_patches=32)
+    grid = np.array([[1, 4, 4]])
+    vision = prepare_vision_inputs(config.vision, pixel_values=np.ones((16, 1536), np.float32),
+                                   image_grid_thw=grid, slots=3, slot_patches=32,
+                                   token_slots=[0, 0], tokens=4 * 16, dtype=config.jnp_dtype)
+    for name in ("pixel_values", "pos_indices", "pos_weights", "rowcol", "segment_ids",
+                 "token_rows", "num_image_tokens"):
+        ours, theirs = getattr(abstract.vision, name), getattr(vision, name)
+        assert (ours.shape, ours.dtype) == (theirs.shape, theirs.dtype), name
+    assert vision.pixel_values.dtype == config.jnp_dtype, "pixels are not in the compute dtype"
