@@ -1,6 +1,7 @@
 """Train-loop throughput on the real chart env: overlapped rollouts vs a strictly sequential loop.
 
-For each model (the tiny default, and a small one: hidden 256, 4 layers, 8 heads), runs the real trainer
+For each model (the toy default with its sentencepiece tokenizer, and the tiny size with the real
+Qwen3 tokenizer) on the default's synthetic chart tasks, runs the real trainer
 twice on the same tasks: `max_off_policy_lag=1` (ours: batch k+1 is sampled while batch k
 renders) and `max_off_policy_lag=0` (baseline: sample, render, train, in turn). Reports the median
 steady-state step time (the first step, which compiles, is left out), response tokens/s, the
@@ -26,17 +27,14 @@ from configs.default import get_config  # noqa: E402
 from sdpo_jax.metrics import read_metrics  # noqa: E402
 from sdpo_jax.trainer import Trainer  # noqa: E402
 
-MODELS = {
-    "tiny": {},
-    "small": {"text_config": dict(hidden_size=256, intermediate_size=768, num_hidden_layers=4,
-                                  num_attention_heads=8, num_key_value_heads=2, head_dim=32),
-              "vision_config": dict(out_hidden_size=256)},
-}
+MODELS = {"tiny": dict(size="tiny", tokenizer="qwen3"),
+          "toy": dict(size="toy", tokenizer="synthetic_charts")}
 
 
 def run(model: str, lag: int, steps: int) -> dict[str, float]:
     c = get_config()
-    c.model.overrides = MODELS[model]
+    c.model.update(MODELS[model])
+    c.eval.every = 0  # the loop's own throughput
     c.rollout.max_off_policy_lag = lag
     c.train.num_steps = steps
     c.train.checkpoint_every = steps

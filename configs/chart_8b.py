@@ -13,4 +13,5 @@ def get_config():
     return pod_config(
         sources=[dict(path="chart2code_160k.jsonl", format="chart2code", weight=1.0)],
         max_new_tokens=2048, max_prompt_tokens=1536, teacher_max_prompt_tokens=6144,
-        image_max_pixels=1024 * 768)
+        image_max_pixels=1024 * 768,
+        eval_source=dict(path="chartmimic_direct_v1.jsonl", format="chartmimic"))

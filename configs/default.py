@@ -1,14 +1,17 @@
 """The tiny CPU default, and the one source of every run setting's default.
 
 Every key below is required by sdpo_jax.run_config (the other configs build on this file and
-change what they name), so what a run does is what its config file says.
+change what they name), so what a run does is what its config file says. Sections by mode:
+common (seed, mode, model, mesh, data, env, context, optim, train, eval), Visual-SDPO's
+(rollout, credit, teacher, loss) and the warm start's (sft, see configs/sft_toy.py).
 
-A tiny random-weight Qwen3-VL (configs/model_sizes.py "tiny", the real Qwen3 tokenizer) trained
-by Visual-SDPO for a few steps on ChartMimic chart-to-code tasks from the data folder, rendered
-and judged by the real chart environment. A random model writes code that rarely runs, so most
-signal flows through the failed-execution distillation path (the teacher sees the error); the
-point is the whole loop, not a better model. Leaves a checkpoint, metrics.jsonl, TensorBoard
-events and plots.png in --workdir.
+The toy Qwen3-VL (configs/model_sizes.py "toy", the bundled sentencepiece tokenizer) trained by
+Visual-SDPO on the built-in synthetic chart tasks (sdpo_jax.synthetic: the instruction states the
+data), rendered and judged by the real chart environment; nothing outside the repository is
+read. From random weights the code rarely runs, so the signal flows mostly through the
+failed-execution path; start from a warm start (configs/sft_toy.py, then
+--config.model.checkpoint=runs/sft_toy/model) to see defects fixed. Leaves checkpoints,
+metrics.jsonl, TensorBoard events, plots.png, evaluations and the exported policy in --workdir.
 
     python -m sdpo_jax.main --config=configs/default.py --workdir=runs/tiny
 Runtime: a few minutes on 2 CPU cores.
@@ -19,28 +22,36 @@ import ml_collections
 def get_config() -> ml_collections.ConfigDict:
     c = ml_collections.ConfigDict()
     c.seed = 0
+    c.mode = "sdpo"  # sdpo: Visual-SDPO; sft: supervised warm start (configs/sft_toy.py)
 
     # Model: a size from configs/model_sizes.py (random weights), or a local checkpoint folder
-    # (HF or Flax) in `checkpoint`; `overrides` change the size's text_config / vision_config;
-    # attention_query_chunk > 0 computes attention that many queries at a time (long prompts).
+    # (HF or Flax; a run's exported workdir/model) in `checkpoint`; `tokenizer`: "qwen3", a
+    # bundled sentencepiece model ("synthetic_charts", the toy size's) or a .model path;
+    # `overrides` change the size's text_config / vision_config; attention_query_chunk > 0
+    # computes attention that many queries at a time (long prompts).
     c.model = ml_collections.ConfigDict(dict(
-        size="tiny", checkpoint="", param_dtype="float32", dtype="float32",
-        scan_layers=False, remat="none", attention_query_chunk=0, overrides={}))
+        size="toy", checkpoint="", tokenizer="synthetic_charts", param_dtype="float32",
+        dtype="float32", scan_layers=False, remat="none", attention_query_chunk=0,
+        overrides={}))
     # Mesh axis sizes; -1 takes the remaining devices.
     c.mesh = ml_collections.ConfigDict(dict(data=-1, fsdp=1, tensor=1))
 
-    # Sources: JSONL files (a bare name is read from the data folder, see README "Data") in a
-    # format of envs.registry.FORMATS, mixed by weight.
+    # Sources: JSONL files (a bare name is read from the data folder, see README "Data") or
+    # generated synthetic tasks (synthetic:<split>[:<count>]), in a format of
+    # envs.registry.FORMATS, mixed by weight. target_images: show the student the render of the
+    # reference (ChartMimic-style "reproduce this image"); off for synthetic tasks, whose
+    # instruction states the data.
     c.data = ml_collections.ConfigDict(dict(
-        sources=[dict(path="chartmimic_direct_v1.jsonl", format="chartmimic", weight=1.0)],
-        image_max_pixels=128 * 128,   # target images are resized below this (tokens = pixels/1024)
+        sources=[dict(path="synthetic:train", format="synthetic_chart", weight=1.0)],
+        target_images=False,
+        image_max_pixels=128 * 128,   # images are resized below this (tokens = pixels/1024)
         image_min_pixels=64 * 64,
     ))
 
     c.rollout = ml_collections.ConfigDict(dict(
         prompts_per_step=2,
         group_size=4,           # G rollouts per prompt: the GRPO group
-        max_new_tokens=48, max_prompt_tokens=128,
+        max_new_tokens=384, max_prompt_tokens=256,
         temperature=1.0,        # also the loss's temperature (log-probs must match the sampler's)
         top_k=0, top_p=1.0,
         max_off_policy_lag=1,   # 1: sample batch k+1 while batch k renders; 0: strictly on-policy
@@ -51,6 +62,15 @@ def get_config() -> ml_collections.ConfigDict:
     c.env = ml_collections.ConfigDict(dict(
         num_workers=2, timeout_s=30.0, chart={}, web={}, slide_pptx={}, slide_html={}))
 
+    # What the teacher sees besides the task (sdpo_jax.teacher_context): the render, the defect
+    # table with its lines or the error log, a successful sibling; the same context prompts the
+    # warm start's revision examples and the evaluation's second attempts.
+    c.context = ml_collections.ConfigDict(dict(
+        show_render=True, show_defects=True, show_error=True,
+        demonstration=True,    # show a successful sibling rollout to failed ones (SDPO)
+        max_defects=12, max_log_chars=1500,
+        max_prompt_tokens=1024))
+
     # Visual-grounded code credit: w_t = 1 + (alpha - 1) * resp(s(t)); a failing statement gets
     # resp error_severity, the statements that built its inputs dependency_severity.
     c.credit = ml_collections.ConfigDict(dict(
@@ -60,14 +80,7 @@ def get_config() -> ml_collections.ConfigDict:
         weights="live",            # live | ema | base
         ema_rate=0.05, ema_every=1,
         distill=True,              # False: GRPO only (no teacher pass; configs/grpo_only.py)
-        # What the teacher sees (sdpo_jax.teacher_context): task + render + defect table / log.
-        context=dict(
-            show_render=True, show_defects=True, show_error=True,
-            demonstration=True,    # show a successful sibling rollout to failed ones (SDPO)
-            max_defects=12, max_log_chars=1500,
-            max_prompt_tokens=768,
-            failed_exec_path=True,  # failed rollouts keep their distillation term
-        ),
+        failed_exec_path=True,     # failed rollouts keep their distillation term
     ))
 
     # sdpo_jax.losses.LossConfig fields (its temperature is rollout.temperature).
@@ -84,4 +97,12 @@ def get_config() -> ml_collections.ConfigDict:
 
     c.train = ml_collections.ConfigDict(dict(
         num_steps=4, checkpoint_every=2, keep_checkpoints=2, plot_every=2))
+
+    # Evaluation on held-out tasks (sdpo_jax.evaluation) before the first step, every `every`
+    # steps and after the last (0: never): the first `count` tasks of `path`; greedy at
+    # temperature 0; with_feedback also measures the policy revising its own flawed attempts.
+    c.eval = ml_collections.ConfigDict(dict(
+        every=4, path="synthetic:validation", format="synthetic_chart", count=16, samples=1,
+        temperature=0.0, max_new_tokens=384, max_prompt_tokens=256, prompts_per_call=16,
+        with_feedback=False))
     return c

@@ -4,5 +4,5 @@ from configs import chart_8b
 
 def get_config():
     c = chart_8b.get_config()
-    c.teacher.context.failed_exec_path = False
+    c.teacher.failed_exec_path = False
     return c

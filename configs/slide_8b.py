@@ -11,4 +11,5 @@ def get_config():
     return pod_config(
         sources=[dict(path="aeslides_7k.jsonl", format="aeslides", weight=1.0)],
         max_new_tokens=4096, max_prompt_tokens=1024, teacher_max_prompt_tokens=8192,
-        image_max_pixels=1280 * 720)
+        image_max_pixels=1280 * 720,
+        eval_source=dict(path="aeslides_examples.jsonl", format="aeslides"))

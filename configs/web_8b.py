@@ -11,5 +11,6 @@ def get_config():
         sources=[dict(path="websight.jsonl", format="websight", weight=1.0),
                  dict(path="webcode2m.jsonl", format="websight", weight=1.0)],
         max_new_tokens=4096, max_prompt_tokens=3072, teacher_max_prompt_tokens=8192,
-        image_max_pixels=1280 * 1024)
+        image_max_pixels=1280 * 1024,
+        eval_source=dict(path="design2code_testset.jsonl", format="design2code"))
     return c

@@ -123,6 +123,10 @@ FORMATS: dict[str, RecordFormat] = {
     # python-pptx slide briefs {id, instruction | brief, code?}
     "slide_instructions": RecordFormat("slide_pptx", target=("code",), target_required=False,
                                        brief=("instruction", "brief")),
+    # this project's synthetic chart tasks {id, split, instruction, code, spec, ...}: the
+    # instruction states the data; the spec rebuilds careless variants (sdpo_jax.synthetic)
+    "synthetic_chart": RecordFormat("chart", target=("code",), instruction=("instruction",),
+                                    meta=("spec", "split")),
 }
 
 

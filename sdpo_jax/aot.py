@@ -50,11 +50,11 @@ from ml_collections import config_flags
 from models.qwen3_vl.config import Qwen3VLConfig
 from models.qwen3_vl.convert import abstract_model
 from models.qwen3_vl.kv_cache import KVCache, cache_axes
-from models.qwen3_vl.tokenizer import Qwen3Tokenizer
+from models.tokenizers.load import load_tokenizer
 from models.sharding import logical_to_spec, make_mesh, state_shardings
 from sdpo_jax.losses import LossBatch
 from sdpo_jax.model_loading import architecture
-from sdpo_jax.run_config import RunConfig
+from sdpo_jax.run_config import ConfigError, RunConfig
 from sdpo_jax.sampler import Sampler
 from sdpo_jax.sequences import abstract_sequences
 from sdpo_jax.train_step import abstract_train_state, input_shardings, make_train_step
@@ -167,9 +167,9 @@ def abstract_params(config: Qwen3VLConfig, mesh: Mesh) -> tuple[nnx.GraphDef, nn
 
 def lower_rollout(rc: RunConfig, config: Qwen3VLConfig, mesh: Mesh) -> jax.stages.Lowered:
     graphdef, params = abstract_params(config, mesh)
-    tokenizer = Qwen3Tokenizer.load()
+    tokenizer = load_tokenizer(rc.model.tokenizer)
     sampler = Sampler(dataclasses.replace(
-        rc.sampler_for(config), suppress_token_ids=unsampleable_ids(config, len(tokenizer))),
+        rc.sampler_for(config), suppress_token_ids=unsampleable_ids(config, tokenizer)),
         tokenizer, mesh=mesh)
     shapes = rc.shapes(config)
     return sampler.lower(graphdef, params, rc.rollout.prompts_per_step, shapes.student_prompt_length,
@@ -322,6 +322,9 @@ def run(config: Any, topology: str, programs: tuple[str, ...] = tuple(PROGRAMS),
     Without `unrolled_costs` a scanning config's train step is compiled once: its compiled
     costs then count one layer, so its step time is the analytic FLOPs at the slice's peak."""
     rc = RunConfig.from_config(config)
+    if rc.mode != "sdpo":
+        raise ConfigError(f"config.mode={rc.mode!r}: the AOT report compiles Visual-SDPO's "
+                          f"train step and rollout; give an sdpo config (e.g. configs/chart_8b.py)")
     generation, libtpu_name = libtpu_topology(topology)
     chip = CHIPS[generation]
     devices = compile_only_devices(libtpu_name)

@@ -12,7 +12,9 @@ read from there, so configs name files (`chartmimic_direct_v1.jsonl`), not machi
 """
 from __future__ import annotations
 
+import collections.abc
 import dataclasses
+import functools
 import html.parser
 import json
 import os
@@ -108,11 +110,52 @@ def task_from_record(record: dict[str, Any], form: RecordFormat, task_id: str, w
                 width=domain.width, height=domain.height, dpi=domain.dpi, meta=meta)
 
 
-def load_tasks(source: Source) -> list[Task]:
-    """All tasks of one source file, validated line by line."""
+GENERATED = "synthetic:"  # path prefix of a generated source: synthetic:<split>[:<count>]
+GENERATED_COUNT = 100_000
+
+
+class GeneratedTasks(collections.abc.Sequence):
+    """Tasks 0 .. count-1 of a synthetic split, made when first read (nothing on disk)."""
+
+    def __init__(self, split: str, count: int):
+        from sdpo_jax.synthetic.tasks import synthetic_task  # only runs that use it pay for it
+        self._make = functools.lru_cache(maxsize=4096)(
+            lambda index: synthetic_task(split, index))
+        self.split, self.count = split, count
+
+    def __len__(self) -> int:
+        return self.count
+
+    def __getitem__(self, index):
+        if isinstance(index, slice):
+            return [self[i] for i in range(*index.indices(self.count))]
+        if not 0 <= index < self.count:
+            raise IndexError(f"task {index} of {self.count} in synthetic split {self.split!r}")
+        return self._make(int(index))
+
+
+def generated_tasks(path: str) -> GeneratedTasks:
+    """The source `synthetic:<split>[:<count>]` (count default GENERATED_COUNT)."""
+    from sdpo_jax.synthetic.generate import SPLITS
+    parts = path[len(GENERATED):].split(":")
+    split, count = parts[0], parts[1] if len(parts) > 1 else str(GENERATED_COUNT)
+    if split not in SPLITS or len(parts) > 2 or not count.isdigit() or int(count) < 1:
+        raise DataError(f"data source {path!r}: write synthetic:<split>[:<count>] with split one "
+                        f"of {SPLITS} and a positive count, e.g. synthetic:train:100000.")
+    return GeneratedTasks(split, int(count))
+
+
+def load_tasks(source: Source) -> Sequence[Task]:
+    """All tasks of one source: a JSONL file validated line by line, or generated synthetic
+    tasks (path synthetic:<split>[:<count>], format synthetic_chart)."""
     if source.format not in FORMATS:
         raise DataError(f"{source.path}: unknown format {source.format!r}. "
                         f"Fix: use one of {sorted(FORMATS)} (envs.registry.FORMATS).")
+    if source.path.startswith(GENERATED):
+        if source.format != "synthetic_chart":
+            raise DataError(f"{source.path}: generated sources have format 'synthetic_chart', "
+                            f"not {source.format!r}.")
+        return generated_tasks(source.path)
     path = data_path(source.path)
     if not os.path.isfile(path):
         raise DataError(f"{path}: no such file. Fix: put the JSONL file in the data folder "
@@ -176,8 +219,12 @@ class TaskMixture:
     def _item(self, src: int, position: int) -> Task:
         n = len(self.tasks[src])
         epoch, offset = divmod(position, n)
-        order = np.random.default_rng([self.seed, src, epoch]).permutation(n)
-        return self.tasks[src][order[offset]]
+        return self.tasks[src][self._order(src, epoch, n)[offset]]
+
+    @functools.lru_cache(maxsize=8)
+    def _order(self, src: int, epoch: int, n: int) -> np.ndarray:
+        """Source `src`'s shuffle in `epoch` (kept: drawing a batch reuses it)."""
+        return np.random.default_rng([self.seed, src, epoch]).permutation(n)
 
     def next_batch(self, num_prompts: int) -> list[Task]:
         """The next num_prompts tasks; advances the state."""

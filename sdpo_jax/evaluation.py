@@ -1,7 +1,7 @@
 """Evaluating a policy on held-out tasks: sample, judge, and summarise, in one place for the
 `python -m sdpo_jax.evaluate` command and the trainer's periodic evaluation.
 
-    evaluator = Evaluator(processor, pool, EvalConfig(...), context=run.teacher.context)
+    evaluator = Evaluator(processor, pool, EvalConfig(...), context=run.context)
     report = evaluator(model, tasks, target_images)   # items + summary
     report.summary["defect_free_rate"], report.table()
 
@@ -95,7 +95,7 @@ class EvalReport:
     revisions: dict[tuple[str, int], Attempt]
 
     @property
-    def summary(self) -> dict[str, float]:
+    def summary(self) -> dict[str, float | None]:
         return summarise(self.attempts, self.revisions)
 
     def table(self) -> str:
@@ -124,10 +124,10 @@ class EvalReport:
 
 
 def summarise(attempts: Sequence[Attempt], revisions: dict[tuple[str, int], Attempt]
-              ) -> dict[str, float]:
+              ) -> dict[str, float | None]:
     """Execution rate, defect-free rate, each defect kind's rate (share of attempts with at
     least one defect of that kind), mean fidelity (over attempts that report one), reward and
-    response length; with revisions, the defect-free rate when they replace the flawed first
+    response length (fidelity None when no attempt reports one); with revisions, the defect-free rate when they replace the flawed first
     attempts and its rise over the plain one (the teacher uplift)."""
     n = max(len(attempts), 1)
     kinds = Counter(kind for a in attempts for kind in {d.kind for d in a.feedback.defects})
@@ -136,7 +136,7 @@ def summarise(attempts: Sequence[Attempt], revisions: dict[tuple[str, int], Atte
     out = {"attempts": len(attempts),
            "exec_rate": sum(a.feedback.ok for a in attempts) / n,
            "defect_free_rate": sum(a.defect_free for a in attempts) / n,
-           "fidelity": float(np.mean(fidelity)) if fidelity else float("nan"),
+           "fidelity": float(np.mean(fidelity)) if fidelity else None,
            "reward": float(np.mean([a.feedback.reward for a in attempts])) if attempts else 0.0,
            "response_tokens": float(np.mean([len(a.reply.token_ids) for a in attempts]))
            if attempts else 0.0}

@@ -53,9 +53,27 @@ def main(argv) -> int:
         return 2
     metrics = trainer.run()
     if metrics:
-        print(f"done: step {trainer.run_config.train.num_steps}, loss {metrics['loss/total']:.4f}, "
-              f"exec rate {metrics['env/exec_rate']:.2f}; outputs in {_WORKDIR.value}")
+        print(summary(trainer.run_config, _WORKDIR.value))
     return 0
+
+
+def summary(run_config, workdir: str) -> str:
+    """What was trained, how it moved on the held-out tasks, and where the outputs are."""
+    from sdpo_jax.metrics import read_metrics
+    rows = read_metrics(os.path.join(workdir, "metrics.jsonl"))
+    rc = run_config
+    lines = [f"done: {rc.mode} on {', '.join(s.path for s in rc.data.sources)}, model "
+             f"{rc.model.checkpoint or rc.model.size}, {rc.train.num_steps} steps, final loss "
+             f"{rows[-1]['loss/total']:.4f}"]
+    evaluated = [r for r in rows if "eval/defect_free_rate" in r]
+    if evaluated:
+        first, last = evaluated[0], evaluated[-1]
+        lines.append(f"held-out ({rc.eval.path}, {rc.eval.count} tasks): "
+                     + ", ".join(f"{name} {first[f'eval/{name}']:.2f} -> {last[f'eval/{name}']:.2f}"
+                                 for name in ("exec_rate", "defect_free_rate", "reward")))
+    lines.append(f"outputs in {workdir}: model/ (the policy), checkpoints/, metrics.jsonl, tb/, "
+                 f"plots.png" + (", eval/" if evaluated else ""))
+    return "\n".join(lines)
 
 
 if __name__ == "__main__":

@@ -4,6 +4,7 @@ mesh by the model's logical axis rules. Never downloads anything.
 """
 from __future__ import annotations
 
+import dataclasses
 import os
 
 from jax.sharding import Mesh
@@ -12,6 +13,8 @@ from configs import model_sizes
 from models.qwen3_vl.config import Qwen3VLConfig
 from models.qwen3_vl.convert import PARAMS_DIR, load_flax_checkpoint, load_hf_checkpoint
 from models.qwen3_vl.model import Qwen3VL, init_model
+from models.qwen3_vl.processor import ImageProcessor, ImageProcessorConfig, Qwen3VLProcessor
+from models.tokenizers.load import QWEN3, load_tokenizer
 
 
 def size_config(size: str, real_tokenizer: bool = True, overrides: dict | None = None,
@@ -55,9 +58,23 @@ def runtime_options(run_config) -> dict:
 
 
 def architecture(run_config) -> Qwen3VLConfig:
-    """config.model.size (with its overrides) and the runtime options, without any weights."""
+    """config.model.size (with its overrides) and the runtime options, without any weights; a
+    size driven by the Qwen3 tokenizer gets its vocabulary and token ids, a size made for another
+    tokenizer (e.g. "toy" for "synthetic_charts") keeps its own."""
     m = run_config.model
-    return size_config(m.size, overrides=m.overrides, **runtime_options(run_config))
+    return size_config(m.size, real_tokenizer=m.tokenizer == QWEN3, overrides=m.overrides,
+                       **runtime_options(run_config))
+
+
+def build_processor(run_config, model_config: Qwen3VLConfig) -> Qwen3VLProcessor:
+    """The processor of config.model.tokenizer (the checkpoint folder's own files first) with
+    images resized into config.data's pixel range."""
+    m = run_config.model
+    image = ImageProcessorConfig.for_model(model_config)
+    image = dataclasses.replace(image, max_pixels=run_config.data.image_max_pixels,
+                                min_pixels=run_config.data.image_min_pixels)
+    tokenizer = load_tokenizer(m.tokenizer, folder=m.checkpoint or None)
+    return Qwen3VLProcessor(model_config, tokenizer, ImageProcessor(image))
 
 
 def build_model(run_config, mesh: Mesh) -> tuple[Qwen3VLConfig, Qwen3VL]:

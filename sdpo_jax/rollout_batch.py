@@ -52,7 +52,8 @@ def build_train_batch(processor: Qwen3VLProcessor, tasks: Sequence[Task],
                       target_images: Sequence[Image.Image | None],
                       student_chats: Sequence[ProcessedChat], rows: Rows,
                       feedbacks: Sequence[Feedback], *, shapes: Shapes, credit: CreditConfig,
-                      teacher: TeacherContextConfig, distill: bool) -> TrainBatch:
+                      context: TeacherContextConfig, distill: bool,
+                      failed_exec_path: bool) -> TrainBatch:
     """`tasks`, `target_images` and `student_chats` are per prompt; everything else per row.
     `distill=False` (the GRPO-only ablation) builds no teacher prompts and gives every row
     distill_mask 0: the returned teacher sequences are the student's (the step skips the teacher
@@ -81,10 +82,10 @@ def build_train_batch(processor: Qwen3VLProcessor, tasks: Sequence[Task],
         task = tasks[p]
         demo = demonstration(row, np.flatnonzero(prompt_of == p).tolist(), feedbacks,
                              rows.replies, domain_spec(task.domain).language)
-        prompt = teacher_prompt(processor, task, target_images[p], feedback, demo, teacher)
+        prompt = teacher_prompt(processor, task, target_images[p], feedback, demo, context)
         teacher_chats.append(prompt.chat)
         cut += prompt.cut
-        distill_mask[row] = float(prompt.privileged and (feedback.ok or teacher.failed_exec_path))
+        distill_mask[row] = float(prompt.privileged and (feedback.ok or failed_exec_path))
     config = processor.config
     student = pack_sequences(config, [student_chats[p] for p in prompt_of], response, mask,
                              prompt_length=shapes.student_prompt_length,

@@ -20,15 +20,20 @@ from typing import Any
 from envs.registry import DOMAINS, FORMATS
 from sdpo_jax.credit import CreditConfig
 from sdpo_jax.data import Source
+from sdpo_jax.evaluation import EvalConfig
 from sdpo_jax.losses import LossConfig
 from sdpo_jax.sampler import SamplerConfig
 from sdpo_jax.sampling import Sampling
 from sdpo_jax.sequences import Shapes
+from sdpo_jax.sft import SftConfig
 from sdpo_jax.teacher_context import TeacherContextConfig
 from sdpo_jax.train_step import OptimConfig, StepConfig
 
-SECTIONS = ("seed", "model", "mesh", "data", "rollout", "env", "credit", "teacher", "loss",
-            "optim", "train")
+MODES = ("sdpo", "sft")
+COMMON_SECTIONS = ("seed", "mode", "model", "mesh", "data", "env", "context", "optim", "train",
+                   "eval")
+# What each mode adds: Visual-SDPO's rollouts, credit, teacher and loss; the warm start's sft.
+MODE_SECTIONS = {"sdpo": ("rollout", "credit", "teacher", "loss"), "sft": ("sft",)}
 
 
 def image_patches(max_pixels: int, model_config) -> int:
@@ -47,6 +52,7 @@ class ModelSection:
 
     size: str
     checkpoint: str
+    tokenizer: str  # "qwen3", a bundled sentencepiece model ("synthetic_charts"), or a .model path
     param_dtype: str
     dtype: str
     scan_layers: bool
@@ -67,7 +73,8 @@ class MeshSection:
 @dataclasses.dataclass(frozen=True)
 class DataSection:
     sources: tuple[Source, ...]
-    image_max_pixels: int  # target images are resized below this (tokens = pixels / 1024)
+    target_images: bool  # show the student the reference's render (domains that render one)
+    image_max_pixels: int  # images are resized below this (tokens = pixels / 1024)
     image_min_pixels: int
 
 
@@ -100,7 +107,22 @@ class TeacherSection:
     ema_rate: float
     ema_every: int
     distill: bool  # False: the GRPO-only ablation (no teacher pass, no distillation term)
-    context: TeacherContextConfig
+    failed_exec_path: bool  # failed rollouts keep their distillation term (the error is context)
+
+
+@dataclasses.dataclass(frozen=True)
+class EvalSection(EvalConfig):
+    """config.eval: every `every` steps (0: never) the policy is evaluated on the first `count`
+    tasks of the source `path` in `format` (sdpo_jax.evaluation)."""
+
+    every: int
+    path: str
+    format: str
+    count: int
+
+    @property
+    def source(self) -> Source:
+        return Source(self.path, self.format, 1.0)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -113,17 +135,23 @@ class TrainSection:
 
 @dataclasses.dataclass(frozen=True)
 class RunConfig:
+    """A run: the common sections, and those of its mode (the others are None)."""
+
     seed: int
+    mode: str
     model: ModelSection
     mesh: MeshSection
     data: DataSection
-    rollout: RolloutSection
     env: EnvSection
-    credit: CreditConfig
-    teacher: TeacherSection
-    loss: LossConfig
+    context: TeacherContextConfig
     optim: OptimConfig
     train: TrainSection
+    eval: EvalSection
+    rollout: RolloutSection | None = None
+    credit: CreditConfig | None = None
+    teacher: TeacherSection | None = None
+    loss: LossConfig | None = None
+    sft: SftConfig | None = None
 
     @property
     def sampler(self) -> SamplerConfig:
@@ -143,13 +171,19 @@ class RunConfig:
         student sees one target image per prompt (domains that render a reference), the teacher
         that one plus each row's render."""
         rows = self.rollout.rows
-        targets = self.rollout.prompts_per_step if any(
-            DOMAINS[FORMATS[s.format].domain].renders_reference for s in self.data.sources) else 0
+        targets = self.rollout.prompts_per_step if self.shows_targets else 0
         return Shapes(response_length=self.rollout.max_new_tokens,
                       student_prompt_length=self.rollout.max_prompt_tokens,
-                      teacher_prompt_length=self.teacher.context.max_prompt_tokens,
+                      teacher_prompt_length=self.context.max_prompt_tokens,
                       slot_patches=image_patches(self.data.image_max_pixels, model_config),
                       student_images=targets, teacher_images=targets + rows)
+
+    @property
+    def shows_targets(self) -> bool:
+        """Whether student prompts carry the reference's render (config.data.target_images, for
+        sources whose domain renders one)."""
+        return self.data.target_images and any(
+            DOMAINS[FORMATS[s.format].domain].renders_reference for s in self.data.sources)
 
     def sampler_for(self, model_config) -> SamplerConfig:
         """The sampler config with its image slots sized for the largest allowed image, so
@@ -162,39 +196,72 @@ class RunConfig:
         if not isinstance(config, Mapping) and not hasattr(config, "items"):
             raise ConfigError(f"the config must be an ml_collections.ConfigDict, got "
                               f"{type(config).__name__}")
-        unknown = sorted(set(config.keys()) - set(SECTIONS))
+        mode = config.get("mode") if hasattr(config, "get") else None
+        if mode not in MODES:
+            raise ConfigError(f"config.mode={mode!r}: use one of {MODES} (configs/default.py is "
+                              f"'sdpo', configs/sft_toy.py 'sft')")
+        sections = COMMON_SECTIONS + MODE_SECTIONS[mode]
+        unknown = sorted(set(config.keys()) - set(sections))
         if unknown:
-            raise ConfigError(f"unknown top-level config key(s) {unknown}; known: {list(SECTIONS)}")
-        missing = [name for name in SECTIONS if name not in config]
+            raise ConfigError(f"config key(s) {unknown} are not read in mode {mode!r}; its "
+                              f"sections: {list(sections)}")
+        missing = [name for name in sections if name not in config]
         if missing:
-            raise ConfigError(f"config.{missing[0]} is missing; every section is required "
-                              f"(configs/default.py has them all)")
-        rollout = read_section(RolloutSection, config["rollout"], "rollout")
+            raise ConfigError(f"config.{missing[0]} is missing; every section of mode {mode!r} is "
+                              f"required (configs/default.py has them all)")
         train = read_section(TrainSection, config["train"], "train")
         optim_raw = _items(config["optim"], "optim")
-        run = cls(
-            seed=_typed("seed", config["seed"], int),
+        common = dict(
+            seed=_typed("seed", config["seed"], int), mode=mode,
             model=read_section(ModelSection, config["model"], "model"),
             mesh=read_section(MeshSection, config["mesh"], "mesh"),
-            data=_data_section(config["data"]),
-            rollout=rollout,
-            env=_env_section(config["env"]),
-            credit=read_section(CreditConfig, config["credit"], "credit"),
-            teacher=read_section(TeacherSection, config["teacher"], "teacher"),
-            loss=read_section(LossConfig, config["loss"], "loss",
-                              derived={"temperature": "config.rollout.temperature"},
-                              temperature=rollout.temperature or 1.0),
+            data=_data_section(config["data"]), env=_env_section(config["env"]),
+            context=read_section(TeacherContextConfig, config["context"], "context"),
             optim=read_section(OptimConfig, optim_raw, "optim",
                                derived={"decay_steps": "config.train.num_steps"},
                                decay_steps=_decay_steps(train, optim_raw)),
-            train=train)
+            train=train, eval=read_section(EvalSection, config["eval"], "eval"))
+        if mode == "sft":
+            run = cls(**common, sft=read_section(SftConfig, config["sft"], "sft"))
+        else:
+            rollout = read_section(RolloutSection, config["rollout"], "rollout")
+            run = cls(**common, rollout=rollout,
+                      credit=read_section(CreditConfig, config["credit"], "credit"),
+                      teacher=read_section(TeacherSection, config["teacher"], "teacher"),
+                      loss=read_section(LossConfig, config["loss"], "loss",
+                                        derived={"temperature": "config.rollout.temperature"},
+                                        temperature=rollout.temperature or 1.0))
         run.check()
         return run
 
     def check(self) -> None:
         """Rules that span fields; each names the keys to change."""
-        r, loss, t = self.rollout, self.loss, self.teacher
+        e = self.eval
         rules = [
+            (self.data.image_min_pixels > self.data.image_max_pixels,
+             "config.data.image_min_pixels must not exceed config.data.image_max_pixels"),
+            (e.format not in FORMATS,
+             f"config.eval.format={e.format!r}: use one of {sorted(FORMATS)}"),
+            (e.max_prompt_tokens > self.context.max_prompt_tokens,
+             f"config.eval.max_prompt_tokens={e.max_prompt_tokens} exceeds "
+             f"config.context.max_prompt_tokens={self.context.max_prompt_tokens}: a revision "
+             f"prompt holds the plain one and more"),
+        ]
+        if self.mode == "sdpo":
+            rules += self._sdpo_rules()
+        for broken, message in rules:
+            if broken:
+                raise ConfigError(message)
+        if self.mode == "sdpo":
+            for section, derived in (("rollout", "sampler"), ("teacher", "step")):
+                try:
+                    getattr(self, derived)  # the sampler's and the step's own checks
+                except ValueError as err:
+                    raise ConfigError(f"config.{section}: {err}") from err
+
+    def _sdpo_rules(self) -> list[tuple[bool, str]]:
+        r, loss, t = self.rollout, self.loss, self.teacher
+        return [
             (loss.uses_grpo and r.group_size < 2,
              f"config.rollout.group_size={r.group_size} with config.loss.beta={loss.beta}: GRPO "
              f"needs groups of at least 2 rollouts per prompt"),
@@ -210,21 +277,11 @@ class RunConfig:
             (r.max_off_policy_lag > 1,
              f"config.rollout.max_off_policy_lag={r.max_off_policy_lag}: the loop overlaps one "
              f"batch at most; use 0 or 1"),
-            (self.data.image_min_pixels > self.data.image_max_pixels,
-             "config.data.image_min_pixels must not exceed config.data.image_max_pixels"),
-            (t.context.max_prompt_tokens < r.max_prompt_tokens,
-             f"config.teacher.context.max_prompt_tokens={t.context.max_prompt_tokens} is below "
+            (self.context.max_prompt_tokens < r.max_prompt_tokens,
+             f"config.context.max_prompt_tokens={self.context.max_prompt_tokens} is below "
              f"config.rollout.max_prompt_tokens={r.max_prompt_tokens}: the teacher's prompt "
              f"holds the student's and more; raise it"),
         ]
-        for broken, message in rules:
-            if broken:
-                raise ConfigError(message)
-        for section, derived in (("rollout", "sampler"), ("teacher", "step")):
-            try:
-                getattr(self, derived)  # the sampler's and the step's own checks
-            except ValueError as err:
-                raise ConfigError(f"config.{section}: {err}") from err
 
 
 def read_section(cls: type, raw: Any, where: str, *, derived: Mapping[str, str] | None = None,

@@ -28,7 +28,8 @@ from models.qwen3_vl.vision_inputs import (VisionInputs, abstract_vision_inputs,
 
 PAD_ID = 0  # any valid id: padded columns are masked out of attention and loss
 _BUDGET_KEYS = {"prompt": "config.rollout.max_prompt_tokens",
-                "teacher_prompt": "config.teacher.context.max_prompt_tokens"}
+                "sft_prompt": "config.sft.max_prompt_tokens",
+                "teacher_prompt": "config.context.max_prompt_tokens"}
 
 
 class SequenceError(ValueError):

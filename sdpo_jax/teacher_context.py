@@ -44,10 +44,9 @@ class TeacherPromptError(ValueError):
 
 @dataclasses.dataclass(frozen=True)
 class TeacherContextConfig:
-    """The privileged channels (config.teacher): the render image, the defect table (at most
+    """The privileged channels (config.context): the render image, the defect table (at most
     `max_defects` rows), the error log (its last `max_log_chars` characters), a successful
-    sibling as a demonstration; `max_prompt_tokens` bounds the whole teacher prompt;
-    `failed_exec_path` keeps failed rollouts in distillation (the error is their context)."""
+    sibling as a demonstration; `max_prompt_tokens` bounds the whole teacher prompt."""
 
     show_render: bool
     show_defects: bool
@@ -56,7 +55,6 @@ class TeacherContextConfig:
     max_defects: int
     max_log_chars: int
     max_prompt_tokens: int
-    failed_exec_path: bool
 
     def __post_init__(self):
         for name in ("max_defects", "max_log_chars", "max_prompt_tokens"):

@@ -30,6 +30,7 @@ from models.qwen3_vl.model import Qwen3VL
 from models.qwen3_vl.vision_inputs import vision_shardings
 from models.sharding import DEFAULT_RULES, Rules, logical_to_spec, state_shardings
 from sdpo_jax.losses import LossBatch, LossConfig, sdpo_loss
+from sdpo_jax.losses.cross_entropy import cross_entropy_loss
 from sdpo_jax.sequences import Sequences
 
 TEACHER_WEIGHTS = ("live", "ema", "base")
@@ -204,19 +205,16 @@ def loss_and_grads(graphdef: nnx.GraphDef, params: nnx.State, teacher_params: nn
     return value, metrics, grads
 
 
-def train_step(graphdef: nnx.GraphDef, state: TrainState, student: Sequences, teacher: Sequences,
-               batch: LossBatch, *, config: StepConfig, optim: OptimConfig
-               ) -> tuple[TrainState, dict[str, jax.Array]]:
-    """Un-jitted body; `make_train_step` jits it (donating the state)."""
-    teacher_params = state.params if state.teacher_params is None else state.teacher_params
-    loss, metrics, grads = loss_and_grads(graphdef, state.params, teacher_params, student,
-                                          teacher, batch, config.loss, config.distill)
+def apply_gradients(state: TrainState, loss: jax.Array, metrics: dict[str, jax.Array],
+                    grads: nnx.State, optim: OptimConfig, config: StepConfig | None = None
+                    ) -> tuple[TrainState, dict[str, jax.Array]]:
+    """One optimizer update (and the EMA teacher's refresh under `config`), with its metrics."""
     tx = optim.optimizer()
     updates, opt_state = tx.update(grads, state.opt_state, state.params)
     params = optax.apply_updates(state.params, updates)
     step = state.step + 1
     new_teacher = state.teacher_params
-    if config.teacher_weights == "ema":
+    if config is not None and config.teacher_weights == "ema":
         refresh = (step % config.ema_every) == 0
         rate = jnp.where(refresh, config.ema_rate, 0.0)
         new_teacher = jax.tree.map(lambda t, p: (1 - rate) * t + rate * p.astype(t.dtype),
@@ -229,21 +227,59 @@ def train_step(graphdef: nnx.GraphDef, state: TrainState, student: Sequences, te
                          teacher_params=new_teacher), metrics
 
 
-def input_shardings(mesh: Mesh, rules: Rules, student: Sequences, teacher: Sequences,
-                    batch: LossBatch) -> tuple[Sequences, Sequences, LossBatch]:
+def train_step(graphdef: nnx.GraphDef, state: TrainState, student: Sequences, teacher: Sequences,
+               batch: LossBatch, *, config: StepConfig, optim: OptimConfig
+               ) -> tuple[TrainState, dict[str, jax.Array]]:
+    """Un-jitted body; `make_train_step` jits it (donating the state)."""
+    teacher_params = state.params if state.teacher_params is None else state.teacher_params
+    loss, metrics, grads = loss_and_grads(graphdef, state.params, teacher_params, student,
+                                          teacher, batch, config.loss, config.distill)
+    return apply_gradients(state, loss, metrics, grads, optim, config)
+
+
+@struct.dataclass
+class SupervisedBatch:
+    """Supervised warm-start inputs: plain and revision examples (their own prompt lengths, the
+    same response length R; a kind with no examples is None) and their responses [N, R] in that
+    order, with the response mask."""
+
+    plain: Sequences | None
+    revision: Sequences | None
+    tokens: jax.Array
+    mask: jax.Array
+
+
+def supervised_step(graphdef: nnx.GraphDef, state: TrainState, batch: SupervisedBatch, *,
+                    chunk_size: int, optim: OptimConfig) -> tuple[TrainState, dict[str, jax.Array]]:
+    """Token cross-entropy on the responses of both kinds of example, then the update."""
+    def loss_fn(params):
+        model = nnx.merge(graphdef, params)
+        hidden = jnp.concatenate([_response_hidden(model, seq)
+                                  for seq in (batch.plain, batch.revision) if seq is not None])
+        return cross_entropy_loss(hidden, model.lm_head_matrix(), batch.tokens, batch.mask,
+                                  chunk_size=chunk_size)
+
+    (loss, metrics), grads = jax.value_and_grad(loss_fn, has_aux=True)(state.params)
+    return apply_gradients(state, loss, metrics, grads, optim)
+
+
+def input_shardings(mesh: Mesh, rules: Rules, *inputs: Any) -> tuple[Any, ...]:
     """The step's inputs placed by rows over the batch axes ("act_batch"), images over the same
-    axes ("act_images"); works on arrays and on ShapeDtypeStructs alike."""
+    axes ("act_images"): Sequences field by field, anything else leaf by leaf along its first
+    axis; works on arrays and on ShapeDtypeStructs alike."""
     def rows(x: Any, row_axis: int = 0) -> NamedSharding:
         names = [None] * len(x.shape)
         names[row_axis] = "act_batch"
         return NamedSharding(mesh, logical_to_spec(names, rules, _mesh_sizes(mesh), x.shape))
 
-    def sequences(seq: Sequences) -> Sequences:
-        vision = None if seq.vision is None else vision_shardings(seq.vision, mesh, rules)
-        return seq.replace(input_ids=rows(seq.input_ids), positions=rows(seq.positions, 1),
-                           mask=rows(seq.mask), vision=vision)
+    def place(node: Any) -> Any:
+        if not isinstance(node, Sequences):
+            return rows(node)
+        vision = None if node.vision is None else vision_shardings(node.vision, mesh, rules)
+        return node.replace(input_ids=rows(node.input_ids), positions=rows(node.positions, 1),
+                            mask=rows(node.mask), vision=vision)
 
-    return sequences(student), sequences(teacher), jax.tree.map(rows, batch)
+    return jax.tree.map(place, inputs, is_leaf=lambda x: isinstance(x, Sequences))
 
 
 def _mesh_sizes(mesh: Mesh) -> dict[str, int]:
@@ -262,22 +298,19 @@ class TrainStep:
     def _active(self) -> contextlib.AbstractContextManager:
         return contextlib.nullcontext() if self.mesh is None else jax.set_mesh(self.mesh)
 
-    def place(self, student: Sequences, teacher: Sequences, batch: LossBatch
-              ) -> tuple[Sequences, Sequences, LossBatch]:
+    def place(self, *inputs: Any) -> tuple[Any, ...]:
         if self.mesh is None:
-            return student, teacher, batch
-        inputs = (student, teacher, batch)
+            return inputs
         return jax.device_put(inputs, input_shardings(self.mesh, self.rules, *inputs))
 
-    def __call__(self, state: TrainState, student: Sequences, teacher: Sequences,
-                 batch: LossBatch) -> tuple[TrainState, dict[str, jax.Array]]:
+    def __call__(self, state: TrainState, *inputs: Any) -> tuple[TrainState, dict[str, jax.Array]]:
         with self._active():
-            return self.jitted(state, *self.place(student, teacher, batch))
+            return self.jitted(state, *self.place(*inputs))
 
-    def lower(self, state: Any, student: Any, teacher: Any, batch: Any) -> jax.stages.Lowered:
+    def lower(self, state: Any, *inputs: Any) -> jax.stages.Lowered:
         """Lower for abstract inputs that carry their shardings (sdpo_jax.aot)."""
         with self._active():
-            return self.jitted.lower(state, student, teacher, batch)
+            return self.jitted.lower(state, *inputs)
 
 
 def make_train_step(graphdef: nnx.GraphDef, config: StepConfig, optim: OptimConfig,
@@ -286,6 +319,18 @@ def make_train_step(graphdef: nnx.GraphDef, config: StepConfig, optim: OptimConf
     """jit(train_step) with the state donated (and kept on `state_shardings` when given), run
     under `mesh` with its inputs sharded by `rules` (the model config's sharding_rules)."""
     body = functools.partial(train_step, graphdef, config=config, optim=optim)
+    return _jitted_step(body, state_shardings, mesh, rules)
+
+
+def make_supervised_step(graphdef: nnx.GraphDef, chunk_size: int, optim: OptimConfig,
+                         state_shardings: Any = None, mesh: Mesh | None = None,
+                         rules: Rules = DEFAULT_RULES) -> TrainStep:
+    """jit(supervised_step), placed and run like `make_train_step`'s."""
+    body = functools.partial(supervised_step, graphdef, chunk_size=chunk_size, optim=optim)
+    return _jitted_step(body, state_shardings, mesh, rules)
+
+
+def _jitted_step(body: Any, state_shardings: Any, mesh: Mesh | None, rules: Rules) -> TrainStep:
     out_shardings = None if state_shardings is None else (state_shardings, None)
     return TrainStep(jax.jit(body, donate_argnums=(0,), out_shardings=out_shardings), mesh, rules)
 

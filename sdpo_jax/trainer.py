@@ -1,7 +1,14 @@
-"""The Visual-SDPO device loop: tasks -> rollouts -> env feedback -> credit + teacher -> update.
+"""The training loop of both modes of a run (config.mode):
+
+    sdpo: tasks -> rollouts -> env feedback -> credit + teacher -> Visual-SDPO update;
+    sft:  tasks -> careless and revision examples (sdpo_jax.sft) -> cross-entropy update.
 
     trainer = Trainer(config, workdir)     # validates the config, builds model/mesh/pool/data
     trainer.run()                          # resumes from the latest checkpoint in workdir
+
+Both share the checkpoints, metrics (JSONL + TensorBoard), plots, periodic evaluation on a fixed
+held-out set (config.eval, sdpo_jax.evaluation) and the final export of the policy to
+workdir/model, which the next run's config.model.checkpoint can name.
 
 Overlap: with `rollout.max_off_policy_lag = 1`, batch k+1 is sampled on the device while the env
 workers render batch k, so batch k+1 comes from the parameters one update older than the ones
@@ -15,6 +22,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 import os
+import shutil
 import time
 from collections import Counter
 from typing import Any
@@ -28,19 +36,26 @@ from PIL import Image
 from envs.pool import EnvPool
 from envs.registry import spec as domain_spec
 from envs.task import Task
-from models.qwen3_vl.processor import ImageProcessor, ImageProcessorConfig, Qwen3VLProcessor
+from models.qwen3_vl.convert import save_flax_checkpoint
 from models.sharding import make_mesh
+from models.tokenizers.base import Tokenizer
 from sdpo_jax.checkpoint import TrainCheckpointer, abstract_like
-from sdpo_jax.data import DataState, TaskMixture
+from sdpo_jax.data import DataState, TaskMixture, load_tasks
+from sdpo_jax.evaluation import Evaluator
 from sdpo_jax.metrics import MetricsWriter, plot_metrics
-from sdpo_jax.model_loading import build_model
+from sdpo_jax.model_loading import build_model, build_processor
 from sdpo_jax.multihost import allgather_objects, process_rows, to_host
 from sdpo_jax.replies import read_replies
 from sdpo_jax.rollout_batch import Rows, build_train_batch
-from sdpo_jax.run_config import RunConfig
+from sdpo_jax.run_config import RunConfig, image_patches
 from sdpo_jax.sampler import Prompt, Sampler
-from sdpo_jax.teacher_context import png_image, student_messages
-from sdpo_jax.train_step import init_train_state, make_train_step, shardings_of
+from sdpo_jax.sft import SupervisedExamples, pack_supervised
+from sdpo_jax.targets import TargetImages
+from sdpo_jax.teacher_context import student_messages
+from sdpo_jax.train_step import (init_train_state, make_supervised_step, make_train_step,
+                                 shardings_of)
+
+MODEL_DIR = "model"  # workdir/model: the exported policy
 
 log = logging.getLogger("sdpo_jax")
 
@@ -67,48 +82,51 @@ class Trainer:
         self.is_main = jax.process_index() == 0
         self.mesh = make_mesh(**dataclasses.asdict(rc.mesh))
         self.model_config, model = build_model(rc, self.mesh)
-        image_config = ImageProcessorConfig.for_model(self.model_config)
-        image_config = dataclasses.replace(image_config, max_pixels=rc.data.image_max_pixels,
-                                           min_pixels=rc.data.image_min_pixels)
-        self.processor = Qwen3VLProcessor(self.model_config,
-                                          image_processor=ImageProcessor(image_config))
-        self.shapes = rc.shapes(self.model_config)
-        self.graphdef, self.state = init_train_state(model, rc.optim, rc.teacher.weights)
+        self.processor = build_processor(rc, self.model_config)
+        self.suppress = unsampleable_ids(self.model_config, self.processor.tokenizer)
+        teacher_weights = rc.teacher.weights if rc.mode == "sdpo" else "live"
+        self.graphdef, self.state = init_train_state(model, rc.optim, teacher_weights)
         self.state_shardings = shardings_of(self.state)
         del model
-        self.train_step = make_train_step(self.graphdef, rc.step, rc.optim, self.state_shardings,
-                                          self.mesh, self.model_config.sharding_rules)
-        self.sampler = Sampler(dataclasses.replace(
-            rc.sampler_for(self.model_config),
-            suppress_token_ids=unsampleable_ids(self.model_config, len(self.processor.tokenizer))),
-            self.processor.tokenizer, mesh=self.mesh)
+        rules = self.model_config.sharding_rules
+        if rc.mode == "sdpo":
+            self.shapes = rc.shapes(self.model_config)
+            self.train_step = make_train_step(self.graphdef, rc.step, rc.optim,
+                                              self.state_shardings, self.mesh, rules)
+            self.sampler = Sampler(dataclasses.replace(
+                rc.sampler_for(self.model_config), suppress_token_ids=self.suppress),
+                self.processor.tokenizer, mesh=self.mesh)
+        else:
+            self.train_step = make_supervised_step(self.graphdef, rc.sft.chunk_size, rc.optim,
+                                                   self.state_shardings, self.mesh, rules)
         self.pool = EnvPool(rc.env.num_workers, rc.env.domains, item_timeout_s=rc.env.timeout_s)
+        if rc.mode == "sft":
+            self.examples = SupervisedExamples(self.processor, self.pool, rc.sft, rc.context,
+                                               rc.seed)
+        self.evaluator, self.eval_tasks = self._evaluation()
         self.checkpointer = TrainCheckpointer(os.path.join(workdir, "checkpoints"),
                                               max_to_keep=rc.train.keep_checkpoints)
         self.metrics = MetricsWriter(workdir, enabled=self.is_main)
-        self.target_images: dict[tuple[str, str], Image.Image | None] = {}
+        self.target_images = TargetImages(self.pool, rc.shows_targets)
         self.skipped_targets = 0
 
-    # ------------------------------------------------------------------ prompts and rollouts
-    def _target_images(self, tasks: list[Task]) -> list[Image.Image | None]:
-        """Renders of the reference programs/pages (cached): the image the student imitates."""
-        todo = list({(t.domain, t.task_id): t for t in tasks
-                     if t.target is not None and domain_spec(t.domain).renders_reference
-                     and (t.domain, t.task_id) not in self.target_images}.items())
-        mine = [todo[i] for i in process_rows(len(todo))]
-        renders = self.pool.map([(task, task.target) for _, task in mine])
-        for (key, _), png in zip(todo, allgather_objects(
-                [f.render_png if f.ok else None for f in renders])):
-            self.target_images[key] = None if png is None else png_image(png)
-        return [self.target_images.get((t.domain, t.task_id)) for t in tasks]
+    def _evaluation(self) -> tuple[Evaluator | None, list[Task]]:
+        """The periodic evaluation (config.eval; every 0: none) and its fixed task list."""
+        e = self.run_config.eval
+        if not e.every:
+            return None, []
+        tasks = list(load_tasks(e.source)[:e.count])
+        return Evaluator(self.processor, self.pool, e, self.run_config.context, self.suppress,
+                         self.mesh), tasks
 
+    # ------------------------------------------------------------------ prompts and rollouts
     def _draw_tasks(self, count: int) -> tuple[list[Task], list[Image.Image | None]]:
         """`count` tasks whose reference renders (where they need one) succeeded."""
         tasks, images = [], []
         while len(tasks) < count:
             drawn = self.data.next_batch(count - len(tasks))
-            for task, image in zip(drawn, self._target_images(drawn)):
-                if image is None and domain_spec(task.domain).renders_reference:
+            for task, image in zip(drawn, self.target_images(drawn)):
+                if image is None and self.target_images.wanted(task):
                     self.skipped_targets += 1
                     log.warning("skipping task %s: its reference did not render", task.task_id)
                     continue
@@ -150,7 +168,9 @@ class Trainer:
     # ------------------------------------------------------------------ the loop
     def run(self, until: int | None = None) -> dict[str, float]:
         """Train to config.train.num_steps (or stop after step `until`, checkpointed, as a
-        preempted job would), resuming from the workdir's latest checkpoint."""
+        preempted job would), resuming from the workdir's latest checkpoint; at the last step
+        the policy is exported to workdir/model (a checkpoint folder any config can start
+        from, or `python -m sdpo_jax.evaluate` can read)."""
         rc = self.run_config
         num_steps = rc.train.num_steps
         stop = num_steps if until is None else min(until, num_steps)
@@ -158,47 +178,101 @@ class Trainer:
         if start_step >= num_steps:
             log.info("workdir %s already holds step %d; nothing to do", self.workdir, start_step)
             return {}
-        batch = pending or self._sample(start_step, policy_version=start_step)
+        if start_step == 0 and self.evaluator is not None:
+            self.metrics.write(0, self._evaluate(0))
         last: dict[str, float] = {}
         progress = _progress(start_step, num_steps, self.is_main)
         for step in range(start_step, stop):
-            step_start = time.perf_counter()
-            replies = batch.rows.replies
-            ids = [self.pool.submit(batch.tasks[replies[row].prompt_index],
-                                    replies[row].program.code)
-                   for row in process_rows(len(replies))]  # this host renders only its shard
-            lagging = rc.rollout.max_off_policy_lag >= 1 and step + 1 < num_steps
-            next_batch = self._sample(step + 1, policy_version=step) if lagging else None
-            wait_start = time.perf_counter()
-            done = dict(self.pool.results(ids))
-            env_wait = time.perf_counter() - wait_start
-            feedbacks = allgather_objects([done[i] for i in ids])
-            train_start = time.perf_counter()
-            train = build_train_batch(
-                self.processor, batch.tasks, batch.images, batch.chats, batch.rows, feedbacks,
-                shapes=self.shapes, credit=rc.credit, teacher=rc.teacher.context,
-                distill=rc.teacher.distill)
-            self.state, device_metrics = self.train_step(self.state, train.student, train.teacher,
-                                                         train.loss)
-            device_metrics = jax.tree.map(to_host, device_metrics)
-            train_s = time.perf_counter() - train_start
-            if next_batch is None and step + 1 < num_steps:
-                next_batch = self._sample(step + 1, policy_version=step + 1)
-            step_s = time.perf_counter() - step_start
-            last = self._step_metrics(step, batch, feedbacks, train.stats, device_metrics,
-                                      env_wait=env_wait, train_s=train_s, step_s=step_s)
+            if rc.mode == "sdpo":
+                last, pending = self._sdpo_step(step, pending)
+            else:
+                last = self._supervised_step(step)
+            if self.evaluator is not None and ((step + 1) % rc.eval.every == 0
+                                               or step + 1 == num_steps):
+                last.update(self._evaluate(step + 1))
             self.metrics.write(step + 1, last)
             progress.update(1)
-            progress.set_postfix(loss=f"{last['loss/total']:.4f}",
-                                 exec=f"{last['env/exec_rate']:.2f}")
+            progress.set_postfix(loss=f"{last['loss/total']:.4f}")
             if (step + 1) % rc.train.checkpoint_every == 0 or step + 1 == stop:
-                self._save(step + 1, next_batch)
+                self._save(step + 1, pending)
             if self.is_main and ((step + 1) % rc.train.plot_every == 0 or step + 1 == stop):
                 plot_metrics(self.metrics.jsonl_path, os.path.join(self.workdir, "plots.png"))
-            batch = next_batch
         progress.close()
+        if stop == num_steps:
+            self.export(os.path.join(self.workdir, MODEL_DIR))
         self.close()
         return last
+
+    def _sdpo_step(self, step: int, batch: Batch | None) -> tuple[dict[str, float], Batch | None]:
+        """Render batch `step`'s rollouts, build credit and teacher prompts, update; with
+        off-policy lag 1, the next batch is sampled while the envs work."""
+        rc, num_steps = self.run_config, self.run_config.train.num_steps
+        step_start = time.perf_counter()
+        batch = batch or self._sample(step, policy_version=step)
+        replies = batch.rows.replies
+        ids = [self.pool.submit(batch.tasks[replies[row].prompt_index], replies[row].program.code)
+               for row in process_rows(len(replies))]  # this host renders only its shard
+        lagging = rc.rollout.max_off_policy_lag >= 1 and step + 1 < num_steps
+        next_batch = self._sample(step + 1, policy_version=step) if lagging else None
+        wait_start = time.perf_counter()
+        done = dict(self.pool.results(ids))
+        env_wait = time.perf_counter() - wait_start
+        feedbacks = allgather_objects([done[i] for i in ids])
+        train_start = time.perf_counter()
+        train = build_train_batch(
+            self.processor, batch.tasks, batch.images, batch.chats, batch.rows, feedbacks,
+            shapes=self.shapes, credit=rc.credit, context=rc.context, distill=rc.teacher.distill,
+            failed_exec_path=rc.teacher.failed_exec_path)
+        self.state, device_metrics = self.train_step(self.state, train.student, train.teacher,
+                                                     train.loss)
+        device_metrics = jax.tree.map(to_host, device_metrics)
+        train_s = time.perf_counter() - train_start
+        step_s = time.perf_counter() - step_start
+        metrics = self._step_metrics(step, batch, feedbacks, train.stats, device_metrics,
+                                     env_wait=env_wait, train_s=train_s, step_s=step_s)
+        return metrics, next_batch
+
+    def _supervised_step(self, step: int) -> dict[str, float]:
+        """One warm-start step: draw tasks, build plain and revision examples (the revisions'
+        careless attempts judged by the envs), update by cross-entropy."""
+        rc = self.run_config
+        start = time.perf_counter()
+        tasks, images = self._draw_tasks(rc.sft.examples_per_step)
+        plain, revisions = self.examples(step, tasks, images)
+        examples_s = time.perf_counter() - start
+        batch = pack_supervised(self.model_config, plain, revisions, config=rc.sft,
+                                context=rc.context, target_images=rc.shows_targets,
+                                slot_patches=image_patches(rc.data.image_max_pixels,
+                                                           self.model_config))
+        self.state, device_metrics = self.train_step(self.state, batch)
+        metrics = {k: float(np.asarray(to_host(v))) for k, v in device_metrics.items()}
+        step_s = time.perf_counter() - start
+        metrics.update({"time/examples_s": examples_s, "time/step_s": step_s,
+                        "throughput/tokens_per_s": float(batch.mask.sum()) / step_s,
+                        "sft/careless_levers": float(np.mean([len(e.careless)
+                                                              for e in plain + revisions]))})
+        return metrics
+
+    def _evaluate(self, step: int) -> dict[str, float]:
+        """The current policy on the fixed evaluation tasks, as eval/* metrics."""
+        start = time.perf_counter()
+        model = nnx.merge(self.graphdef, self.state.params)
+        report = self.evaluator(model, self.eval_tasks, self.target_images(self.eval_tasks),
+                                seed=self.run_config.seed)
+        if self.is_main:
+            report.write(os.path.join(self.workdir, "eval", f"step_{step:06d}"))
+        metrics = {f"eval/{k}": float(v) for k, v in report.summary.items() if v is not None}
+        metrics["time/eval_s"] = time.perf_counter() - start
+        return metrics
+
+    def export(self, folder: str) -> None:
+        """The current policy as a checkpoint folder: params, config.json and the tokenizer."""
+        if self.is_main and os.path.isdir(folder):
+            shutil.rmtree(folder)  # a finished run exported again after a resume
+        save_flax_checkpoint(nnx.merge(self.graphdef, self.state.params), folder)
+        if self.is_main:
+            self.processor.tokenizer.save(folder)
+        log.info("exported the policy to %s", folder)
 
     def _step_metrics(self, step, batch: Batch, feedbacks, stats, device_metrics, *,
                       env_wait: float, train_s: float, step_s: float) -> dict[str, float]:
@@ -232,7 +306,7 @@ class Trainer:
         arrays = {"state": self.state}
         host: dict[str, Any] = {"step": step, "data": self.data.state.to_json(), "pending": None,
                                 "skipped_targets": self.skipped_targets}
-        if pending is not None:
+        if pending is not None:  # sdpo with lag: the next batch's rollouts are already sampled
             arrays["pending"] = {"tokens": pending.rows.tokens, "logprobs": pending.rows.logprobs,
                                  "lengths": pending.rows.lengths,
                                  "prompt_index": pending.rows.prompt_index}
@@ -246,8 +320,8 @@ class Trainer:
             return 0, None
         host = self.checkpointer.restore_host(step)
         target = {"state": abstract_like(self.state)}
-        rows = self.run_config.rollout.rows
         if host["pending"] is not None:
+            rows = self.run_config.rollout.rows
             r = self.shapes.response_length
             everywhere = NamedSharding(self.mesh, PartitionSpec())
             target["pending"] = {
@@ -278,11 +352,13 @@ class Trainer:
         self.metrics.close()
 
 
-def unsampleable_ids(config, tokenizer_size: int) -> tuple[int, ...]:
+def unsampleable_ids(config, tokenizer: Tokenizer) -> tuple[int, ...]:
     """Ids the policy must never write: image/video placeholders (a teacher-forced pass would
-    swap them for image features) and the embedding's padding rows past the tokenizer."""
-    return (config.image_token_id, config.video_token_id,
-            *range(tokenizer_size, config.text.vocab_size))
+    swap them for image features), a sentencepiece model's <unk>, and the embedding's padding
+    rows past the tokenizer."""
+    unknown = () if tokenizer.unknown_id is None else (tokenizer.unknown_id,)
+    return (config.image_token_id, config.video_token_id, *unknown,
+            *range(len(tokenizer), config.text.vocab_size))
 
 
 class _NoProgress:

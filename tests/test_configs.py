@@ -15,7 +15,7 @@ CONFIGS = ["default", "chart_8b", "web_8b", "slide_8b", "grpo_only", "uniform_cr
 ABLATIONS = {
     "grpo_only": ("chart_8b", "teacher.distill", False),
     "uniform_credit": ("chart_8b", "credit.alpha", 1.0),
-    "no_failed_exec_path": ("chart_8b", "teacher.context.failed_exec_path", False),
+    "no_failed_exec_path": ("chart_8b", "teacher.failed_exec_path", False),
 }
 
 
@@ -103,6 +103,7 @@ def test_bad_values_name_the_field(section, key, value, needle):
                             "config.rollout.temperature"),
     ("optim", "decay_steps", "config.optim.decay_steps is not a setting"),
     ("teacher", "max_prompt_tokens", "unknown key config.teacher.max_prompt_tokens"),
+    ("context", "failed_exec_path", "unknown key config.context.failed_exec_path"),
 ])
 def test_unknown_and_derived_keys_are_refused_by_name(section, key, needle):
     c = default_config()
@@ -111,7 +112,7 @@ def test_unknown_and_derived_keys_are_refused_by_name(section, key, needle):
         RunConfig.from_config(c)
 
 
-@pytest.mark.parametrize("path", ["rollout.top_k", "teacher.context.max_defects", "env.chart",
+@pytest.mark.parametrize("path", ["rollout.top_k", "context.max_defects", "env.chart",
                                   "optim.eps", "model.overrides"])
 def test_every_key_is_required(path):
     c = default_config()
@@ -133,6 +134,6 @@ def test_loss_temperature_is_the_samplers():
 
 def test_teacher_budget_must_hold_the_student_prompt():
     c = default_config()
-    c.teacher.context.max_prompt_tokens = c.rollout.max_prompt_tokens - 1
-    with pytest.raises(ConfigError, match="config.teacher.context.max_prompt_tokens"):
+    c.context.max_prompt_tokens = c.rollout.max_prompt_tokens - 1
+    with pytest.raises(ConfigError, match="config.context.max_prompt_tokens"):
         RunConfig.from_config(c)

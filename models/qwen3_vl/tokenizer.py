@@ -69,6 +69,12 @@ class Qwen3Tokenizer:
         enc = self._tok.encode(text, add_special_tokens=False)
         return enc.ids, [tuple(o) for o in enc.offsets]
 
+    unknown_id = None  # byte-level BPE encodes everything: no unknown token
+
+    def save(self, folder: str) -> None:
+        """Write `folder`/tokenizer.json (what load_tokenizer(None, folder) reads)."""
+        self._tok.save(os.path.join(folder, "tokenizer.json"))
+
     def decode(self, ids: Sequence[int], skip_special_tokens: bool = False) -> str:
         return self._tok.decode(list(ids), skip_special_tokens=skip_special_tokens)
 

@@ -75,6 +75,13 @@ class Tokenizer(Protocol):
 
     def token_to_id(self, token: str) -> int: ...
 
+    @property
+    def unknown_id(self) -> int | None:
+        """The unknown token's id (never to be generated), None when there is none."""
+
+    def save(self, folder: str) -> None:
+        """Write the tokenizer's file into a checkpoint folder, for load_tokenizer(None, folder)."""
+
     def __len__(self) -> int: ...
 
 

@@ -59,6 +59,16 @@ class SentencePieceTokenizer:
         with open(path, "rb") as f:
             return cls(f.read(), source=path)
 
+    @property
+    def unknown_id(self) -> int:
+        """<unk>: never a real piece under byte fallback, so never worth generating."""
+        return self._sp.unk_id()
+
+    def save(self, folder: str) -> None:
+        """Write the model as `folder`/tokenizer.model (what load_tokenizer(None, folder) reads)."""
+        with open(os.path.join(folder, "tokenizer.model"), "wb") as f:
+            f.write(self._sp.serialized_model_proto())
+
     @functools.cached_property
     def special(self) -> SpecialTokenIds:
         return SpecialTokenIds.of(self)

@@ -13,7 +13,7 @@ from configs import model_sizes
 from models.qwen3_vl.config import Qwen3VLConfig
 from models.qwen3_vl.processor import (
     ImageProcessor, ImageProcessorConfig, Qwen3VLProcessor, load_image, smart_resize)
-from qwen3vl_hf_reference import QWEN3_VL_PREPROCESSOR, SAMPLE_DATA, hf_processor
+from qwen3vl_hf_reference import SAMPLE_DATA, hf_processor
 
 HOPPER = os.path.join(SAMPLE_DATA, "grace_hopper.jpg")  # 512x600 RGB photo
 LOGO = os.path.join(SAMPLE_DATA, "logo2.png")  # 542x130 RGBA, wide

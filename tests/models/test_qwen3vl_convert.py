@@ -11,7 +11,6 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 from flax import nnx
-from safetensors import safe_open
 
 import qwen3vl_tiny as tiny
 from models.qwen3_vl.convert import (CheckpointError, DictSource, SafetensorsSource,

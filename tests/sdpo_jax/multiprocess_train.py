@@ -18,7 +18,8 @@ def tiny_config(num_steps: int = 2):
     c.data.image_min_pixels = 32 * 32
     c.rollout.update(dict(prompts_per_step=2, group_size=2, max_new_tokens=12,
                           max_prompt_tokens=112))
-    c.teacher.context.max_prompt_tokens = 640
+    c.context.max_prompt_tokens = 640
+    c.eval.every = 0  # these tests are about the step; evaluation has its own
     c.env.num_workers = 1
     c.train.update(dict(num_steps=num_steps, checkpoint_every=num_steps))
     return c

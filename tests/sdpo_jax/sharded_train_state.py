@@ -7,18 +7,21 @@ after one step (which runs under the mesh with row-sharded inputs).
 """
 from __future__ import annotations
 
+import dataclasses
 import json
 
 import jax
 import numpy as np
 from flax import nnx
 
+from configs.default import get_config
 from models.qwen3_vl.model import init_model
 from models.sharding import make_mesh
-from sdpo_jax.losses import LossBatch, LossConfig
+from sdpo_jax.losses import LossBatch
 from sdpo_jax.model_loading import size_config
+from sdpo_jax.run_config import RunConfig
 from sdpo_jax.sequences import abstract_sequences
-from sdpo_jax.train_step import OptimConfig, StepConfig, init_train_state, make_train_step
+from sdpo_jax.train_step import init_train_state, make_train_step
 
 ROWS, PROMPT, RESPONSE = 8, 24, 8
 
@@ -49,13 +52,15 @@ def main() -> None:
     mesh = make_mesh(data=1, fsdp=8, tensor=1)
     config = size_config("tiny", real_tokenizer=False)
     model = init_model(config, mesh=mesh)
-    optim = OptimConfig(learning_rate=1e-3)
+    run = RunConfig.from_config(get_config())
+    optim = dataclasses.replace(run.optim, learning_rate=1e-3)
     graphdef, state = init_train_state(model, optim, "ema")
     report = dict(devices=len(jax.devices()), misplaced=misplaced(state),
                   param_bytes=device0_bytes(state.params),
                   opt_bytes=device0_bytes(state.opt_state))
     shardings = jax.tree.map(lambda x: x.sharding, state)
-    step_config = StepConfig(loss=LossConfig(chunk_size=8), teacher_weights="ema")
+    step_config = dataclasses.replace(run.step, teacher_weights="ema",
+                                      loss=dataclasses.replace(run.loss, chunk_size=8))
     step = make_train_step(graphdef, step_config, optim, shardings, mesh, config.sharding_rules)
     seq = zeros_like(abstract_sequences(config, ROWS, prompt_length=PROMPT,
                                         response_length=RESPONSE, image_slots=8, slot_patches=16))

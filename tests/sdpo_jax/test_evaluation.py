@@ -30,7 +30,7 @@ def world(default_run):
     pool = EnvPool(2, {})
     evaluator = Evaluator(processor, pool, EvalConfig(
         samples=1, temperature=0.0, max_new_tokens=8, max_prompt_tokens=128, prompts_per_call=4,
-        with_feedback=True), context=default_run.teacher.context)
+        with_feedback=True), context=default_run.context)
     yield dict(config=config, processor=processor, evaluator=evaluator)
     pool.close()
 

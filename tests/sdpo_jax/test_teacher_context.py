@@ -86,7 +86,7 @@ def test_a_prompt_cut_to_nothing_privileged_is_not_distilled(processor, default_
     from sdpo_jax.teacher_context import student_messages, teacher_prompt
     failed = Feedback.failure(ExecError("NameError", "name 'sales' is not defined " * 40, 2),
                               stderr="Traceback (most recent call last):\n" * 60)
-    context = default_run.teacher.context
+    context = default_run.context
     bare = teacher_prompt(processor, _task(), None, failed, None,
                           dataclasses.replace(context, show_error=False))
     assert not bare.privileged and not bare.cut
@@ -100,11 +100,11 @@ def test_a_prompt_cut_to_nothing_privileged_is_not_distilled(processor, default_
     rows = _rows(processor, ["```python\nprint(sales)\n```", "```python\nprint(2024)\n```"])
     chat = processor(student_messages(_task(), None))
     shapes = Shapes(response_length=int(rows.lengths.max()), student_prompt_length=64,
-                    teacher_prompt_length=len(bare.chat.input_ids), student_patches=0,
-                    teacher_patches=0)
+                    teacher_prompt_length=len(bare.chat.input_ids), slot_patches=0,
+                    student_images=0, teacher_images=0)
     batch = build_train_batch(processor, [_task()], [None], [chat], rows, [failed, failed],
-                              shapes=shapes, credit=default_run.credit, teacher=tight,
-                              distill=True)
+                              shapes=shapes, credit=default_run.credit, context=tight,
+                              distill=True, failed_exec_path=True)
     assert batch.loss.distill_mask.tolist() == [0.0, 0.0]
     assert batch.stats["teacher/prompts_cut"] == 1.0
 

@@ -69,11 +69,11 @@ def world(benchmark_file, default_run):
 
 def _batch(world, alpha=4.0, failed_exec_path=True, distill=True):
     run = world["run"]
-    teacher = dataclasses.replace(run.teacher.context, max_prompt_tokens=2048,
-                                  failed_exec_path=failed_exec_path)
+    context = dataclasses.replace(run.context, max_prompt_tokens=2048)
     return build_train_batch(
         world["processor"], [world["task"]], [world["image"]], [world["chat"]], world["rows"],
-        world["feedbacks"], shapes=world["shapes"], teacher=teacher, distill=distill,
+        world["feedbacks"], shapes=world["shapes"], context=context, distill=distill,
+        failed_exec_path=failed_exec_path,
         credit=dataclasses.replace(run.credit, alpha=alpha))
 
 
