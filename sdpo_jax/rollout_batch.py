@@ -18,7 +18,7 @@ from envs.feedback import Feedback
 from envs.registry import spec as domain_spec
 from envs.task import Task
 from models.qwen3_vl.processor import ProcessedChat, Qwen3VLProcessor
-from sdpo_jax.credit import CreditConfig, credit_weights
+from sdpo_jax.credit import CreditConfig, token_responsibility, weights_from_responsibility
 from sdpo_jax.losses import LossBatch
 from sdpo_jax.replies import Reply
 from sdpo_jax.sequences import Sequences, Shapes, pack_sequences
@@ -71,11 +71,14 @@ def build_train_batch(processor: Qwen3VLProcessor, tasks: Sequence[Task],
     logprobs = np.zeros((count, r), np.float32)
     logprobs[:, :width] = rows.logprobs[:, :width]
     weights = np.ones((count, r), np.float32)
+    blamed = np.zeros((count, r), np.float32)
     distill_mask = np.zeros(count, np.float32)
     teacher_chats, cut = [], 0
     for row, (reply, feedback) in enumerate(zip(rows.replies, feedbacks)):
         n = min(len(reply.token_ids), r)
-        weights[row, :n] = credit_weights(reply, feedback, credit)[:n]
+        responsibility = token_responsibility(reply, feedback, credit)[:n]
+        weights[row, :n] = weights_from_responsibility(responsibility, credit)
+        blamed[row, :n] = responsibility > 0
         if not distill:
             continue
         p = reply.prompt_index
@@ -98,7 +101,7 @@ def build_train_batch(processor: Qwen3VLProcessor, tasks: Sequence[Task],
     rewards = np.array([f.reward for f in feedbacks], np.float32)
     loss = LossBatch(tokens=response, mask=mask.astype(np.float32), credit=weights,
                      old_logprobs=logprobs, rewards=rewards, group_ids=prompt_of,
-                     distill_mask=distill_mask)
+                     distill_mask=distill_mask, blamed=blamed)
     stats = {"teacher/prompts_cut": cut / count, "teacher/distill_rows": float(distill_mask.mean()),
              "rollout/response_tokens": float(mask.sum(1).mean())}
     return TrainBatch(student=student, teacher=teacher_sequences, loss=loss, stats=stats)
