@@ -74,6 +74,24 @@ def _ancestors(path: str) -> list[str]:
     return [os.sep + os.sep.join(parts[:i]) for i in range(1, len(parts) + 1)]
 
 
+def _mount_read_only(paths: list[str], trees: list[str], made: set[str]) -> list[str]:
+    """bwrap arguments binding `paths` read-only (symlinks as symlinks), skipping those inside
+    another bound tree, with their parent folders made first (in `made`)."""
+    args: list[str] = []
+    for path in paths:
+        if any(path.startswith(other + os.sep) for other in trees if not os.path.islink(other)):
+            continue  # already inside a bound tree
+        for parent in _ancestors(path):  # bwrap would make them 0700: unreadable for programs
+            if parent not in made:
+                made.add(parent)
+                args += ["--perms", "0755", "--dir", parent]
+        if os.path.islink(path):
+            args += ["--symlink", os.readlink(path), path]
+        else:
+            args += ["--ro-bind", path, path]
+    return args
+
+
 def command(argv: list[str], *, read_only: Iterable[str] = (), env: Mapping[str, str] | None = None,
             caps: Iterable[str] = (), binds: Iterable[tuple[str, str]] = (),
             tmp_bytes: int = 256 << 20, cwd: str = "/tmp") -> list[str]:
@@ -85,21 +103,14 @@ def command(argv: list[str], *, read_only: Iterable[str] = (), env: Mapping[str,
             "--clearenv", "--hostname", "sandbox"]
     trees = sorted({os.path.realpath(p) for p in read_only} | set(python_paths())
                    | set(_system_paths()))
+    # A checkout or venv under /tmp (a clone there) is mounted after the private /tmp hides it.
+    in_tmp = [p for p in trees if p.startswith(("/tmp/", "/dev/shm/"))]
     made: set[str] = set()
-    for path in trees:
-        if any(path.startswith(other + os.sep) for other in trees if not os.path.islink(other)):
-            continue  # already inside a bound tree
-        for parent in _ancestors(path):  # bwrap would make them 0700: unreadable for programs
-            if parent not in made:
-                made.add(parent)
-                args += ["--perms", "0755", "--dir", parent]
-        if os.path.islink(path):
-            args += ["--symlink", os.readlink(path), path]
-        else:
-            args += ["--ro-bind", path, path]
+    args += _mount_read_only([p for p in trees if p not in in_tmp], trees, made)
     args += ["--proc", "/proc", "--dev", "/dev", "--perms", "0755", "--size", str(int(tmp_bytes)),
-             "--tmpfs", "/tmp", "--perms", "0755", "--tmpfs", "/dev/shm",
-             "--remount-ro", "/dev/shm", "--chdir", cwd, "--cap-drop", "ALL"]
+             "--tmpfs", "/tmp", "--perms", "0755", "--tmpfs", "/dev/shm"]
+    args += _mount_read_only(in_tmp, trees, made)
+    args += ["--remount-ro", "/dev/shm", "--chdir", cwd, "--cap-drop", "ALL"]
     for host, inside in binds:
         args += ["--ro-bind", host, inside]
     for cap in caps:
