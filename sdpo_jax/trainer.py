@@ -204,6 +204,7 @@ class Trainer:
         start_step, pending = self._restore()
         if start_step >= num_steps:
             log.info("workdir %s already holds step %d; nothing to do", self.workdir, start_step)
+            self.close()
             return {}
         if start_step == 0 and self.evaluator is not None:
             self.metrics.write(0, self._evaluate(0))
