@@ -72,5 +72,6 @@ def test_a_hosts_slots_are_named_by_their_global_index_in_the_token_table():
     count = int(base.num_image_tokens)
     assert count == patches // vision_config.merge_unit
     per_slot = 32 // vision_config.merge_unit
-    np.testing.assert_array_equal(shifted.token_rows[:count], base.token_rows[:count] + 3 * per_slot)
+    np.testing.assert_array_equal(shifted.token_rows[:count],
+                                  base.token_rows[:count] + 3 * per_slot)
     assert not shifted.token_rows[count:].any()
