@@ -1,6 +1,7 @@
-"""Two CPU processes joined by jax.distributed train like one process on the same global batch
-(each renders and builds only its own rows), and a checkpoint saved by either restores in the
-other to the same train state."""
+"""Two CPU processes joined by jax.distributed build the same global train inputs as one process
+from their own rows, train like one process on the same global batch (each renders and builds
+only its own rows), and a checkpoint saved by either restores in the other to the same train
+state."""
 import os
 import shutil
 import socket
@@ -10,7 +11,9 @@ import sys
 import numpy as np
 import pytest
 
-SCRIPT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "multiprocess_train.py")
+HERE = os.path.dirname(os.path.abspath(__file__))
+TRAIN = os.path.join(HERE, "multiprocess_train.py")
+LAYOUT = os.path.join(HERE, "multiprocess_layout.py")
 TIMEOUT_S = 1800
 
 
@@ -27,19 +30,19 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-def _one(workdir, out) -> None:
-    """The script alone: one process with two devices (the same mesh size as two processes)."""
-    run = subprocess.run([sys.executable, SCRIPT, str(workdir), str(out)], env=_env(2),
+def _one(*args, script: str = TRAIN, devices: int = 2) -> None:
+    """The script alone: one process with `devices` devices (two processes' worth)."""
+    run = subprocess.run([sys.executable, script, *map(str, args)], env=_env(devices),
                          capture_output=True, text=True, timeout=TIMEOUT_S)
     assert run.returncode == 0, run.stderr[-3000:]
 
 
-def _two(workdir, out) -> None:
-    """The script as two processes of one device each."""
+def _two(*args, script: str = TRAIN, devices: int = 1) -> None:
+    """The script as two processes of `devices` devices each."""
     port = str(_free_port())
-    procs = [subprocess.Popen([sys.executable, SCRIPT, str(workdir), str(out), str(i), "2", port],
-                              env=_env(1), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                              text=True)
+    procs = [subprocess.Popen([sys.executable, script, *map(str, args), str(i), "2", port],
+                              env=_env(devices), stdout=subprocess.PIPE,
+                              stderr=subprocess.PIPE, text=True)
              for i in range(2)]
     outs = [p.communicate(timeout=TIMEOUT_S) for p in procs]
     for p, (_, err) in zip(procs, outs):
@@ -49,6 +52,18 @@ def _two(workdir, out) -> None:
 def _state(path) -> list[np.ndarray]:
     with np.load(path) as f:
         return [f[name] for name in f.files]
+
+
+def test_two_hosts_build_the_global_inputs_of_one_from_their_own_rows(tmp_path):
+    """Rows with images of different sizes (some without a render): each of two processes (two
+    devices each) packs its own rows into its own slots; every row gets the same tokens and every
+    visual token the same pixels as when one process packs the whole batch."""
+    _one(tmp_path / "one.npz", script=LAYOUT, devices=4)
+    _two(tmp_path / "two.npz", script=LAYOUT, devices=2)
+    one, two = np.load(tmp_path / "one.npz"), np.load(tmp_path / "two.npz")
+    assert one["taken"].shape[0] > 0
+    for name in one.files:
+        np.testing.assert_array_equal(one[name], two[name], err_msg=name)
 
 
 @pytest.mark.slow
