@@ -7,7 +7,7 @@ inputs are sharded by rows over the mesh's batch axes; a host owns exactly the r
 hold (`process_block`), renders only those in its own env pool, builds their credit and teacher
 prompts, and places them with `jax.make_array_from_process_local_data`. What crosses hosts is
 small: per-row scalars for the logged metrics and the integer table of the visual tokens (see
-sdpo_jax.rollout_batch.InputLayout); Feedback objects and renders never do.
+sdpo_jax.train_step.InputLayout); Feedback objects and renders never do.
 """
 from __future__ import annotations
 

@@ -43,7 +43,7 @@ def test_five_steps_compile_one_train_step_and_one_rollout_program(tmp_path):
     trainer._sample = recording
     trainer.run()
     assert len(grids) >= 3, f"the prompt images did not vary in size: {grids}"
-    metrics = [json.loads(line) for line in open(tmp_path / "metrics.jsonl")]
+    metrics = [json.loads(line) for line in (tmp_path / "metrics.jsonl").read_text().splitlines()]
     assert len(metrics) == 5 and min(m["env/exec_rate"] for m in metrics) < 1.0
     assert trainer.train_step.jitted._cache_size() == 1, "the train step compiled again"
     assert trainer.sampler.compilations == 1, "the rollout program compiled again"

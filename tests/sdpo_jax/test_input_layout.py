@@ -65,7 +65,7 @@ def test_a_hosts_slots_are_named_by_their_global_index_in_the_token_table():
         rope_delta=0, pixel_values=np.ones((patches, vision_config.patch_dim), np.float32),
         image_grid_thw=grid)
     response = np.ones((1, 2), np.int32)
-    pack = dict(prompt_length=8, image_slots=1, slot_patches=32)
+    pack = {"prompt_length": 8, "image_slots": 1, "slot_patches": 32}
     base = pack_sequences(CONFIG, [chat], response, response > 0, **pack).vision
     shifted = pack_sequences(CONFIG, [chat], response, response > 0, slot_offset=3,
                              **pack).vision
