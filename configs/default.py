@@ -63,11 +63,13 @@ def get_config() -> ml_collections.ConfigDict:
         num_workers=2, timeout_s=30.0, chart={}, web={}, slide_pptx={}, slide_html={}))
 
     # What the teacher sees besides the task (sdpo_jax.teacher_context): the render, the defect
-    # table with its lines or the error log, a successful sibling; the same context prompts the
+    # table with its lines or the error log, a successful sibling (or, for the OPSD baseline, the
+    # reference program instead); the same context prompts the
     # warm start's revision examples and the evaluation's second attempts.
     c.context = ml_collections.ConfigDict(dict(
         show_render=True, show_defects=True, show_error=True,
         demonstration=True,    # show a successful sibling rollout to failed ones (SDPO)
+        show_reference=False,  # OPSD: the reference program instead of all feedback
         max_defects=12, max_log_chars=1500,
         max_prompt_tokens=1024))
 

@@ -65,12 +65,23 @@ class CreditConfig:
 
 def credit_weights(reply: Reply, feedback: Feedback, config: CreditConfig) -> np.ndarray:
     """float32 weight per token of the reply (Feedback lines in its program's coordinates)."""
+    return weights_from_responsibility(token_responsibility(reply, feedback, config), config)
+
+
+def token_responsibility(reply: Reply, feedback: Feedback, config: CreditConfig) -> np.ndarray:
+    """resp(s(t)) per token of the reply, 0 outside the program: where the env put the blame
+    (also the diagnostics' split of blamed tokens from the rest, whatever alpha is)."""
     resp = statement_responsibility(reply.statements, feedback, config)
     per_line = np.zeros(len(line_starts(reply.program.code)) + 1, np.float64)  # index 0: outside
     for statement, value in zip(reply.statements, resp):
         span = per_line[statement.first:statement.last + 1]
         np.maximum(span, value, out=span)
-    weights = 1.0 + (config.alpha - 1.0) * per_line[reply.token_lines]
+    return per_line[reply.token_lines]
+
+
+def weights_from_responsibility(responsibility: np.ndarray, config: CreditConfig) -> np.ndarray:
+    """w_t = 1 + (alpha - 1) * resp(s(t)), normalised as configured."""
+    weights = 1.0 + (config.alpha - 1.0) * responsibility
     if config.normalise == "mean" and len(weights) and weights.mean() > 0:
         weights = weights / weights.mean()
     return weights.astype(np.float32)

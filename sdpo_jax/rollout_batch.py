@@ -24,7 +24,7 @@ from envs.registry import spec as domain_spec
 from envs.task import Task
 from models.qwen3_vl.config import Qwen3VLConfig
 from models.qwen3_vl.processor import ProcessedChat, Qwen3VLProcessor
-from sdpo_jax.credit import CreditConfig, credit_weights
+from sdpo_jax.credit import CreditConfig, token_responsibility, weights_from_responsibility
 from sdpo_jax.losses import LossBatch
 from sdpo_jax.replies import Reply
 from sdpo_jax.sequences import Sequences, Shapes, abstract_sequences, pack_sequences
@@ -81,11 +81,14 @@ def build_train_batch(processor: Qwen3VLProcessor, tasks: Sequence[Task],
     logprobs = np.zeros((count, r), np.float32)
     logprobs[:, :width] = rows.logprobs[:, :width]
     weights = np.ones((count, r), np.float32)
+    blamed = np.zeros((count, r), np.float32)
     distill_mask = np.zeros(count, np.float32)
     teacher_chats, cut = [], np.zeros(count, np.float32)
     for row, (reply, feedback) in enumerate(zip(rows.replies, feedbacks)):
         n = min(len(reply.token_ids), r)
-        weights[row, :n] = credit_weights(reply, feedback, credit)[:n]
+        responsibility = token_responsibility(reply, feedback, credit)[:n]
+        weights[row, :n] = weights_from_responsibility(responsibility, credit)
+        blamed[row, :n] = responsibility > 0
         if not distill:
             continue
         p = reply.prompt_index
@@ -109,7 +112,7 @@ def build_train_batch(processor: Qwen3VLProcessor, tasks: Sequence[Task],
     rewards = np.array([f.reward for f in feedbacks], np.float32)
     loss = LossBatch(tokens=response, mask=mask.astype(np.float32), credit=weights,
                      old_logprobs=logprobs, rewards=rewards, group_ids=prompt_of,
-                     distill_mask=distill_mask)
+                     distill_mask=distill_mask, blamed=blamed)
     stats = {"teacher/prompts_cut": cut, "teacher/distill_rows": distill_mask,
              "rollout/response_tokens": mask.sum(1).astype(np.float32)}
     return TrainBatch(student=student, teacher=teacher_sequences, loss=loss, row_stats=stats)
@@ -133,5 +136,5 @@ def abstract_train_inputs(config: Qwen3VLConfig, rows: int, shapes: Shapes, dist
     per_row = spec((rows,), np.float32)
     batch = LossBatch(tokens=spec(per_token.shape, np.int32), mask=per_token, credit=per_token,
                       old_logprobs=per_token, rewards=per_row, group_ids=spec((rows,), np.int32),
-                      distill_mask=per_row)
+                      distill_mask=per_row, blamed=per_token)
     return student, teacher, batch

@@ -7,6 +7,8 @@ Teacher (SDPO's reprompt, with Visual-SDPO's two channels):
     + the feedback on the row's own attempt: the render as an image and the defect table with the
       responsible lines (the rubric channel), or the error log when it failed
     + "solve the original task again, fixing these problems"
+or, with `show_reference` (OPSD, the paper's distillation baseline), the task's reference program
+in place of all feedback and demonstrations.
 The row's own response tokens then follow the teacher's prompt and are re-scored, never
 generated. A prompt over the token budget is cut (shorter log, fewer defects, no demonstration,
 then no feedback text), and whether the row is distilled is decided from what was actually kept:
@@ -26,11 +28,13 @@ from typing import Any
 from PIL import Image
 
 from envs.feedback import Defect, Feedback
+from envs.registry import spec as domain_spec
 from envs.task import Task
 from models.qwen3_vl.processor import ProcessedChat, Qwen3VLProcessor
 from sdpo_jax.replies import Reply
 
 DEMONSTRATION_HEADER = "A correct solution to this task, written by another attempt:"
+REFERENCE_HEADER = "The reference solution to this task:"
 FEEDBACK_HEADER = "Feedback on your previous attempt at this task:"
 RENDER_CAPTION = "This is how your previous attempt rendered:"
 RETRY_INSTRUCTION = ("Now solve the original task again, correctly: write the complete program, "
@@ -46,12 +50,14 @@ class TeacherPromptError(ValueError):
 class TeacherContextConfig:
     """The privileged channels (config.context): the render image, the defect table (at most
     `max_defects` rows), the error log (its last `max_log_chars` characters), a successful
-    sibling as a demonstration; `max_prompt_tokens` bounds the whole teacher prompt."""
+    sibling as a demonstration; `max_prompt_tokens` bounds the whole teacher prompt.
+    `show_reference` (OPSD) replaces all of these with the task's reference program."""
 
     show_render: bool
     show_defects: bool
     show_error: bool
     demonstration: bool
+    show_reference: bool
     max_defects: int
     max_log_chars: int
     max_prompt_tokens: int
@@ -71,7 +77,7 @@ class TeacherContextConfig:
                 dataclasses.replace(self, max_log_chars=min(self.max_log_chars, 200),
                                     max_defects=min(self.max_defects, 2), demonstration=False),
                 dataclasses.replace(self, show_defects=False, show_error=False,
-                                    demonstration=False)]
+                                    demonstration=False, show_reference=False)]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -99,6 +105,12 @@ def teacher_messages(task: Task, target_image: Image.Image | None, feedback: Fee
                      ) -> list[dict[str, Any]]:
     """The teacher's chat for one rollout (see the module docstring)."""
     parts = _task_parts(task, target_image)
+    if config.show_reference and (task.target or "").strip():
+        language = domain_spec(task.domain).language
+        parts.append({"type": "text", "text": f"\n\n{REFERENCE_HEADER}\n```{language}\n"
+                                              f"{task.target.rstrip()}\n```"})
+        parts.append({"type": "text", "text": f"\n\n{RETRY_INSTRUCTION}"})
+        return [{"role": "user", "content": parts}]
     if demonstration is not None and config.demonstration:
         parts.append({"type": "text", "text": f"\n\n{DEMONSTRATION_HEADER}\n{demonstration}"})
     feedback_parts: list[dict[str, Any]] = []
@@ -119,9 +131,11 @@ def teacher_messages(task: Task, target_image: Image.Image | None, feedback: Fee
     return [{"role": "user", "content": parts}]
 
 
-def is_privileged(feedback: Feedback, demonstration: str | None,
+def is_privileged(task: Task, feedback: Feedback, demonstration: str | None,
                   config: TeacherContextConfig) -> bool:
     """Whether a teacher prompt built with `config` shows anything the student does not see."""
+    if config.show_reference:
+        return bool((task.target or "").strip())
     if demonstration is not None and config.demonstration:
         return True
     if feedback.ok:
@@ -136,10 +150,11 @@ def teacher_prompt(processor: Qwen3VLProcessor, task: Task, target_image: Image.
     for i, attempt in enumerate(config.shortened()):
         chat = processor(teacher_messages(task, target_image, feedback, attempt, demonstration))
         if len(chat.input_ids) <= config.max_prompt_tokens:
-            return TeacherPrompt(chat, is_privileged(feedback, demonstration, attempt), cut=i > 0)
+            privileged = is_privileged(task, feedback, demonstration, attempt)
+            return TeacherPrompt(chat, privileged, cut=i > 0)
     raise TeacherPromptError(
         f"task {task.task_id}: even the shortest teacher prompt has {len(chat.input_ids)} tokens "
-        f"> config.teacher.max_prompt_tokens={config.max_prompt_tokens}. Fix: raise it (or lower "
+        f"> config.context.max_prompt_tokens={config.max_prompt_tokens}. Fix: raise it (or lower "
         f"config.data.image_max_pixels).")
 
 

@@ -10,12 +10,19 @@ import pytest
 from sdpo_jax.run_config import ConfigError, RunConfig
 
 CONFIGS = ["default", "chart_8b", "web_8b", "slide_8b", "grpo_only", "uniform_credit",
-           "no_failed_exec_path"]
+           "no_failed_exec_path", "sft_toy", "toy_sdpo", "toy_grpo", "toy_uniform_credit",
+           "toy_no_failed_exec_path", "toy_text_feedback", "toy_opsd"]
 # ablation -> (parent, the one field path it changes, the value there)
 ABLATIONS = {
     "grpo_only": ("chart_8b", "teacher.distill", False),
     "uniform_credit": ("chart_8b", "credit.alpha", 1.0),
     "no_failed_exec_path": ("chart_8b", "teacher.failed_exec_path", False),
+    # the learning-signal arms (benchmarks/learning_signal.py)
+    "toy_grpo": ("toy_sdpo", "teacher.distill", False),
+    "toy_uniform_credit": ("toy_sdpo", "credit.alpha", 1.0),
+    "toy_no_failed_exec_path": ("toy_sdpo", "teacher.failed_exec_path", False),
+    "toy_text_feedback": ("toy_sdpo", "context.show_render", False),
+    "toy_opsd": ("toy_sdpo", "context.show_reference", True),
 }
 
 

@@ -29,6 +29,8 @@ class LossBatch:
     advantages: [B] precomputed advantages (LossConfig.advantage == "given").
     ref_logprobs: [B, T] a reference policy's log-probs of `tokens` (KL penalty).
     distill_mask: [B] 1 for sequences whose teacher has feedback or a demonstration (None: all).
+    blamed: [B, T] 1 on tokens of statements the environment blamed (diagnostics only: the
+      teacher - student gap and the credit mass there, against the rest).
     """
 
     tokens: jax.Array
@@ -40,6 +42,7 @@ class LossBatch:
     advantages: jax.Array | None = None
     ref_logprobs: jax.Array | None = None
     distill_mask: jax.Array | None = None
+    blamed: jax.Array | None = None
 
     def check(self, config: LossConfig, batch_size: int, length: int) -> None:
         """Raise a ValueError naming the field when the batch cannot serve this config."""
@@ -56,7 +59,7 @@ class LossBatch:
                                  f"(beta={config.beta}, advantage={config.advantage!r}, "
                                  f"distill_is_clip={config.distill_is_clip}, "
                                  f"ref_kl_coef={config.ref_kl_coef}); pass it or change the config")
-        per_token = ("tokens", "mask", "credit", "old_logprobs", "ref_logprobs")
+        per_token = ("tokens", "mask", "credit", "old_logprobs", "ref_logprobs", "blamed")
         per_sequence = ("rewards", "group_ids", "advantages", "distill_mask")
         for names, shape in ((per_token, (batch_size, length)), (per_sequence, (batch_size,))):
             for name in names:

@@ -216,6 +216,9 @@ def _token_objective(config: LossConfig, differentiable: dict[str, jax.Array], *
                "credit/weight_max": _masked_max(credit, distill_mask),
                "credit/weight_min": -_masked_max(-credit, distill_mask),
                "tokens/response": mask.sum(), "tokens/distill": distill_tokens}
+    if batch.blamed is not None:
+        metrics.update(_blame_diagnostics(batch.blamed.astype(_F32) * distill_mask, distill_mask,
+                                          credit, token_logp - teacher_token_logp))
     if config.distill_is_clip is not None:
         metrics["distill/is_clip_frac"] = _masked_mean(
             (is_weight >= config.distill_is_clip).astype(_F32), distill_mask)
@@ -225,6 +228,19 @@ def _token_objective(config: LossConfig, differentiable: dict[str, jax.Array], *
         metrics.update(grpo_metrics)
     metrics["loss/total"] = loss
     return loss, (jax.tree.map(frozen, metrics), frozen(weight))
+
+
+def _blame_diagnostics(blamed: jax.Array, distill_mask: jax.Array, credit: jax.Array,
+                       gap: jax.Array) -> dict[str, jax.Array]:
+    """Where the signal lands: the student - teacher log-prob gap of the sampled tokens on blamed
+    statements and elsewhere (a teacher that read the feedback should disagree more on the
+    blamed ones), and the share of the credit mass on them."""
+    rest = distill_mask - blamed
+    return {"diag/logp_gap_blamed": _masked_mean(gap, blamed),
+            "diag/logp_gap_rest": _masked_mean(gap, rest),
+            "diag/blamed_token_frac": blamed.sum() / jnp.maximum(distill_mask.sum(), 1.0),
+            "diag/credit_mass_blamed": jnp.sum(credit * blamed) / jnp.maximum(
+                jnp.sum(credit * distill_mask), 1e-9)}
 
 
 def _grpo(config: LossConfig, token_logp, mask, batch: LossBatch):

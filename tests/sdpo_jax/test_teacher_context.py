@@ -3,10 +3,12 @@ with the distill decision taken from what was kept."""
 from __future__ import annotations
 
 import dataclasses
+import io
 import json
 
 import numpy as np
 import pytest
+from PIL import Image
 
 from envs.feedback import Defect, ExecError, Feedback
 from sdpo_jax.teacher_context import feedback_text
@@ -126,3 +128,25 @@ def test_demonstration_is_the_best_better_sibling_never_the_row_itself(processor
     feedbacks[1] = Feedback(ok=True, reward=0.5, defects=feedbacks[2].defects)
     assert "ok(2)" in demonstration(1, siblings, feedbacks, rows.replies, "python"), \
         "a defective row learns from a better sibling"
+
+
+def test_opsd_teacher_sees_the_reference_program_and_no_feedback(processor, default_run):
+    """The OPSD baseline (context.show_reference): the reference program replaces the render,
+    the defect table and the demonstration; a task without a reference has nothing privileged."""
+    from sdpo_jax.teacher_context import (FEEDBACK_HEADER, REFERENCE_HEADER, teacher_messages,
+                                          teacher_prompt)
+    render = Image.new("RGB", (32, 32), "white")
+    buffer = io.BytesIO()
+    render.save(buffer, format="PNG")
+    feedback = dataclasses.replace(rendered(), render_png=buffer.getvalue())
+    opsd = dataclasses.replace(default_run.context, show_reference=True)
+    task = dataclasses.replace(_task(), target="import matplotlib.pyplot as plt\nplt.plot([3, 1])\n")
+    demo = "```python\nx\n```"
+    parts = teacher_messages(task, None, feedback, opsd, demo)[0]["content"]
+    text = "".join(p["text"] for p in parts if p["type"] == "text")
+    assert f"{REFERENCE_HEADER}\n```python\n{task.target.rstrip()}\n```" in text
+    assert FEEDBACK_HEADER not in text and "overlap" not in text and "```python\nx" not in text
+    assert not any(p["type"] == "image" for p in parts)
+    assert teacher_prompt(processor, task, None, feedback, None, opsd).privileged
+    no_reference = dataclasses.replace(task, target=None)
+    assert not teacher_prompt(processor, no_reference, None, feedback, None, opsd).privileged
