@@ -8,7 +8,8 @@ laid over them and its programs are lowered from abstract values that carry thei
 the architecture is config.model.size (a checkpoint folder is never read), the train state
 comes from the same path as a run (`train_step.abstract_train_state`, the
 optimizer moments sharded like their parameters), the inputs from the static shapes the config
-fixes (`RunConfig.shapes`, `sequences.abstract_sequences`). Nothing is allocated; no TPU is used.
+fixes (`RunConfig.shapes`, `rollout_batch.abstract_train_inputs`, the trainer's own). Nothing
+is allocated; no TPU is used.
 
 Programs: the train step (student + teacher + loss + AdamW, exactly what `Trainer` runs), the
 rollout (prefill, then decoding the whole budget: the sampler's one program) and one decode
@@ -52,11 +53,10 @@ from models.qwen3_vl.convert import abstract_model
 from models.qwen3_vl.kv_cache import KVCache, cache_axes
 from models.tokenizers.load import load_tokenizer
 from models.sharding import logical_to_spec, make_mesh, state_shardings
-from sdpo_jax.losses import LossBatch
+from sdpo_jax import rollout_batch
 from sdpo_jax.model_loading import architecture
 from sdpo_jax.run_config import ConfigError, RunConfig
 from sdpo_jax.sampler import Sampler
-from sdpo_jax.sequences import abstract_sequences
 from sdpo_jax.train_step import abstract_train_state, input_shardings, make_train_step
 from sdpo_jax.trainer import unsampleable_ids
 
@@ -132,23 +132,8 @@ def _with_shardings(tree: Any, shardings: Any) -> Any:
 
 def abstract_train_inputs(rc: RunConfig, config: Qwen3VLConfig, mesh: Mesh) -> tuple:
     """(student, teacher, loss batch) as the trainer builds them, abstract and sharded."""
-    shapes = rc.shapes(config)
-    rows = rc.rollout.rows
-    spec = jax.ShapeDtypeStruct
-    student = abstract_sequences(config, rows, prompt_length=shapes.student_prompt_length,
-                                 response_length=shapes.response_length,
-                                 image_slots=shapes.student_images,
-                                 slot_patches=shapes.slot_patches)
-    teacher = student if not rc.teacher.distill else abstract_sequences(
-        config, rows, prompt_length=shapes.teacher_prompt_length,
-        response_length=shapes.response_length, image_slots=shapes.teacher_images,
-        slot_patches=shapes.slot_patches)
-    per_token = spec((rows, shapes.response_length), jnp.float32)
-    per_row = spec((rows,), jnp.float32)
-    batch = LossBatch(tokens=spec(per_token.shape, jnp.int32), mask=per_token, credit=per_token,
-                      old_logprobs=per_token, rewards=per_row,
-                      group_ids=spec((rows,), jnp.int32), distill_mask=per_row)
-    inputs = (student, teacher, batch)
+    inputs = rollout_batch.abstract_train_inputs(config, rc.rollout.rows, rc.shapes(config),
+                                                 rc.teacher.distill)
     return _with_shardings(inputs, input_shardings(mesh, config.sharding_rules, *inputs))
 
 

@@ -5,32 +5,40 @@ reward, its group (the prompt it answers: the row layout is data, `Reply.prompt_
 per-token credit weights from the Feedback, and the teacher's prompt with the privileged context
 (sdpo_jax.teacher_context). A row is distilled when its kept teacher prompt shows the teacher
 something the student does not see and, for a failed run, when the failed-execution path is on.
+
+On a pod each host builds only the rows it owns (sdpo_jax.multihost): a host owns whole prompt
+groups, so a failed row's demonstration (a successful sibling) is always on the same host, and
+its image slots are its own block of the global slots (`slot_offsets`).
 """
 from __future__ import annotations
 
 import dataclasses
 from collections.abc import Sequence
 
+import jax
 import numpy as np
 from PIL import Image
 
 from envs.feedback import Feedback
 from envs.registry import spec as domain_spec
 from envs.task import Task
+from models.qwen3_vl.config import Qwen3VLConfig
 from models.qwen3_vl.processor import ProcessedChat, Qwen3VLProcessor
 from sdpo_jax.credit import CreditConfig, token_responsibility, weights_from_responsibility
 from sdpo_jax.losses import LossBatch
 from sdpo_jax.replies import Reply
-from sdpo_jax.sequences import Sequences, Shapes, pack_sequences
+from sdpo_jax.sequences import Sequences, Shapes, abstract_sequences, pack_sequences
 from sdpo_jax.teacher_context import TeacherContextConfig, demonstration, teacher_prompt
 
 
 @dataclasses.dataclass
 class TrainBatch:
+    """The step's inputs for the rows built here, and per-row numbers for the logged metrics."""
+
     student: Sequences
     teacher: Sequences
     loss: LossBatch
-    stats: dict[str, float]
+    row_stats: dict[str, np.ndarray]  # name -> [rows]; the metric is the mean over all rows
 
 
 @dataclasses.dataclass
@@ -52,12 +60,14 @@ def build_train_batch(processor: Qwen3VLProcessor, tasks: Sequence[Task],
                       target_images: Sequence[Image.Image | None],
                       student_chats: Sequence[ProcessedChat], rows: Rows,
                       feedbacks: Sequence[Feedback], *, shapes: Shapes, credit: CreditConfig,
-                      context: TeacherContextConfig, distill: bool,
-                      failed_exec_path: bool) -> TrainBatch:
-    """`tasks`, `target_images` and `student_chats` are per prompt; everything else per row.
-    `distill=False` (the GRPO-only ablation) builds no teacher prompts and gives every row
-    distill_mask 0: the returned teacher sequences are the student's (the step skips the teacher
-    pass, see train_step.loss_and_grads)."""
+                      context: TeacherContextConfig, distill: bool, failed_exec_path: bool,
+                      slot_offsets: tuple[int, int] = (0, 0)) -> TrainBatch:
+    """`tasks`, `target_images` and `student_chats` are per prompt (indexed by the rows' global
+    prompt index); everything else per row. `distill=False` (the GRPO-only ablation) builds no
+    teacher prompts and gives every row distill_mask 0: the returned teacher sequences are the
+    student's (the step skips the teacher pass, see train_step.loss_and_grads). `shapes` gives
+    this host's image slots, `slot_offsets` where they start among the global student and
+    teacher slots."""
     count, r = len(rows.replies), shapes.response_length
     if not count == len(feedbacks) == len(rows.tokens):
         raise ValueError(f"{count} replies, {len(feedbacks)} feedbacks and {len(rows.tokens)} "
@@ -73,7 +83,7 @@ def build_train_batch(processor: Qwen3VLProcessor, tasks: Sequence[Task],
     weights = np.ones((count, r), np.float32)
     blamed = np.zeros((count, r), np.float32)
     distill_mask = np.zeros(count, np.float32)
-    teacher_chats, cut = [], 0
+    teacher_chats, cut = [], np.zeros(count, np.float32)
     for row, (reply, feedback) in enumerate(zip(rows.replies, feedbacks)):
         n = min(len(reply.token_ids), r)
         responsibility = token_responsibility(reply, feedback, credit)[:n]
@@ -87,21 +97,44 @@ def build_train_batch(processor: Qwen3VLProcessor, tasks: Sequence[Task],
                              rows.replies, domain_spec(task.domain).language)
         prompt = teacher_prompt(processor, task, target_images[p], feedback, demo, context)
         teacher_chats.append(prompt.chat)
-        cut += prompt.cut
+        cut[row] = prompt.cut
         distill_mask[row] = float(prompt.privileged and (feedback.ok or failed_exec_path))
     config = processor.config
     student = pack_sequences(config, [student_chats[p] for p in prompt_of], response, mask,
                              prompt_length=shapes.student_prompt_length,
                              image_slots=shapes.student_images,
-                             slot_patches=shapes.slot_patches, what="prompt")
+                             slot_patches=shapes.slot_patches, slot_offset=slot_offsets[0],
+                             what="prompt")
     teacher_sequences = student if not distill else pack_sequences(
         config, teacher_chats, response, mask, prompt_length=shapes.teacher_prompt_length,
         image_slots=shapes.teacher_images, slot_patches=shapes.slot_patches,
-        what="teacher_prompt")
+        slot_offset=slot_offsets[1], what="teacher_prompt")
     rewards = np.array([f.reward for f in feedbacks], np.float32)
     loss = LossBatch(tokens=response, mask=mask.astype(np.float32), credit=weights,
                      old_logprobs=logprobs, rewards=rewards, group_ids=prompt_of,
                      distill_mask=distill_mask, blamed=blamed)
-    stats = {"teacher/prompts_cut": cut / count, "teacher/distill_rows": float(distill_mask.mean()),
-             "rollout/response_tokens": float(mask.sum(1).mean())}
-    return TrainBatch(student=student, teacher=teacher_sequences, loss=loss, stats=stats)
+    stats = {"teacher/prompts_cut": cut, "teacher/distill_rows": distill_mask,
+             "rollout/response_tokens": mask.sum(1).astype(np.float32)}
+    return TrainBatch(student=student, teacher=teacher_sequences, loss=loss, row_stats=stats)
+
+
+def abstract_train_inputs(config: Qwen3VLConfig, rows: int, shapes: Shapes, distill: bool
+                          ) -> tuple[Sequences, Sequences, LossBatch]:
+    """(student, teacher, loss batch) of a global batch of `rows`, as ShapeDtypeStructs: what
+    `build_train_batch` returns for all hosts together, every step of a run (one pytree, one
+    set of shapes, so one compiled step)."""
+    spec = jax.ShapeDtypeStruct
+    student = abstract_sequences(config, rows, prompt_length=shapes.student_prompt_length,
+                                 response_length=shapes.response_length,
+                                 image_slots=shapes.student_images,
+                                 slot_patches=shapes.slot_patches)
+    teacher = student if not distill else abstract_sequences(
+        config, rows, prompt_length=shapes.teacher_prompt_length,
+        response_length=shapes.response_length, image_slots=shapes.teacher_images,
+        slot_patches=shapes.slot_patches)
+    per_token = spec((rows, shapes.response_length), np.float32)
+    per_row = spec((rows,), np.float32)
+    batch = LossBatch(tokens=spec(per_token.shape, np.int32), mask=per_token, credit=per_token,
+                      old_logprobs=per_token, rewards=per_row, group_ids=spec((rows,), np.int32),
+                      distill_mask=per_row, blamed=per_token)
+    return student, teacher, batch

@@ -107,9 +107,11 @@ class _DistinctImages:
 
 def pack_sequences(config: Qwen3VLConfig, chats: Sequence[ProcessedChat], responses: np.ndarray,
                    response_mask: np.ndarray, *, prompt_length: int, image_slots: int,
-                   slot_patches: int, what: str = "prompt") -> Sequences:
+                   slot_patches: int, slot_offset: int = 0, what: str = "prompt") -> Sequences:
     """Rows `chats[i]` + `responses[i]`; their distinct images in `image_slots` slots of
-    `slot_patches` patches (no slots: a pass without images, `vision` None).
+    `slot_patches` patches (no slots: a pass without images, `vision` None). `slot_offset`:
+    where these slots start among a global batch's (one host's block on a pod), so the visual
+    tokens' `token_rows` name global feature rows.
 
     Response positions continue the prompt's MRoPE positions (L_i + rope_delta_i + t on all three
     rows), exactly where generation would have put them.
@@ -155,5 +157,9 @@ def pack_sequences(config: Qwen3VLConfig, chats: Sequence[ProcessedChat], respon
             tokens=n * prompt_length, dtype=config.jnp_dtype)
     except ValueError as err:
         raise SequenceError(f"{what} images: {err}") from err
+    shift = slot_offset * (slot_patches // config.vision.merge_unit)
+    vision = vision.replace(token_rows=np.where(
+        np.arange(len(vision.token_rows)) < vision.num_image_tokens, vision.token_rows + shift,
+        0).astype(np.int32))
     return Sequences(input_ids=input_ids, positions=positions, mask=mask, vision=vision,
                      response_length=r)

@@ -20,6 +20,7 @@ from typing import Any
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 import optax
 from flax import nnx, struct
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
@@ -31,7 +32,8 @@ from models.qwen3_vl.vision_inputs import vision_shardings
 from models.sharding import DEFAULT_RULES, Rules, logical_to_spec, state_shardings
 from sdpo_jax.losses import LossBatch, LossConfig, sdpo_loss
 from sdpo_jax.losses.cross_entropy import cross_entropy_loss
-from sdpo_jax.sequences import Sequences
+from sdpo_jax.multihost import allgather_arrays, process_block
+from sdpo_jax.sequences import Sequences, Shapes
 
 TEACHER_WEIGHTS = ("live", "ema", "base")
 
@@ -284,6 +286,96 @@ def input_shardings(mesh: Mesh, rules: Rules, *inputs: Any) -> tuple[Any, ...]:
 
 def _mesh_sizes(mesh: Mesh) -> dict[str, int]:
     return dict(zip(mesh.axis_names, mesh.axis_sizes))
+
+
+@dataclasses.dataclass(frozen=True)
+class InputLayout:
+    """The step's global inputs as ShapeDtypeStructs carrying their shardings, fixed by the
+    config for the whole run (one pytree, one set of shapes: one compilation), and the part of
+    them this process builds.
+
+    A host builds the rows its devices hold (`rows`) and the image slots they hold (`slots`);
+    `place` makes the global arrays from those process-local numpy arrays
+    (`jax.make_array_from_process_local_data`) after checking them against the layout, so a
+    batch that would compile another program is an error instead. The one table every host
+    needs whole is `VisionInputs.token_rows` (the model counts visual tokens row-major over the
+    whole batch, like transformers' masked_scatter): hosts exchange their visual tokens' feature
+    rows (4 bytes a token), never pixels."""
+
+    abstract: tuple[Any, ...]
+
+    @classmethod
+    def on_mesh(cls, mesh: Mesh, rules: Rules, *inputs: Any) -> "InputLayout":
+        """The layout of abstract global `inputs` placed by `input_shardings`."""
+        return cls(jax.tree.map(lambda x, sharding: jax.ShapeDtypeStruct(x.shape, x.dtype,
+                                                                         sharding=sharding),
+                                inputs, input_shardings(mesh, rules, *inputs)))
+
+    @property
+    def rows(self) -> slice:
+        """The global rows this process builds."""
+        ids = self.abstract[0].input_ids
+        return process_block(ids.sharding, ids.shape)
+
+    def slots(self, index: int) -> slice:
+        """The image slots of the `index`-th input (a Sequences) this process fills."""
+        vision = self.abstract[index].vision
+        if vision is None:
+            return slice(0, 0)
+        return process_block(vision.pixel_values.sharding, vision.pixel_values.shape)
+
+    def local_shapes(self, shapes: Shapes) -> tuple[Shapes, tuple[int, int]]:
+        """`shapes` with this process's image slot counts of the student (input 0) and teacher
+        (input 1) passes, and where those slots start among the global ones."""
+        student, teacher = self.slots(0), self.slots(1)
+        local = dataclasses.replace(shapes, student_images=student.stop - student.start,
+                                    teacher_images=teacher.stop - teacher.start)
+        return local, (student.start, teacher.start)
+
+    def place(self, *local: Any) -> tuple[Any, ...]:
+        """Global arrays from this process's part of every input (see the class docstring)."""
+        if jax.tree.structure(local) != jax.tree.structure(self.abstract):
+            raise ValueError(f"the batch's pytree {jax.tree.structure(local)} is not the run's "
+                             f"{jax.tree.structure(self.abstract)}: it would compile another "
+                             f"train step")
+        local = tuple(self._whole_token_table(x, a) if isinstance(x, Sequences) else x
+                      for x, a in zip(local, self.abstract))
+        paths = jax.tree_util.tree_flatten_with_path(local)[0]
+        out = []
+        for (path, x), spec in zip(paths, jax.tree.leaves(self.abstract)):
+            x = np.asarray(x)
+            expected = _process_shape(spec)
+            if x.shape != expected or x.dtype != spec.dtype:
+                raise ValueError(f"input {jax.tree_util.keystr(path)}: {x.dtype}{list(x.shape)} "
+                                 f"on this process, the run's layout needs "
+                                 f"{np.dtype(spec.dtype)}{list(expected)} (of {list(spec.shape)})")
+            out.append(jax.make_array_from_process_local_data(spec.sharding, x, spec.shape))
+        return jax.tree.unflatten(jax.tree.structure(self.abstract), out)
+
+    def _whole_token_table(self, local: Sequences, abstract: Sequences) -> Sequences:
+        """`local` with the global `token_rows`: every host's visual tokens, in row order."""
+        vision = local.vision
+        if vision is None:
+            return local
+        count = int(vision.num_image_tokens)
+        starts = np.concatenate(allgather_arrays(np.array([self.rows.start], np.int64)))
+        parts = allgather_arrays(np.asarray(vision.token_rows[:count], np.int32))
+        table = np.concatenate([parts[i] for i in np.argsort(starts, kind="stable")])
+        total = abstract.vision.token_rows.shape[0]
+        if len(table) > total:
+            raise ValueError(f"{len(table)} visual tokens exceed the layout's {total}")
+        rows = np.zeros(total, np.int32)
+        rows[:len(table)] = table
+        return local.replace(vision=vision.replace(
+            token_rows=rows, num_image_tokens=np.asarray(len(table), np.int32)))
+
+
+def _process_shape(spec: jax.ShapeDtypeStruct) -> tuple[int, ...]:
+    """The shape of this process's part of a global array (its blocks along every axis)."""
+    if not spec.shape:
+        return ()
+    return tuple(len(range(*process_block(spec.sharding, spec.shape, axis).indices(size)))
+                 for axis, size in enumerate(spec.shape))
 
 
 @dataclasses.dataclass(frozen=True)

@@ -16,6 +16,10 @@ it trains (the lag is logged as `rollout/policy_lag`). With 0 the loop is strict
 Exact resume: the checkpoint after step k holds the parameters, optimizer and teacher state,
 the data position, and the already-sampled rollouts of batch k+1 (when lagging), so a resumed
 run reproduces an uninterrupted one bit for bit on CPU.
+Pods: every host samples the same global batch (one SPMD program); a host renders, credits and
+builds teacher prompts only for the rows its devices hold, which are whole prompt groups
+(`_own_rows`), and the step's inputs are assembled from each host's rows
+(train_step.InputLayout). Only small per-row numbers cross hosts, for the logged metrics.
 """
 from __future__ import annotations
 
@@ -44,16 +48,16 @@ from sdpo_jax.data import DataState, TaskMixture, load_tasks
 from sdpo_jax.evaluation import Evaluator
 from sdpo_jax.metrics import MetricsWriter, plot_metrics
 from sdpo_jax.model_loading import build_model, build_processor
-from sdpo_jax.multihost import allgather_objects, process_rows, to_host
+from sdpo_jax.multihost import allgather_objects, to_host
 from sdpo_jax.replies import read_replies
-from sdpo_jax.rollout_batch import Rows, build_train_batch
+from sdpo_jax.rollout_batch import Rows, abstract_train_inputs, build_train_batch
 from sdpo_jax.run_config import RunConfig, image_patches
 from sdpo_jax.sampler import Prompt, Sampler
 from sdpo_jax.sft import SupervisedExamples, pack_supervised
 from sdpo_jax.targets import TargetImages
 from sdpo_jax.teacher_context import student_messages
-from sdpo_jax.train_step import (init_train_state, make_supervised_step, make_train_step,
-                                 shardings_of)
+from sdpo_jax.train_step import (InputLayout, init_train_state, make_supervised_step,
+                                 make_train_step, shardings_of)
 
 MODEL_DIR = "model"  # workdir/model: the exported policy
 
@@ -68,7 +72,8 @@ class Batch:
     tasks: list[Task]
     images: list[Image.Image | None]
     chats: list[Any]
-    rows: Rows
+    sampled: dict[str, np.ndarray]  # every row's tokens, logprobs, lengths, prompt_index
+    rows: Rows  # this host's rows, with their replies
     policy_version: int
     sample_s: float = 0.0
 
@@ -91,6 +96,9 @@ class Trainer:
         rules = self.model_config.sharding_rules
         if rc.mode == "sdpo":
             self.shapes = rc.shapes(self.model_config)
+            self.inputs = InputLayout.on_mesh(self.mesh, rules, *abstract_train_inputs(
+                self.model_config, rc.rollout.rows, self.shapes, rc.teacher.distill))
+            self.own_rows = self._own_rows()
             self.train_step = make_train_step(self.graphdef, rc.step, rc.optim,
                                               self.state_shardings, self.mesh, rules)
             self.sampler = Sampler(dataclasses.replace(
@@ -109,6 +117,23 @@ class Trainer:
         self.metrics = MetricsWriter(workdir, enabled=self.is_main)
         self.target_images = TargetImages(self.pool, rc.shows_targets)
         self.skipped_targets = 0
+
+    def _own_rows(self) -> slice:
+        """The rows this host builds: those its devices hold in the step's inputs. They must be
+        whole prompt groups, so a group's demonstration and its GRPO statistics need no other
+        host (the loss computes the statistics on device over the global batch anyway), and
+        every host must own an equal, disjoint share."""
+        rows, group = self.inputs.rows, self.run_config.rollout.group_size
+        share = self.run_config.rollout.rows // jax.process_count()
+        if rows.start % group or rows.stop % group or rows.stop - rows.start != share:
+            raise ValueError(
+                f"process {jax.process_index()} holds rows {rows.start}:{rows.stop} of "
+                f"{self.run_config.rollout.rows}: hosts must own {share} rows each, in whole "
+                f"groups of config.rollout.group_size={group}. Fix: make "
+                f"config.rollout.prompts_per_step a multiple of the process count and of the "
+                f"mesh's batch shards, with the batch axes (config.mesh.data x fsdp) spanning "
+                f"every process.")
+        return rows
 
     def _evaluation(self) -> tuple[Evaluator | None, list[Task]]:
         """The periodic evaluation (config.eval; every 0: none) and its fixed task list."""
@@ -153,17 +178,19 @@ class Trainer:
         width = min(r, rollouts.tokens.shape[1])
         tokens[:, :width] = rollouts.tokens[:, :width]
         logprobs[:, :width] = rollouts.tempered_logprobs[:, :width]
-        rows = self._rows(tasks, tokens, logprobs, np.minimum(rollouts.lengths, r).astype(np.int32),
-                          rollouts.prompt_ids)
-        return Batch(before, tasks, images, chats, rows, policy_version=policy_version,
-                     sample_s=time.perf_counter() - start)
+        sampled = dict(tokens=tokens, logprobs=logprobs,
+                       lengths=np.minimum(rollouts.lengths, r).astype(np.int32),
+                       prompt_index=rollouts.prompt_ids.astype(np.int32))
+        return Batch(before, tasks, images, chats, sampled, self._rows(tasks, sampled),
+                     policy_version=policy_version, sample_s=time.perf_counter() - start)
 
-    def _rows(self, tasks: list[Task], tokens: np.ndarray, logprobs: np.ndarray,
-              lengths: np.ndarray, prompt_index: np.ndarray) -> Rows:
-        """Sampled rows with their replies, read once here (sdpo_jax.replies)."""
+    def _rows(self, tasks: list[Task], sampled: dict[str, np.ndarray]) -> Rows:
+        """This host's sampled rows with their replies, read once here (sdpo_jax.replies)."""
+        own = {name: value[self.own_rows] for name, value in sampled.items()}
         languages = [domain_spec(task.domain).language for task in tasks]
-        return Rows(tokens, logprobs, lengths, read_replies(
-            self.processor.tokenizer, tokens, lengths, prompt_index, languages))
+        return Rows(own["tokens"], own["logprobs"], own["lengths"], read_replies(
+            self.processor.tokenizer, own["tokens"], own["lengths"], own["prompt_index"],
+            languages))
 
     # ------------------------------------------------------------------ the loop
     def run(self, until: int | None = None) -> dict[str, float]:
@@ -177,6 +204,7 @@ class Trainer:
         start_step, pending = self._restore()
         if start_step >= num_steps:
             log.info("workdir %s already holds step %d; nothing to do", self.workdir, start_step)
+            self.close()
             return {}
         if start_step == 0 and self.evaluator is not None:
             self.metrics.write(0, self._evaluate(0))
@@ -209,26 +237,26 @@ class Trainer:
         rc, num_steps = self.run_config, self.run_config.train.num_steps
         step_start = time.perf_counter()
         batch = batch or self._sample(step, policy_version=step)
-        replies = batch.rows.replies
-        ids = [self.pool.submit(batch.tasks[replies[row].prompt_index], replies[row].program.code)
-               for row in process_rows(len(replies))]  # this host renders only its shard
+        ids = [self.pool.submit(batch.tasks[reply.prompt_index], reply.program.code)
+               for reply in batch.rows.replies]  # this host renders only its own rows
         lagging = rc.rollout.max_off_policy_lag >= 1 and step + 1 < num_steps
         next_batch = self._sample(step + 1, policy_version=step) if lagging else None
         wait_start = time.perf_counter()
         done = dict(self.pool.results(ids))
         env_wait = time.perf_counter() - wait_start
-        feedbacks = allgather_objects([done[i] for i in ids])
+        feedbacks = [done[i] for i in ids]
         train_start = time.perf_counter()
+        shapes, slot_offsets = self.inputs.local_shapes(self.shapes)
         train = build_train_batch(
             self.processor, batch.tasks, batch.images, batch.chats, batch.rows, feedbacks,
-            shapes=self.shapes, credit=rc.credit, context=rc.context, distill=rc.teacher.distill,
-            failed_exec_path=rc.teacher.failed_exec_path)
-        self.state, device_metrics = self.train_step(self.state, train.student, train.teacher,
-                                                     train.loss)
+            shapes=shapes, credit=rc.credit, context=rc.context, distill=rc.teacher.distill,
+            failed_exec_path=rc.teacher.failed_exec_path, slot_offsets=slot_offsets)
+        self.state, device_metrics = self.train_step(
+            self.state, *self.inputs.place(train.student, train.teacher, train.loss))
         device_metrics = jax.tree.map(to_host, device_metrics)
         train_s = time.perf_counter() - train_start
         step_s = time.perf_counter() - step_start
-        metrics = self._step_metrics(step, batch, feedbacks, train.stats, device_metrics,
+        metrics = self._step_metrics(step, batch, feedbacks, train.row_stats, device_metrics,
                                      env_wait=env_wait, train_s=train_s, step_s=step_s)
         return metrics, next_batch
 
@@ -274,23 +302,31 @@ class Trainer:
             self.processor.tokenizer.save(folder)
         log.info("exported the policy to %s", folder)
 
-    def _step_metrics(self, step, batch: Batch, feedbacks, stats, device_metrics, *,
+    def _step_metrics(self, step, batch: Batch, feedbacks, row_stats, device_metrics, *,
                       env_wait: float, train_s: float, step_s: float) -> dict[str, float]:
-        rewards = np.array([f.reward for f in feedbacks])
-        parts = Counter()
-        for f in feedbacks:
-            parts.update(f.reward_parts)
-        kinds = Counter(d.kind for f in feedbacks for d in f.defects)
-        n = len(feedbacks)
-        tokens = float(batch.rows.lengths.sum())
+        """The step's metrics over every host's rows: each host contributes a few numbers per
+        row (reward, exec, reward parts, defect counts, its row_stats), never its Feedback."""
+        local = [dict({name: float(values[row]) for name, values in row_stats.items()},
+                      reward=float(f.reward), ok=float(f.ok), parts=dict(f.reward_parts),
+                      kinds=Counter(d.kind for d in f.defects))
+                 for row, f in enumerate(feedbacks)]
+        rows = allgather_objects(local)
+        rewards = np.array([row["reward"] for row in rows])
+        parts, kinds = Counter(), Counter()
+        for row in rows:
+            parts.update(row["parts"])
+            kinds.update(row["kinds"])
+        n = len(rows)
+        lengths = batch.sampled["lengths"]
+        tokens = float(lengths.sum())
         out = {k: float(np.asarray(v)) for k, v in device_metrics.items()}
-        out.update(stats)
+        out.update({name: float(np.mean([row[name] for row in rows])) for name in row_stats})
         out.update({
             "reward/mean": float(rewards.mean()), "reward/std": float(rewards.std()),
-            "env/exec_rate": float(np.mean([f.ok for f in feedbacks])),
+            "env/exec_rate": float(np.mean([row["ok"] for row in rows])),
             "env/defects_per_rollout": sum(kinds.values()) / n,
             "rollout/policy_lag": float(step - batch.policy_version),
-            "rollout/length_mean": float(batch.rows.lengths.mean()),
+            "rollout/length_mean": float(lengths.mean()),
             "data/skipped_targets": float(self.skipped_targets),
             "time/sample_s": batch.sample_s, "time/env_wait_s": env_wait,
             "time/train_s": train_s, "time/step_s": step_s,
@@ -307,9 +343,7 @@ class Trainer:
         host: dict[str, Any] = {"step": step, "data": self.data.state.to_json(), "pending": None,
                                 "skipped_targets": self.skipped_targets}
         if pending is not None:  # sdpo with lag: the next batch's rollouts are already sampled
-            arrays["pending"] = {"tokens": pending.rows.tokens, "logprobs": pending.rows.logprobs,
-                                 "lengths": pending.rows.lengths,
-                                 "prompt_index": pending.rows.prompt_index}
+            arrays["pending"] = dict(pending.sampled)
             host["pending"] = {"data_before": pending.data_before,
                                "policy_version": pending.policy_version}
         self.checkpointer.save(step, arrays, host)
@@ -339,9 +373,8 @@ class Trainer:
             self.data.state = DataState.from_json(meta["data_before"])
             tasks, images = self._draw_tasks(self.run_config.rollout.prompts_per_step)
             p = {k: np.asarray(v) for k, v in jax.tree.map(to_host, arrays["pending"]).items()}
-            rows = self._rows(tasks, p["tokens"], p["logprobs"], p["lengths"], p["prompt_index"])
-            pending = Batch(meta["data_before"], tasks, images, self._prompts(tasks, images), rows,
-                            policy_version=meta["policy_version"])
+            pending = Batch(meta["data_before"], tasks, images, self._prompts(tasks, images), p,
+                            self._rows(tasks, p), policy_version=meta["policy_version"])
         self.data.state = DataState.from_json(host["data"])
         log.info("resumed from %s at step %d", self.checkpointer.directory, step)
         return step, pending

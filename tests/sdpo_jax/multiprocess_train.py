@@ -2,7 +2,9 @@
 
     python tests/sdpo_jax/multiprocess_train.py WORKDIR OUT.npz [PROCESS_ID NUM_PROCESSES PORT]
 Used by test_multiprocess.py: two CPU processes joined by jax.distributed must end with the
-parameters of one process training on the same global batch.
+parameters of one process training on the same global batch. On a WORKDIR whose checkpoint
+already holds the last step the trainer only restores it, so the same command checks that a
+checkpoint saved by N processes restores in M.
 """
 import os
 import sys
@@ -17,7 +19,7 @@ def tiny_config(num_steps: int = 2):
     c.data.image_max_pixels = 64 * 64
     c.data.image_min_pixels = 32 * 32
     c.rollout.update(dict(prompts_per_step=2, group_size=2, max_new_tokens=12,
-                          max_prompt_tokens=112))
+                          max_prompt_tokens=256))
     c.context.max_prompt_tokens = 640
     c.eval.every = 0  # these tests are about the step; evaluation has its own
     c.env.num_workers = 1
@@ -40,7 +42,7 @@ def main() -> None:
     maybe_initialize_distributed()
     trainer = Trainer(tiny_config(), workdir)
     trainer.run()
-    leaves = [to_host(x) for x in jax.tree.leaves(trainer.state.params)]
+    leaves = [to_host(x) for x in jax.tree.leaves(trainer.state)]
     if jax.process_index() == 0:
         np.savez(out, *leaves)
 

@@ -108,7 +108,7 @@ def test_a_prompt_cut_to_nothing_privileged_is_not_distilled(processor, default_
                               shapes=shapes, credit=default_run.credit, context=tight,
                               distill=True, failed_exec_path=True)
     assert batch.loss.distill_mask.tolist() == [0.0, 0.0]
-    assert batch.stats["teacher/prompts_cut"] == 1.0
+    assert batch.row_stats["teacher/prompts_cut"].tolist() == [1.0, 1.0]
 
 
 def test_demonstration_is_the_best_better_sibling_never_the_row_itself(processor):
