@@ -7,11 +7,11 @@ Ours = macro recall over defect kinds on injected programs; baseline = the rate 
 same detectors flag that kind on the clean programs, measured in the same run (ratio = signal
 over noise). Runs through an EnvPool of --workers chart workers.
 
-    .venv/bin/python benchmarks/chart_detection.py [--workers 2] [--limit N] [--tight-bbox]
+    .venv/bin/python benchmarks/chart_detection.py [--workers 2] [--limit N] [--no-tight-bbox]
 
---tight-bbox honours each program's savefig(bbox_inches="tight") (how ChartMimic's reference
-images were made) instead of rendering the plain figure canvas (how ChartMimic evaluates
-generated code, the default). Ends with one JSON line.
+By default each program's savefig(bbox_inches="tight") is honoured (how ChartMimic's reference
+images were made, and the env's default); --no-tight-bbox renders the plain figure canvas (how
+ChartMimic evaluates generated code). Ends with one JSON line.
 """
 from __future__ import annotations
 
@@ -33,7 +33,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--limit", type=int, default=0, help="only the first N programs")
-    parser.add_argument("--tight-bbox", action="store_true")
+    parser.add_argument("--tight-bbox", action=argparse.BooleanOptionalAction, default=True)
     parser.add_argument("--clean-only", action="store_true", help="only the clean programs' flag rates")
     args = parser.parse_args()
     rows = [json.loads(line) for line in open(data_file("chartmimic_direct_v1.jsonl"))]
