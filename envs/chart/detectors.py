@@ -39,6 +39,7 @@ from envs.feedback import Defect, LineSpan
 from envs.geometry import (Box, area, convex_intersection_area, fraction_outside, intersection,
                            intersection_area, polygon_area, union_box)
 from envs.color import blend, contrast_ratio, contrast_severity
+from envs.pixels import behind_text
 
 KINDS = ("overlap", "clipped_text", "overflow", "legend_over_data", "low_contrast", "misalignment")
 
@@ -368,13 +369,10 @@ def _near_polyline(samples: np.ndarray, line: np.ndarray, reach: float) -> np.nd
 def low_contrast(scene: ChartScene, config: ChartDetectorConfig) -> list[Defect]:
     defects = []
     image = scene.image
-    h, w = image.shape[:2]
     for t in scene.texts:
-        x0, y0 = max(0, int(t.box[0])), max(0, int(t.box[1]))
-        x1, y1 = min(w, int(np.ceil(t.box[2]))), min(h, int(np.ceil(t.box[3])))
-        if x1 - x0 < 2 or y1 - y0 < 2:
+        background = behind_text(image, t.box, np.array(t.rgba[:3]) * 255)
+        if background is None:
             continue
-        background = _background(image, (x0, y0, x1, y1), np.array(t.rgba[:3]) * 255)
         foreground = blend((*(c * 255 for c in t.rgba[:3]), t.rgba[3]), background)
         ratio = contrast_ratio(foreground, background)
         large = t.size_pt >= 18 or (t.bold and t.size_pt >= 14)
@@ -385,21 +383,6 @@ def low_contrast(scene: ChartScene, config: ChartDetectorConfig) -> list[Defect]
                 f"{_describe(t)} has contrast {ratio:.2f}:1 against its background (needs "
                 f"{required:g}:1); pick a darker/lighter colour", t.color_lines))
     return defects
-
-
-def _background(image: np.ndarray, box: tuple[int, int, int, int], ink: np.ndarray) -> tuple[float, ...]:
-    """Median colour of the pixels under a text that are not its ink; the ring around the box
-    when nearly every pixel looks like ink (text drawn in the background's own colour)."""
-    x0, y0, x1, y1 = box
-    patch = image[y0:y1, x0:x1].reshape(-1, 3).astype(float)
-    not_ink = patch[np.abs(patch - ink).max(axis=1) > 40]
-    if len(not_ink) < 0.2 * len(patch):
-        h, w = image.shape[:2]
-        ring = np.concatenate([
-            image[max(0, y0 - 3):y0, x0:x1].reshape(-1, 3), image[y1:min(h, y1 + 3), x0:x1].reshape(-1, 3),
-            image[y0:y1, max(0, x0 - 3):x0].reshape(-1, 3), image[y0:y1, x1:min(w, x1 + 3)].reshape(-1, 3)])
-        not_ink = ring.astype(float) if len(ring) else patch
-    return tuple(float(v) for v in np.median(not_ink, axis=0))
 
 
 # ---------------------------------------------------------------- misalignment

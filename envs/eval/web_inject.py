@@ -4,8 +4,9 @@ Used to measure the detectors (recall per kind, and whether the traced lines hol
 line) on real pages. Targets are chosen from the clean render's geometry so every injection
 is visible: a text element whose contrast the detector can measure (a known plain background,
 not a picture beneath it, as axe-core also requires) for low contrast, a block with a line
-of text for clipping/overflow, a pair of unrelated text elements for overlap, an exactly aligned
-pair of stacked peers for misalignment. The edit inserts declarations with !important into the
+of text for clipping/overflow, a pair of unrelated text elements for overlap, a member of an
+exactly aligned row or column of repeated peers for misalignment (nudged 4-6 px: visible, not
+jitter). The edit inserts declarations with !important into the
 target's start tag (a new `style` attribute right after the tag name, or prepended to the
 existing one), so exactly one line changes. Never imports jax.
 """
@@ -17,7 +18,8 @@ import re
 
 from envs import geometry
 from envs import color as wcolor
-from envs.web.detectors import BLOCK_DISPLAYS, DetectorConfig, PageLayout, measure_contrast, peer_children
+from envs.web.detectors import (BLOCK_DISPLAYS, DetectorConfig, PageLayout, alignment_groups,
+                                measure_contrast)
 from envs.web.source_map import SOURCE_ATTR, SourceMap
 
 KINDS = ("low_contrast", "clipped_text", "overflow", "overlap", "misalignment")
@@ -73,12 +75,11 @@ def inject(source: SourceMap, layout: PageLayout, kind: str, rng: random.Random,
     """
     targets = [i for i in _text_targets(layout, viewport_only) if i not in avoid]
     rng.shuffle(targets)
-    if kind == "misalignment":  # any in-flow block with an aligned peer, text or not
-        targets = [i for sibs in peer_children(layout).values() for i in sibs
-                   if layout.records[i]["own"] and i not in avoid]
+    aligned = _aligned_members(layout) if kind == "misalignment" else {}
+    if kind == "misalignment":  # any member of a row or column of repeated peers, text or not
+        targets = [i for i in aligned if layout.records[i]["own"] and i not in avoid]
         rng.shuffle(targets)
     recs = layout.records
-    peers = peer_children(layout)
     judgeable = {m.record for m in measure_contrast(layout, DetectorConfig())} if kind == "low_contrast" else set()
     for i in targets:
         r = recs[i]
@@ -112,9 +113,8 @@ def inject(source: SourceMap, layout: PageLayout, kind: str, rng: random.Random,
             dy = recs[partner]["lines"][0][1] - r["lines"][0][1]
             decl = f"position: relative !important; left: {dx:.0f}px !important; top: {dy:.0f}px !important"
         elif kind == "misalignment":
-            if not _aligned_peer(layout, i, peers):
-                continue
-            decl = f"position: relative !important; left: {rng.choice((2, 3))}px !important"
+            side = "top" if aligned[i] == "row" else "left"
+            decl = f"position: relative !important; {side}: {rng.choice((4, 6))}px !important"
         else:
             raise ValueError(f"unknown defect kind {kind!r}; choose from {KINDS}")
         html, line = add_inline_style(source, r["sid"], decl)
@@ -132,16 +132,12 @@ def _overlap_partner(layout: PageLayout, i: int, targets: list[int]) -> int | No
     return None
 
 
-def _aligned_peer(layout: PageLayout, i: int, peers: dict[int, list[int]]) -> bool:
-    """i has a neighbouring peer (same tag, stacked) with exactly the same left edge."""
-    sibs = peers.get(layout.records[i]["parent"], [])
-    if i not in sibs:
-        return False
-    k = sibs.index(i)
-    r = layout.records[i]
-    for j in sibs[max(0, k - 1):k] + sibs[k + 1:k + 2]:
-        other = layout.records[j]
-        if (other["tag"] == r["tag"] and abs(other["box"][0] - r["box"][0]) < 0.5
-                and (other["box"][1] >= r["box"][3] - 1 or r["box"][1] >= other["box"][3] - 1)):
-            return True
-    return False
+def _aligned_members(layout: PageLayout) -> dict[int, str]:
+    """Record -> "row" or "column": members of an alignment group whose edges all coincide."""
+    out = {}
+    for kind, group in alignment_groups(layout):
+        axis = 1 if kind == "row" else 0
+        edges = [layout.records[i]["box"][axis] for i in group]
+        if max(edges) - min(edges) < 0.5:
+            out.update({i: kind for i in group if layout.records[i]["position"] == "static"})
+    return out
