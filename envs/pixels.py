@@ -124,3 +124,13 @@ def behind_text(image: np.ndarray, box: Sequence[float], ink: Sequence[float]) -
             image[y0:y1, max(0, x0 - 3):x0].reshape(-1, 3), image[y0:y1, x1:min(w, x1 + 3)].reshape(-1, 3)])
         not_ink = ring.astype(float) if len(ring) else patch
     return tuple(float(v) for v in np.median(not_ink, axis=0))
+
+
+def visibly_changed(a: np.ndarray, b: np.ndarray, min_pixels: int = 20) -> bool:
+    """Do two renders differ where an eye would notice: another size, or at least `min_pixels`
+    pixels whose colour moved by more than the ink tolerance (an edit that changed nothing on
+    screen is no injected defect)."""
+    if a.shape != b.shape:
+        return True
+    moved = np.abs(a.astype(np.int16) - b.astype(np.int16)).max(axis=-1) > INK_TOLERANCE
+    return int(moved.sum()) >= min_pixels

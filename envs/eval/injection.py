@@ -6,7 +6,9 @@ did not have (no clean defect of that kind with region IoU > 0.9). Recall = inje
 with a detection; tracing = detections whose line spans hold the edited line.
 
 `python -m envs.eval.injection --domain web|slide_html|slide_pptx --limit N` prints the table
-and one JSON line (slide_pptx: N seeded programs from envs.eval.pptx_samples). Never imports jax.
+and one JSON line (slide_pptx: N seeded programs from envs.eval.pptx_samples); `--person` runs
+the person-written recipes of `envs.eval.person_recipes` instead, tabled per recipe, counting
+only valid injections (the render visibly changed). Never imports jax.
 """
 from __future__ import annotations
 
@@ -35,24 +37,32 @@ class InjectionStats:
     no_target: collections.Counter = dataclasses.field(default_factory=collections.Counter)
     clean_items: int = 0
     clean_with_kind: collections.Counter = dataclasses.field(default_factory=collections.Counter)
+    clean_hard_to_read: int = 0  # clean artifacts with a low-contrast text that is hard to read
+    invalid: collections.Counter = dataclasses.field(default_factory=collections.Counter)
     misses: list = dataclasses.field(default_factory=list)
 
-    def record(self, kind: str, clean: list[Defect], judged: list[Defect] | None, line: int, item: str) -> None:
-        self.injected[kind] += 1
+    def record(self, kind: str, clean: list[Defect], judged: list[Defect] | None, line: int | tuple[int, ...],
+               item: str, key: str | None = None) -> None:
+        """One injection of `kind` (tabled under `key`, default the kind); `line`: the edited
+        line(s), any of which a traced detection must name."""
+        key = key or kind
+        lines = line if isinstance(line, tuple) else (line,)
+        self.injected[key] += 1
         if judged is None:  # the injected artifact failed to render: a miss
-            self.misses.append((item, kind, "render failed"))
+            self.misses.append((item, key, "render failed"))
             return
         new = new_defects(clean, judged, kind)
         if new:
-            self.detected[kind] += 1
+            self.detected[key] += 1
         else:
-            self.misses.append((item, kind, "not detected"))
-        self.detections[kind] += len(new)
-        self.traced[kind] += sum(any(a <= line <= b for a, b in d.lines) for d in new)
+            self.misses.append((item, key, "not detected"))
+        self.detections[key] += len(new)
+        self.traced[key] += sum(any(a <= ln <= b for a, b in d.lines for ln in lines) for d in new)
 
     def record_clean(self, defects: list[Defect]) -> None:
         self.clean_items += 1
         self.clean_with_kind.update({d.kind for d in defects})
+        self.clean_hard_to_read += any(d.kind == "low_contrast" and "hard to read" in d.message for d in defects)
 
     def table(self, kinds: Iterable[str]) -> dict[str, dict[str, float]]:
         out = {}
@@ -61,7 +71,7 @@ class InjectionStats:
             out[kind] = {"injected": n, "recall": self.detected[kind] / n if n else float("nan"),
                          "trace_rate": self.traced[kind] / det if det else float("nan"),
                          "clean_fp_rate": self.clean_with_kind[kind] / self.clean_items if self.clean_items else float("nan"),
-                         "no_target": self.no_target[kind]}
+                         "no_target": self.no_target[kind], "invalid": self.invalid[kind]}
         return out
 
 
@@ -102,6 +112,40 @@ def evaluate_html(rows: list[dict], judge: Callable, kinds: Iterable[str], seed:
             stats.record(kind, clean, judged, injection.line, row["id"])
         if progress and (n + 1) % 10 == 0:
             print(f"[inject] {n + 1}/{len(rows)}", file=sys.stderr, flush=True)
+    return stats
+
+
+def evaluate_planted(rows: list[dict], judge: Callable, recipes: Iterable[str], seed: int = 0,
+                     canvas: tuple[float, float] = (1280, 720), progress: bool = True) -> InjectionStats:
+    """Pages or HTML slides with the person-written recipes of `envs.eval.person_recipes`,
+    tabled per recipe; an injection whose render did not visibly change is invalid, not a miss."""
+    from envs.eval.person_recipes import HTML_KINDS, plant
+    from envs.pixels import visibly_changed
+    from envs.web.browser import PageError
+
+    stats = InjectionStats()
+    rng = random.Random(seed)
+    for n, row in enumerate(rows):
+        try:
+            clean_page, clean = judge(row["html"])
+        except PageError:
+            continue
+        stats.record_clean(clean)
+        for recipe in recipes:
+            planted = plant(clean_page.source, clean_page.layout, recipe, rng, canvas)
+            if planted is None:
+                stats.no_target[recipe] += 1
+                continue
+            try:
+                page, judged = judge(planted.html)
+            except PageError:
+                page, judged = None, None
+            if page is not None and not visibly_changed(clean_page.layout.pixels, page.layout.pixels):
+                stats.invalid[recipe] += 1
+                continue
+            stats.record(HTML_KINDS[recipe], clean, judged, planted.lines, row["id"], key=recipe)
+        if progress and (n + 1) % 5 == 0:
+            print(f"[planted] {n + 1}/{len(rows)}", file=sys.stderr, flush=True)
     return stats
 
 
@@ -169,8 +213,14 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--domain", choices=("web", "slide_html", "slide_pptx"), default="web")
     parser.add_argument("--limit", type=int, default=None)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--person", action="store_true",
+                        help="the person-written recipes of envs.eval.person_recipes on --limit "
+                             "artifacts spread over the file (pages and HTML slides)")
     args = parser.parse_args(argv)
     t0 = time.monotonic()
+    if args.person:
+        _main_person(args)
+        return
     if args.domain == "slide_pptx":
         from envs.eval.pptx_samples import KINDS
         rows = list(range(args.limit or 20))
@@ -187,6 +237,32 @@ def main(argv: list[str] | None = None) -> None:
     print(f"{args.domain}: {len(rows)} artifacts, {time.monotonic() - t0:.0f}s")
     print(format_table(stats, KINDS))
     print(json.dumps({"domain": args.domain, "items": len(rows), "table": stats.table(KINDS)}))
+
+
+def _main_person(args) -> None:
+    from envs.eval.person_recipes import CANVAS_ONLY, HTML_KINDS
+    from envs.feedback import DEFECT_KINDS
+
+    name = "design2code_testset.jsonl" if args.domain == "web" else "aeslides_examples.jsonl"
+    rows = [json.loads(line) for line in open(data_file(name))]
+    if args.limit:
+        rows = rows[::max(1, len(rows) // args.limit)][:args.limit]
+    recipes = [r for r in HTML_KINDS if args.domain == "slide_html" or r not in CANVAS_ONLY]
+    t0 = time.monotonic()
+    env, judge = judges(args.domain)
+    try:
+        stats = evaluate_planted(rows, judge, recipes, seed=args.seed)
+    finally:
+        env.close()
+    print(f"{args.domain}: {len(rows)} artifacts, person recipes, {time.monotonic() - t0:.0f}s")
+    print(format_table(stats, recipes))
+    clean = stats.table(DEFECT_KINDS)
+    print("clean FP per kind: " + ", ".join(f"{k} {v['clean_fp_rate']:.1%}" for k, v in clean.items()) +
+          f"; low contrast hard to read: {stats.clean_hard_to_read / max(stats.clean_items, 1):.1%}")
+    print(json.dumps({"domain": args.domain, "items": len(rows), "person": True,
+                      "table": stats.table(recipes), "invalid": dict(stats.invalid),
+                      "clean_fp": {k: v["clean_fp_rate"] for k, v in clean.items()},
+                      "clean_hard_to_read": stats.clean_hard_to_read / max(stats.clean_items, 1)}))
 
 
 if __name__ == "__main__":

@@ -36,20 +36,26 @@ class Injection:
 
 def add_inline_style(source: SourceMap, source_id: int, declarations: str) -> tuple[str, int]:
     """Source with `declarations` added to element source_id's start tag; returns (html, line)."""
-    marker = f' {SOURCE_ATTR}="{source_id}"'
-    tagged = source.tagged_html
-    at = tagged.index(marker)
+    edited, line = style_tagged(source.tagged_html, source_id, declarations)
+    return untag(edited), line
+
+
+def style_tagged(tagged: str, source_id: int, declarations: str) -> tuple[str, int]:
+    """The same edit on the tagged source, which stays tagged (for several edits in a row)."""
+    at = tagged.index(f' {SOURCE_ATTR}="{source_id}"')
     tag_end = tagged.index(">", at)
     start_tag = tagged[at:tag_end]
     style = re.search(r"""\sstyle\s*=\s*(["'])""", start_tag)
     if style:
         insert_at = at + style.end()
         edited = tagged[:insert_at] + declarations + ";" + tagged[insert_at:]
-        line = tagged.count("\n", 0, insert_at) + 1
-    else:
-        edited = tagged[:at] + f' style="{declarations}"' + tagged[at:]
-        line = tagged.count("\n", 0, at) + 1
-    return re.sub(rf' {SOURCE_ATTR}="\d+"', "", edited), line
+        return edited, tagged.count("\n", 0, insert_at) + 1
+    return tagged[:at] + f' style="{declarations}"' + tagged[at:], tagged.count("\n", 0, at) + 1
+
+
+def untag(tagged: str) -> str:
+    """The page as the model would have written it: the judge's source tags removed."""
+    return re.sub(rf' {SOURCE_ATTR}="\d+"', "", tagged)
 
 
 def _text_targets(layout: PageLayout, viewport_only: bool) -> list[int]:
