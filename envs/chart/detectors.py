@@ -38,7 +38,7 @@ from envs.config_dict import checked
 from envs.feedback import Defect, LineSpan
 from envs.geometry import (Box, area, convex_intersection_area, fraction_outside, intersection,
                            intersection_area, polygon_area, union_box)
-from envs.color import blend, contrast_ratio, contrast_severity
+from envs.color import blend, contrast_ratio, contrast_severity, hard_to_read
 from envs.pixels import behind_text
 
 KINDS = ("overlap", "clipped_text", "overflow", "legend_over_data", "low_contrast", "misalignment")
@@ -381,7 +381,8 @@ def low_contrast(scene: ChartScene, config: ChartDetectorConfig) -> list[Defect]
             defects.append(Defect(
                 "low_contrast", contrast_severity(ratio, required), t.box,
                 f"{_describe(t)} has contrast {ratio:.2f}:1 against its background (needs "
-                f"{required:g}:1); pick a darker/lighter colour", t.color_lines))
+                f"{required:g}:1; {'hard to read' if hard_to_read(ratio, required) else 'readable but below WCAG'}); "
+                f"pick a darker/lighter colour", t.color_lines))
     return defects
 
 

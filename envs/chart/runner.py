@@ -236,6 +236,9 @@ def _render(fig, dpi: float, save_options: dict[str, Any], offset_y: int):
                               top=float(height - y0))
     raw = io.BytesIO()
     fig.savefig(raw, format="rgba", dpi=dpi, bbox_inches=bbox)
+    # The tight save drew in a shifted frame, and offset boxes (legends, annotations' boxes)
+    # keep the positions of their last draw: draw again so geometry is the first draw's frame.
+    fig.canvas.draw()
     data = np.frombuffer(raw.getvalue(), dtype=np.uint8)
     out_w = next(w for w in (round(right - left), int(right - left), int(right - left) + 1)
                  if w > 0 and data.size % (4 * w) == 0)

@@ -82,8 +82,8 @@ def panel(item_id: str, fb: Feedback) -> Image.Image:
                   stroke_width=2, stroke_fill=(255, 255, 255))
     scale = PANEL_WIDTH / image.width
     image = image.resize((PANEL_WIDTH, max(1, int(image.height * scale))))
-    if image.height > 900:
-        image = image.crop((0, 0, PANEL_WIDTH, 900))
+    if image.height > 1500:
+        image = image.crop((0, 0, PANEL_WIDTH, 1500))
     small = ImageFont.load_default(size=13)
     lines = [f"{item_id}: {len(shown(fb))} defect(s) shown"] + [
         f"{n}. {d.kind} {d.severity:.2f}: {d.message[:118]}" for n, d in enumerate(shown(fb)[:14], 1)]

@@ -78,3 +78,13 @@ def test_a_legend_the_tight_save_keeps_is_not_clipped(chart_env):
                           "ax.set_title('Title above the legend', pad=30)\n"
                           "plt.savefig('o.pdf', bbox_inches='tight')\n")
     assert not kinds(fb) & {"clipped_text", "overflow"}, fb.defects
+
+
+def test_a_figure_legend_below_the_figure_saved_tight_collides_with_nothing(chart_env):
+    fb = judge(chart_env, "fig, axes = plt.subplots(2, 1, figsize=(6, 3), sharex=True)\n"
+                          "for ax in axes:\n    ax.barh(['Effort'], [40], label='Neutral')\n"
+                          "    ax.barh(['Effort'], [20], left=[40], label='High')\n"
+                          "h, l = axes[1].get_legend_handles_labels()\n"
+                          "fig.legend(h, l, loc='lower center', ncol=2, bbox_to_anchor=(0.5, -0.1))\n"
+                          "plt.tight_layout()\nplt.savefig('o.pdf', bbox_inches='tight')\n")
+    assert not fb.defects, "the legend drawn below the tick labels is measured where it is drawn"
