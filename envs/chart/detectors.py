@@ -421,8 +421,16 @@ def _shifted_subplots(scene: ChartScene, config: ChartDetectorConfig, members: l
     """Subplots of one grid row (column) moved off it: both edges across the row (column)
     displaced by the same visible amount. A translation, unlike a colour bar or an aspect rule
     that resizes one subplot, is never what the grid asked for, however large it is."""
-    start = {i: scene.axes[i].position[edges[0]] for i in members}
-    end = {i: scene.axes[i].position[edges[1]] for i in members}
+    found = _translated(scene, config, members, edges, group, "position")
+    return found or _translated(scene, config, members, edges, group, "box")
+
+
+def _translated(scene: ChartScene, config: ChartDetectorConfig, members: list[int],
+                edges: tuple[int, int], group: str, frame: str) -> list[Defect]:
+    """Translations of the layout boxes (`position`) or, for axes an aspect rule shrank, of
+    the boxes as drawn (`box`): moving such an axes by hand sets its layout box to the drawn one."""
+    start = {i: getattr(scene.axes[i], frame)[edges[0]] for i in members}
+    end = {i: getattr(scene.axes[i], frame)[edges[1]] for i in members}
     clusters = _clusters(start, config.misalign_min_px)
     sizes = sorted((len(c) for c in clusters), reverse=True)
     if len(clusters) < 2:

@@ -13,7 +13,8 @@ are not measured on recipes they were tuned with:
   slide's content, pushing what follows off the slide.
 
 Charts (`CHART_RECIPES`, statements for `envs.eval.chart_inject.detection_report`): a caption
-drawn across the x tick labels, a subplot moved 14 px right and 7 px down out of its grid, pale
+drawn across the x tick labels, a subplot moved 14 px right and 7 px down out of its grid (a
+grid neighbour in another cell, so not a twin that set_position moves along), pale
 text on its own white box inside the axes. An injection counts only when valid: its render
 visibly changed (`envs.pixels.visibly_changed`). Never imports jax.
 """
@@ -162,7 +163,7 @@ CHART_RECIPES: tuple[ChartInjection, ...] = (
                    "_spec = lambda a: a.get_subplotspec(); "
                    "_ax = next(a for a in _fig.axes if _spec(a) is not None and any("
                    "b is not a and _spec(b) is not None and _spec(b).get_gridspec() is _spec(a).get_gridspec() "
-                   "and (_spec(b).rowspan == _spec(a).rowspan or _spec(b).colspan == _spec(a).colspan) "
+                   "and (_spec(b).rowspan == _spec(a).rowspan) != (_spec(b).colspan == _spec(a).colspan) "
                    "for b in _fig.axes)); _p = _ax.get_position(); "
                    "_ax.set_position([_p.x0 + 14 / _fig.bbox.width, _p.y0 - 7 / _fig.bbox.height, _p.width, _p.height])"),
     ChartInjection("pale_on_box", "low_contrast", _PICK +
