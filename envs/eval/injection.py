@@ -93,12 +93,7 @@ def evaluate_html(rows: list[dict], judge: Callable, kinds: Iterable[str], seed:
 
     stats = InjectionStats()
     rng = random.Random(seed)
-    for n, row in enumerate(rows):
-        try:
-            clean_page, clean = judge(row["html"])
-        except PageError:
-            continue
-        stats.record_clean(clean)
+    for row, clean_page, clean in _clean_pages(rows, judge, stats, "inject" if progress else None):
         for kind in kinds:
             injection = inject(clean_page.source, clean_page.layout, kind, rng, viewport_only,
                                avoid=already_defective(clean_page, kind))
@@ -110,9 +105,22 @@ def evaluate_html(rows: list[dict], judge: Callable, kinds: Iterable[str], seed:
             except PageError:
                 judged = None
             stats.record(kind, clean, judged, injection.line, row["id"])
-        if progress and (n + 1) % 10 == 0:
-            print(f"[inject] {n + 1}/{len(rows)}", file=sys.stderr, flush=True)
     return stats
+
+
+def _clean_pages(rows: list[dict], judge: Callable, stats: InjectionStats, label: str | None):
+    """(row, JudgedPage, defects) of every row that renders, its clean defects recorded."""
+    from envs.web.browser import PageError
+
+    for n, row in enumerate(rows):
+        try:
+            clean_page, clean = judge(row["html"])
+        except PageError:
+            continue
+        stats.record_clean(clean)
+        yield row, clean_page, clean
+        if label and (n + 1) % 5 == 0:
+            print(f"[{label}] {n + 1}/{len(rows)}", file=sys.stderr, flush=True)
 
 
 def evaluate_planted(rows: list[dict], judge: Callable, recipes: Iterable[str], seed: int = 0,
@@ -125,12 +133,7 @@ def evaluate_planted(rows: list[dict], judge: Callable, recipes: Iterable[str], 
 
     stats = InjectionStats()
     rng = random.Random(seed)
-    for n, row in enumerate(rows):
-        try:
-            clean_page, clean = judge(row["html"])
-        except PageError:
-            continue
-        stats.record_clean(clean)
+    for row, clean_page, clean in _clean_pages(rows, judge, stats, "planted" if progress else None):
         for recipe in recipes:
             planted = plant(clean_page.source, clean_page.layout, recipe, rng, canvas)
             if planted is None:
@@ -144,8 +147,6 @@ def evaluate_planted(rows: list[dict], judge: Callable, recipes: Iterable[str], 
                 stats.invalid[recipe] += 1
                 continue
             stats.record(HTML_KINDS[recipe], clean, judged, planted.lines, row["id"], key=recipe)
-        if progress and (n + 1) % 5 == 0:
-            print(f"[planted] {n + 1}/{len(rows)}", file=sys.stderr, flush=True)
     return stats
 
 
