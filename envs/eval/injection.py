@@ -41,11 +41,12 @@ class InjectionStats:
     invalid: collections.Counter = dataclasses.field(default_factory=collections.Counter)
     misses: list = dataclasses.field(default_factory=list)
 
-    def record(self, kind: str, clean: list[Defect], judged: list[Defect] | None, line: int | tuple[int, ...],
+    def record(self, kind: str | tuple[str, ...], clean: list[Defect], judged: list[Defect] | None,
+               line: int | tuple[int, ...],
                item: str, key: str | None = None) -> None:
         """One injection of `kind` (tabled under `key`, default the kind); `line`: the edited
         line(s), any of which a traced detection must name."""
-        key = key or kind
+        key = key or (kind if isinstance(kind, str) else kind[0])
         lines = line if isinstance(line, tuple) else (line,)
         self.injected[key] += 1
         if judged is None:  # the injected artifact failed to render: a miss
@@ -80,9 +81,11 @@ def already_defective(judged, kind: str) -> frozenset[int]:
     return frozenset(r for f in judged.findings if f.kind == kind for r in f.records)
 
 
-def new_defects(clean: list[Defect], judged: list[Defect], kind: str) -> list[Defect]:
-    before = [d.region for d in clean if d.kind == kind]
-    return [d for d in judged if d.kind == kind and geometry.max_iou(d.region, before) <= 0.9]
+def new_defects(clean: list[Defect], judged: list[Defect], kind: str | tuple[str, ...]) -> list[Defect]:
+    """Defects of `kind` (or any of several kinds) the clean render did not have."""
+    kinds = (kind,) if isinstance(kind, str) else kind
+    before = [d.region for d in clean if d.kind in kinds]
+    return [d for d in judged if d.kind in kinds and geometry.max_iou(d.region, before) <= 0.9]
 
 
 def evaluate_html(rows: list[dict], judge: Callable, kinds: Iterable[str], seed: int = 0,
@@ -217,6 +220,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--person", action="store_true",
                         help="the person-written recipes of envs.eval.person_recipes on --limit "
                              "artifacts spread over the file (pages and HTML slides)")
+    parser.add_argument("--recipes", nargs="*", default=None, help="with --person: only these recipes")
     args = parser.parse_args(argv)
     t0 = time.monotonic()
     if args.person:
@@ -248,7 +252,8 @@ def _main_person(args) -> None:
     rows = [json.loads(line) for line in open(data_file(name))]
     if args.limit:
         rows = rows[::max(1, len(rows) // args.limit)][:args.limit]
-    recipes = [r for r in HTML_KINDS if args.domain == "slide_html" or r not in CANVAS_ONLY]
+    recipes = [r for r in HTML_KINDS if (args.domain == "slide_html" or r not in CANVAS_ONLY)
+               and (not args.recipes or r in args.recipes)]
     t0 = time.monotonic()
     env, judge = judges(args.domain)
     try:

@@ -9,8 +9,8 @@ are not measured on recipes they were tuned with:
   and 7 px down with a CSS transform (not the relative offsets web_inject uses);
 * pale_on_box (low_contrast): the text's container gets a gradient and the text pale grey on its
   own white (or 85 % white) box, the backdrop detectors must read behind the glyphs;
-* content_added (overflow, fixed canvases only): a long paragraph inserted after a text of the
-  slide's content, pushing what follows off the slide.
+* content_added (overflow, or clipped text where the slide clips; fixed canvases only): a long
+  paragraph inserted after a text of the slide's content, pushing what follows off the slide.
 
 Charts (`CHART_RECIPES`, statements for `envs.eval.chart_inject.detection_report`): a caption
 drawn across the x tick labels, a subplot moved 14 px right and 7 px down out of its grid (a
@@ -29,8 +29,10 @@ from envs.eval.web_inject import add_inline_style, style_tagged, untag
 from envs.web.detectors import PageLayout, alignment_groups, out_of_sight
 from envs.web.source_map import SOURCE_ATTR, SourceMap
 
-HTML_KINDS = {"nested_occluder": "overlap", "opaque_box": "overlap", "grid_nudge": "misalignment",
-              "pale_on_box": "low_contrast", "content_added": "overflow"}
+# The defect kinds that describe each planted class: content pushed off a slide is overflow, or
+# clipped text where the slide clips its overflow.
+HTML_KINDS = {"nested_occluder": ("overlap",), "opaque_box": ("overlap",), "grid_nudge": ("misalignment",),
+              "pale_on_box": ("low_contrast",), "content_added": ("overflow", "clipped_text")}
 CANVAS_ONLY = frozenset({"content_added"})  # pages grow; only a fixed canvas is overflowed
 TEXT_TAGS = frozenset({"p", "li", "h1", "h2", "h3", "h4", "h5", "h6", "span", "a", "td", "div",
                        "blockquote", "figcaption", "label", "dd", "dt"})
@@ -128,7 +130,7 @@ def _nudge_targets(layout: PageLayout, canvas: tuple[float, float]) -> list[int]
 @dataclasses.dataclass(frozen=True)
 class Planted:
     recipe: str
-    kind: str
+    kinds: tuple[str, ...]
     html: str
     lines: tuple[int, ...]
     record: int

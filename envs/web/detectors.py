@@ -254,8 +254,18 @@ def detect_clipped_text(layout: PageLayout, cfg: DetectorConfig) -> list[Finding
         if cfg.min_clipped_fraction <= hidden < 0.98:
             findings.append(Finding(
                 "clipped_text", min(1.0, hidden), _union(rec["lines"]),
-                f"{hidden:.0%} of text {rec['text'][:40]!r} is cut off by an overflow clip", (i,)))
+                f"{hidden:.0%} of text {rec['text'][:40]!r} is cut off by an overflow clip",
+                (i, *_pushed_by(layout, i, clip, cfg))))
     return findings
+
+
+def _pushed_by(layout: PageLayout, idx: int, clip: Sequence[float], cfg: DetectorConfig) -> tuple[int, ...]:
+    """Text cut at the bottom of a clipping box was pushed there: the content before it in that
+    box shares the blame (the lines that added or enlarged it)."""
+    if max(b[3] for b in layout.records[idx]["lines"]) <= clip[3]:
+        return ()
+    owner = next((a for a in layout.ancestors(idx) if layout.records[a]["oy"] != "visible"), None)
+    return () if owner is None else _content_before(layout, owner, idx, cfg.max_blamed_records)
 
 
 def detect_overflow(layout: PageLayout, cfg: DetectorConfig) -> list[Finding]:
