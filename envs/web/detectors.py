@@ -288,9 +288,10 @@ def detect_overflow(layout: PageLayout, cfg: DetectorConfig) -> list[Finding]:
         if boxes and (page_scrolls_sideways or cfg.strict_canvas_height):
             outside = max(geometry.fraction_outside(b, canvas) for b in boxes)
             if outside > 0.02:
-                below = cfg.strict_canvas_height and max(b[3] for b in boxes) > height + 1 and \
-                    all(b[0] >= -1 and b[2] <= width + 1 for b in boxes)
-                container = _pushed_container(layout, i) if below else None
+                # Pushed past the top or bottom edge (a centred column grows both ways).
+                pushed_out = cfg.strict_canvas_height and all(b[0] >= -1 and b[2] <= width + 1 for b in boxes) \
+                    and (max(b[3] for b in boxes) > height + 1 or min(b[1] for b in boxes) < -1)
+                container = _pushed_container(layout, i) if pushed_out else None
                 if container is not None:
                     pushed.setdefault(container, []).append((i, outside, boxes))
                     continue
@@ -320,15 +321,16 @@ def detect_overflow(layout: PageLayout, cfg: DetectorConfig) -> list[Finding]:
         tag = layout.records[container]["tag"]
         findings.append(Finding(
             "overflow", min(1.0, max(o for _, o, _ in victims)), region,
-            f"the content of <{tag}> runs {region[3] - height:.0f}px below the {width}x{height} "
-            f"canvas ({len(victims)} element(s) pushed out); shorten or shrink what it holds",
+            f"the content of <{tag}> runs {max(region[3] - height, -region[1]):.0f}px past the edge "
+            f"of the {width}x{height} canvas ({len(victims)} element(s) pushed out); shorten or "
+            f"shrink what it holds",
             (*[v for v, _, _ in victims[:4]], *blamed, container)))
     return findings
 
 
 def _pushed_container(layout: PageLayout, idx: int) -> int | None:
     """The outermost in-flow ancestor (below <body>) that starts on the canvas: the container
-    whose content grew past the bottom. None for positioned elements (placed, not pushed)."""
+    whose content grew past an edge. None for positioned elements (placed, not pushed)."""
     if layout.records[idx]["position"] in ("absolute", "fixed"):
         return None
     found = None

@@ -49,7 +49,7 @@
     const hidden = new Map();
     let screen = -1;
     for (const [chunk, kind, i, li, j, area, x, y] of jobs) {
-      if (chunk !== screen) { window.scrollTo(x0, chunk * vh); screen = chunk; }
+      if (chunk !== screen) { window.scrollTo({left: x0, top: chunk * vh, behavior: "instant"}); screen = chunk; }
       const vx = x - window.scrollX, vy = y - window.scrollY;
       if (vx < 0 || vy < 0 || vx >= vw || vy >= vh) continue;
       const el = nodes[i];
@@ -79,7 +79,7 @@
       }
       if (foreign) out[i].under = [layers, image];
     }
-    window.scrollTo(x0, y0);
+    window.scrollTo({left: x0, top: y0, behavior: "instant"});  // never smooth: the screenshot follows
     for (const [i, h] of hidden) {
       let worst = 0, total = 0;
       for (const [li, a] of h.lines) {
