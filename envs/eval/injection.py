@@ -138,7 +138,8 @@ def evaluate_planted(rows: list[dict], judge: Callable, recipes: Iterable[str], 
     rng = random.Random(seed)
     for row, clean_page, clean in _clean_pages(rows, judge, stats, "planted" if progress else None):
         for recipe in recipes:
-            planted = plant(clean_page.source, clean_page.layout, recipe, rng, canvas)
+            shown = frozenset(r for f in clean_page.findings if f.kind in HTML_KINDS[recipe] for r in f.records)
+            planted = plant(clean_page.source, clean_page.layout, recipe, rng, canvas, avoid=shown)
             if planted is None:
                 stats.no_target[recipe] += 1
                 continue

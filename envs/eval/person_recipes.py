@@ -144,9 +144,11 @@ class Planted:
 
 
 def plant(source: SourceMap, layout: PageLayout, recipe: str, rng: random.Random,
-          canvas: tuple[float, float]) -> Planted | None:
-    """One `recipe` planted on a random suitable target, or None when the page offers none."""
+          canvas: tuple[float, float], avoid: frozenset[int] = frozenset()) -> Planted | None:
+    """One `recipe` planted on a random suitable target, or None when the page offers none.
+    `avoid`: records that already show the recipe's defect (planting there shows nothing new)."""
     targets = _nudge_targets(layout, canvas) if recipe == "grid_nudge" else _texts(layout, canvas)
+    targets = [i for i in targets if i not in avoid]
     rng.shuffle(targets)
     for i in targets[:20]:
         made = RECIPES[recipe](source, layout, i, rng)
