@@ -10,6 +10,7 @@ Detectors judge geometry only; they never touch the browser and never import jax
 from __future__ import annotations
 
 import dataclasses
+import re
 from collections.abc import Sequence
 from typing import Any
 
@@ -118,6 +119,16 @@ def _union(boxes: Sequence[Sequence[float]]) -> Box:
     return geometry.union_box(boxes) or (0.0, 0.0, 0.0, 0.0)
 
 
+_ICON_FONT = re.compile(r"icon|material|awesome|symbols|glyph", re.I)
+
+
+def is_icon(rec: dict[str, Any]) -> bool:
+    """Text that is an icon: set in an icon font (Material Icons ligatures, Font Awesome), or an
+    <i> element. Judged by the non-text rule (WCAG 1.4.11: 3:1 to be seen), never as prose;
+    offline, its ligature name may show as a word, which is the renderer's doing, not the page's."""
+    return rec["tag"] == "i" or bool(_ICON_FONT.search(rec.get("fontFamily") or ""))
+
+
 def _text_records(layout: PageLayout) -> list[int]:
     return [i for i, r in enumerate(layout.records) if r["lines"] and r["visible"]]
 
@@ -165,7 +176,7 @@ def measure_contrast(layout: PageLayout, cfg: DetectorConfig) -> list[ContrastMe
         ratio = wcolor.contrast_ratio(fg, bg)
         if ratio <= 1.0 + 1e-9:
             continue
-        required = wcolor.required_contrast(rec["fontSize"], wcolor.is_bold(rec["fontWeight"]))
+        required = 3.0 if is_icon(rec) else wcolor.required_contrast(rec["fontSize"], wcolor.is_bold(rec["fontWeight"]))
         out.append(ContrastMeasure(i, fg, bg, ratio, required, source))
     return out
 
@@ -201,10 +212,13 @@ def detect_low_contrast(layout: PageLayout, cfg: DetectorConfig) -> list[Finding
     for m in measure_contrast(layout, cfg):
         if m.ratio < m.required:
             rec = layout.records[m.record]
-            verdict = "hard to read" if wcolor.hard_to_read(m.ratio, m.required) else "readable but below WCAG"
+            what = "icon" if is_icon(rec) else "text"
+            hard = wcolor.hard_to_read(m.ratio, m.required)
+            verdict = (("hard to see" if hard else "visible but below WCAG 1.4.11") if what == "icon" else
+                       ("hard to read" if hard else "readable but below WCAG"))
             findings.append(Finding(
                 "low_contrast", wcolor.contrast_severity(m.ratio, m.required), _union(rec["lines"]),
-                f"text {rec['text'][:40]!r} has contrast {m.ratio:.2f}:1 against its background "
+                f"{what} {rec['text'][:40]!r} has contrast {m.ratio:.2f}:1 against its background "
                 f"{wcolor.hex_color(m.bg)} (needs {m.required}:1; {verdict})", (m.record,)))
     return findings
 
@@ -300,7 +314,7 @@ def detect_overflow(layout: PageLayout, cfg: DetectorConfig) -> list[Finding]:
                     f"<{rec['tag']}> {rec['text'][:30]!r} extends {outside:.0%} beyond the "
                     f"{width}x{height if cfg.strict_canvas_height else 'auto'} canvas", (i,)))
                 continue
-        if rec["lines"] and rec["display"] in BLOCK_DISPLAYS and rec["ox"] == "visible":
+        if rec["lines"] and rec["display"] in BLOCK_DISPLAYS and rec["ox"] == "visible" and not is_icon(rec):
             x0, y0, x1, y1 = rec["box"]
             # Glyph boxes poke a little above/below tight line-heights: vertical spill must
             # exceed half a line before it is a defect.

@@ -125,6 +125,7 @@
       cw: el.clientWidth, ch: el.clientHeight, sw: el.scrollWidth, sh: el.scrollHeight,
       color: rgba(cs.color), bg: rgba(cs.backgroundColor), bgImage: cs.backgroundImage !== "none",
       opacity: opacity, fontSize: parseFloat(cs.fontSize), fontWeight: cs.fontWeight,
+      fontFamily: cs.fontFamily.slice(0, 120),
       position: cs.position, display: cs.display, textOverflow: cs.textOverflow,
       border: ["Top", "Right", "Bottom", "Left"].some(
         (s) => parseFloat(cs["border" + s + "Width"]) > 0 && cs["border" + s + "Style"] !== "none"),
