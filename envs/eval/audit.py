@@ -123,7 +123,8 @@ def sheets(domain: str, flagged: int, out: pathlib.Path, per_sheet: int = 4) -> 
 
 
 def score(verdicts: dict, indexes: list[dict]) -> dict[str, dict[str, dict[str, float]]]:
-    """Precision per domain and kind: defects judged "y" over defects judged."""
+    """Precision per domain and kind (low contrast also split into hard-to-read and below-WCAG-
+    only texts): defects judged "y" over defects judged."""
     table: dict[str, dict[str, dict[str, float]]] = {}
     for index in indexes:
         domain = index["domain"]
@@ -134,6 +135,9 @@ def score(verdicts: dict, indexes: list[dict]) -> dict[str, dict[str, dict[str, 
                 if verdict not in ("y", "n"):
                     raise ValueError(f"{domain} {item_id} #{n}: verdict must be 'y' or 'n', got {verdict!r}")
                 counts[defects[n]["kind"]][verdict] += 1
+                if defects[n]["kind"] == "low_contrast":  # the readability split
+                    hard = "hard to" in defects[n]["message"]
+                    counts["low_contrast: " + ("hard to read/see" if hard else "below WCAG only")][verdict] += 1
         table[domain] = {kind: {"judged": c["y"] + c["n"], "precision": c["y"] / (c["y"] + c["n"])}
                          for kind, c in sorted(counts.items())}
     return table
