@@ -120,7 +120,10 @@
     const opacity = inheritedOpacity * Number(cs.opacity);
     const rec = {
       tag: el.tagName.toLowerCase(), sid: mySid, own: own !== null, parent: parentIdx,
-      box: box(r), visible: cs.visibility !== "hidden" && opacity > 0.05,
+      // checkVisibility: false inside a closed <details> or a content-visibility:hidden subtree,
+      // whose boxes still have geometry though nothing of them is painted.
+      box: box(r), visible: cs.visibility !== "hidden" && opacity > 0.05 &&
+        (!el.checkVisibility || el.checkVisibility({visibilityProperty: true})),
       ox: cs.overflowX, oy: cs.overflowY,
       cw: el.clientWidth, ch: el.clientHeight, sw: el.scrollWidth, sh: el.scrollHeight,
       color: rgba(cs.color), bg: rgba(cs.backgroundColor), bgImage: cs.backgroundImage !== "none",

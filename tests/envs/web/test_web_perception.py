@@ -119,3 +119,9 @@ def test_icons_are_judged_by_the_non_text_rule(web):
     assert icons and "needs 3.0:1" in icons[0].message and "below WCAG 1.4.11" in icons[0].message
     assert texts and "needs 4.5:1" in texts[0].message
     assert not found(fb, "overflow"), "an icon's ligature name is not text spilling out"
+
+
+def test_text_inside_a_closed_details_is_not_seen(web):
+    hidden = "<details><summary>Markup</summary><pre>" + "&lt;button data-switch&gt; " * 30 + "</pre></details>"
+    fb = judge(web, page(f"{hidden}\n<p>{PARA}</p>\n<p>{PARA}</p>"))
+    assert not [d for d in fb.defects if d.kind in ("overlap", "clipped_text", "overflow")], fb.defects
