@@ -264,8 +264,11 @@ def detect_clipped_text(layout: PageLayout, cfg: DetectorConfig) -> list[Finding
         total = sum(geometry.area(b) for b in rec["lines"])
         visible = sum(geometry.intersection_area(b, clip) for b in rec["lines"])
         hidden = 1.0 - visible / total if total else 0.0
-        # Fully hidden text is deliberate (carousels, collapsed menus); a cut is a defect.
-        if cfg.min_clipped_fraction <= hidden < 0.98:
+        # Fully hidden text is deliberate (carousels, collapsed menus); a cut is a defect, and so
+        # is text pushed wholly below the clipping box of a fixed canvas (a slide's overflow).
+        pushed_under = cfg.strict_canvas_height and all(
+            b[1] >= clip[3] - 1 and b[0] >= clip[0] - 1 and b[2] <= clip[2] + 1 for b in rec["lines"])
+        if cfg.min_clipped_fraction <= hidden and (hidden < 0.98 or pushed_under):
             findings.append(Finding(
                 "clipped_text", min(1.0, hidden), _union(rec["lines"]),
                 f"{hidden:.0%} of text {rec['text'][:40]!r} is cut off by an overflow clip",
@@ -343,8 +346,9 @@ def detect_overflow(layout: PageLayout, cfg: DetectorConfig) -> list[Finding]:
 
 
 def _pushed_container(layout: PageLayout, idx: int) -> int | None:
-    """The outermost in-flow ancestor (below <body>) that starts on the canvas: the container
-    whose content grew past an edge. None for positioned elements (placed, not pushed)."""
+    """The outermost ancestor (below <body>, not beyond a positioned box) that starts on the
+    canvas: the container whose content grew past an edge. None for positioned elements
+    (placed, not pushed)."""
     if layout.records[idx]["position"] in ("absolute", "fixed"):
         return None
     found = None
@@ -352,25 +356,25 @@ def _pushed_container(layout: PageLayout, idx: int) -> int | None:
         rec = layout.records[a]
         if rec["tag"] in ("body", "html"):
             break
-        if rec["position"] in ("absolute", "fixed"):
-            return None
         if rec["box"][1] < layout.viewport[1]:
             found = a
+        if rec["position"] in ("absolute", "fixed"):
+            break  # a placed box: its content flows inside it, pushed by what it holds
     return found
 
 
 def _content_before(layout: PageLayout, container: int, idx: int, limit: int) -> tuple[int, ...]:
-    """In-flow, visible content records of `container` before idx (document order), nearest first:
-    whatever pushed idx down is among them."""
-    out = []
-    for j in range(idx - 1, container, -1):
-        rec = layout.records[j]
-        if rec["visible"] and (rec["lines"] or rec["leaf"]) and rec["position"] not in ("absolute", "fixed") \
-                and layout.is_ancestor(container, j):
-            out.append(j)
-            if len(out) >= limit:
-                break
-    return tuple(out)
+    """In-flow, visible content records of `container` before idx (document order): whatever
+    pushed idx down is among them. Half of `limit` goes to the nearest, half to the largest
+    (the most lines take the most room)."""
+    before = [j for j in range(idx - 1, container, -1)
+              if (rec := layout.records[j])["visible"] and (rec["lines"] or rec["leaf"])
+              and rec["position"] not in ("absolute", "fixed") and layout.is_ancestor(container, j)]
+    nearest = before[:limit - limit // 2]
+    size = {j: sum(geometry.area(b) for b in layout.records[j]["lines"]) or geometry.area(layout.records[j]["box"])
+            for j in before[len(nearest):]}
+    largest = sorted(size, key=size.get, reverse=True)[:limit // 2]
+    return tuple(nearest + largest)
 
 
 def _leaf_items(layout: PageLayout) -> list[tuple[Box, int, bool]]:
