@@ -240,12 +240,16 @@ def hidden_on_purpose(layout: PageLayout, idx: int) -> bool:
 
 
 def out_of_sight(layout: PageLayout, idx: int) -> bool:
-    """Zero-size boxes, boxes entirely off the canvas to the left or top (skip links at
-    x = -9800), text pushed far out of its own box (text-indent image replacement)."""
+    """Zero-size boxes, screen-reader-only text (a clipping box of 1-2 px), boxes entirely off
+    the canvas to the left or top (skip links at x = -9800), text pushed far out of its own box
+    (text-indent image replacement)."""
     rec = layout.records[idx]
     x0, y0, x1, y1 = rec["box"]
     if (x1 - x0) * (y1 - y0) < 2 and not rec["lines"]:
         return True
+    clip = rec["clip"]
+    if clip and min(clip[2] - clip[0], clip[3] - clip[1]) <= 2:
+        return True  # screen-reader-only text: a 1-px clipping box
     boxes = rec["lines"] or [rec["box"]]
     if all(b[2] <= 0 or b[3] <= 0 for b in boxes):
         return True
@@ -448,11 +452,25 @@ def detect_occlusion(layout: PageLayout, cfg: DetectorConfig) -> list[Finding]:
         if len(rec["text"].replace(" ", "")) < cfg.min_text_chars or hidden_on_purpose(layout, i):
             continue
         by = layout.records[by_idx]
+        if by["text"] and by["text"] == rec["text"]:
+            continue  # the same words drawn twice on one spot read as one
+        area = sum(geometry.area(b) for b in rec["lines"])
+        if hidden_px >= 0.98 * area and _layered_on_purpose(layout, i, by_idx):
+            continue
         findings.append(Finding(
             "overlap", min(1.0, 0.3 + worst), _union(rec["lines"]),
             f"text {rec['text'][:30]!r} is hidden under <{by['tag']}> {by['text'][:20]!r} painted "
             f"over it ({worst:.0%} of a line)", (by_idx, i)))
     return findings
+
+
+def _layered_on_purpose(layout: PageLayout, victim: int, coverer: int) -> bool:
+    """A text wholly hidden under a near relative (a sibling of it or of its parent: a label
+    under its input, a skip link under the header, text under its own image) was layered there
+    by design; a stranger laid over it from elsewhere in the page was not."""
+    parent = layout.records[victim]["parent"]
+    grand = layout.records[parent]["parent"] if parent >= 0 else -1
+    return layout.records[coverer]["parent"] in (parent, grand)
 
 
 def alignment_groups(layout: PageLayout) -> list[tuple[str, list[int]]]:
