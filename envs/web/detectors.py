@@ -465,12 +465,10 @@ def detect_occlusion(layout: PageLayout, cfg: DetectorConfig) -> list[Finding]:
 
 
 def _layered_on_purpose(layout: PageLayout, victim: int, coverer: int) -> bool:
-    """A text wholly hidden under a near relative (a sibling of it or of its parent: a label
-    under its input, a skip link under the header, text under its own image) was layered there
-    by design; a stranger laid over it from elsewhere in the page was not."""
-    parent = layout.records[victim]["parent"]
-    grand = layout.records[parent]["parent"] if parent >= 0 else -1
-    return layout.records[coverer]["parent"] in (parent, grand)
+    """A text wholly hidden under a sibling (a label under its input, a skip link under the
+    header, text under its own image) was layered there by design; a box laid over it from
+    elsewhere in the page was not."""
+    return layout.records[coverer]["parent"] == layout.records[victim]["parent"]
 
 
 def alignment_groups(layout: PageLayout) -> list[tuple[str, list[int]]]:

@@ -125,3 +125,9 @@ def test_text_inside_a_closed_details_is_not_seen(web):
     hidden = "<details><summary>Markup</summary><pre>" + "&lt;button data-switch&gt; " * 30 + "</pre></details>"
     fb = judge(web, page(f"{hidden}\n<p>{PARA}</p>\n<p>{PARA}</p>"))
     assert not [d for d in fb.defects if d.kind in ("overlap", "clipped_text", "overflow")], fb.defects
+
+
+def test_a_label_layered_under_its_own_input_is_by_design(web):
+    form = ("<div style='position:relative'>\n<label style='position:absolute;left:8px;top:8px'>Search the site"
+            "</label>\n<input style='position:relative;width:300px;height:34px;background:#fff'></div>")
+    assert not found(judge(web, page(form)), "overlap")
