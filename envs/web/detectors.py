@@ -41,6 +41,8 @@ class DetectorConfig:
     occlusion_min_fraction: float = 0.25  # share of a text line painted over ...
     occlusion_min_glyphs: float = 2.5     # ... or this many font-size squares of its glyphs
     min_text_chars: int = 2              # contrast: single glyphs are icons / bullets
+    # Icons (icon fonts, <i>) are shapes: the audit saw them at 1.6-2.1:1 and not below 1.3:1.
+    icon_min_contrast: float = 1.5
     strict_canvas_height: bool = False   # slides: content below the canvas bottom overflows
     max_blamed_records: int = 12         # overflow on a fixed canvas: content sharing the blame
 
@@ -207,18 +209,24 @@ def detect_low_contrast(layout: PageLayout, cfg: DetectorConfig) -> list[Finding
     """WCAG 2.x contrast against the backdrop: 4.5:1, 3:1 for large text. Severity grows with
     how far below the threshold the text is (`envs.color.contrast_severity`: 4.4:1 body text is
     a mild defect, 1.5:1 a severe one); the message names the ratio, the threshold and whether
-    the text is hard to read (`envs.color.hard_to_read`) or only below the WCAG line."""
+    the text is hard to read (`envs.color.hard_to_read`) or only below the WCAG line. Icons
+    follow their own visibility rule: a defect below `icon_min_contrast`."""
     findings = []
     for m in measure_contrast(layout, cfg):
-        if m.ratio < m.required:
-            rec = layout.records[m.record]
-            what = "icon" if is_icon(rec) else "text"
-            hard = wcolor.hard_to_read(m.ratio, m.required)
-            verdict = (("hard to see" if hard else "visible but below WCAG 1.4.11") if what == "icon" else
-                       ("hard to read" if hard else "readable but below WCAG"))
+        rec = layout.records[m.record]
+        if is_icon(rec):
+            if m.ratio < cfg.icon_min_contrast:  # an icon is a shape: it only has to be seen
+                findings.append(Finding(
+                    "low_contrast", wcolor.contrast_severity(m.ratio, cfg.icon_min_contrast),
+                    _union(rec["lines"]),
+                    f"icon {rec['text'][:40]!r} has contrast {m.ratio:.2f}:1 against its background "
+                    f"{wcolor.hex_color(m.bg)} (an icon needs {cfg.icon_min_contrast}:1 to be seen, "
+                    f"WCAG 1.4.11 asks {m.required}:1; hard to see)", (m.record,)))
+        elif m.ratio < m.required:
+            verdict = "hard to read" if wcolor.hard_to_read(m.ratio, m.required) else "readable but below WCAG"
             findings.append(Finding(
                 "low_contrast", wcolor.contrast_severity(m.ratio, m.required), _union(rec["lines"]),
-                f"{what} {rec['text'][:40]!r} has contrast {m.ratio:.2f}:1 against its background "
+                f"text {rec['text'][:40]!r} has contrast {m.ratio:.2f}:1 against its background "
                 f"{wcolor.hex_color(m.bg)} (needs {m.required}:1; {verdict})", (m.record,)))
     return findings
 
