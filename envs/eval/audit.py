@@ -1,11 +1,13 @@
 """By-eye audit of the detectors: contact sheets a person (or a helper that views images) judges.
 
-`python -m envs.eval.audit sheets --domain chart|web|slide_html --flagged 20 --out DIR` judges
+`python -m envs.eval.audit sheets --domain chart|web|slide_html --flagged 20 --out DIR
+[--kinds K...]` judges
 real artifacts of the data folder (spread over the file) until `--flagged` of them have a
 defect, plus a quarter as many clean ones, and draws each render with its numbered defect boxes
 and messages, four panels to a sheet (DIR/sheet_NN.png), with DIR/index.json listing every
 numbered defect. The viewer writes one verdict per defect ("y": a person sees that defect
-there, "n": not) into a verdicts JSON {"domain": {"artifact id": {"1": "y", ...}}};
+there, "n": not) into a verdicts JSON {"audit": {"artifact id": {"1": "y", ...}}} (the audit:
+its domain, and ":kind+kind" when limited with --kinds);
 `python -m envs.eval.audit score VERDICTS INDEX...` prints precision per domain and kind.
 Never imports jax; never imported by training.
 """
@@ -63,10 +65,14 @@ def judged(domain: str, rows: list[dict], flagged: int):
         env.close()
 
 
+KINDS: tuple[str, ...] = ()  # only these defect kinds are drawn and judged (all when empty)
+
+
 def shown(fb: Feedback) -> list:
-    """Defects whose region starts inside the render (a page's screenshot is cut at a height)."""
+    """Defects (of the audited kinds) whose region starts inside the render (a page's
+    screenshot is cut at a height)."""
     height = fb.render_size[1] if fb.render_size else 10 ** 9
-    return [d for d in fb.defects if d.region[1] < height]
+    return [d for d in fb.defects if d.region[1] < height and (not KINDS or d.kind in KINDS)]
 
 
 def panel(item_id: str, fb: Feedback) -> Image.Image:
@@ -99,7 +105,7 @@ def sheets(domain: str, flagged: int, out: pathlib.Path, per_sheet: int = 4) -> 
     rows = [json.loads(line) for line in open(data_file(FILES[domain]))]
     rows = [row for start in range(7) for row in rows[start::7]]  # spread over the file
     out.mkdir(parents=True, exist_ok=True)
-    index, panels = {"domain": domain, "artifacts": {}}, []
+    index, panels = {"domain": domain, "kinds": list(KINDS), "artifacts": {}}, []
     for item_id, fb in judged(domain, rows, flagged):
         index["artifacts"][item_id] = {
             "sheet": len(panels) // per_sheet,
@@ -122,12 +128,18 @@ def sheets(domain: str, flagged: int, out: pathlib.Path, per_sheet: int = 4) -> 
     return index
 
 
+def audit_name(index: dict) -> str:
+    """How verdicts name an audit: its domain, and the kinds it was limited to."""
+    kinds = index.get("kinds") or []
+    return index["domain"] + (":" + "+".join(kinds) if kinds else "")
+
+
 def score(verdicts: dict, indexes: list[dict]) -> dict[str, dict[str, dict[str, float]]]:
     """Precision per domain and kind (low contrast also split into hard-to-read and below-WCAG-
     only texts): defects judged "y" over defects judged."""
     table: dict[str, dict[str, dict[str, float]]] = {}
     for index in indexes:
-        domain = index["domain"]
+        domain = audit_name(index)
         counts: dict[str, collections.Counter] = collections.defaultdict(collections.Counter)
         for item_id, marks in verdicts.get(domain, {}).items():
             defects = index["artifacts"][item_id]["defects"]
@@ -150,11 +162,14 @@ def main(argv: list[str] | None = None) -> None:
     make.add_argument("--domain", choices=sorted(FILES), required=True)
     make.add_argument("--flagged", type=int, default=20)
     make.add_argument("--out", type=pathlib.Path, required=True)
+    make.add_argument("--kinds", nargs="*", default=(), help="audit only these defect kinds")
     judge = sub.add_parser("score")
     judge.add_argument("verdicts", type=pathlib.Path)
     judge.add_argument("indexes", type=pathlib.Path, nargs="+")
     args = parser.parse_args(argv)
     if args.command == "sheets":
+        global KINDS
+        KINDS = tuple(args.kinds)
         index = sheets(args.domain, args.flagged, args.out)
         print(json.dumps({"domain": args.domain, "artifacts": len(index["artifacts"])}))
         return
