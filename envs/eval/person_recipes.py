@@ -9,9 +9,9 @@ are not measured on recipes they were tuned with:
   and 7 px down with a CSS transform (not the relative offsets web_inject uses);
 * pale_on_box (low_contrast): the text's container gets a gradient and the text pale grey on its
   own white (or 85 % white) box, the backdrop detectors must read behind the glyphs;
-* content_added (overflow, or clipped text where the slide clips; fixed canvases only): a
-  paragraph inserted after a text of the slide's content, long enough at that text's font size
-  and width to fill what is left of the slide and more, pushing content off it.
+* content_added (overflow, or clipped text where the slide clips; fixed canvases only): words
+  written into a text of the slide's content, enough at its font size and width to fill what is
+  left of the slide and more, pushing content off it.
 
 Charts (`CHART_RECIPES`, statements for `envs.eval.chart_inject.detection_report`): a caption
 drawn across the x tick labels, a subplot moved 14 px right and 7 px down out of its grid (a
@@ -101,20 +101,17 @@ def pale_on_box(source: SourceMap, layout: PageLayout, i: int, rng: random.Rando
 
 
 def content_added(source: SourceMap, layout: PageLayout, i: int, rng: random.Random):
+    """More words written into a text of the slide (at the start of its content, so the edit
+    sits on its start tag's line and the words take its font): enough at its size and width to
+    fill what is left of the slide and more, pushing content off it."""
     rec = layout.records[i]
-    tagged = source.tagged_html
-    start = tagged.index(f' {SOURCE_ATTR}="{rec["sid"]}"')
-    close = tagged.find(f"</{rec['tag']}>", start)
-    if close < 0:
-        return None
-    # Enough text to overflow: the lines left below the target at its font size, and more.
     box = geometry.union_box(rec["lines"])
     size = max(8.0, rec["fontSize"])
     lines = (layout.viewport[1] - box[3]) / (1.2 * size) + 20
     chars = lines * max(1.0, (box[2] - box[0]) / (0.38 * size))
     sentence = "This paragraph was added to make one more point about the same topic."
     words = " ".join([sentence] * max(4, int(chars / len(sentence)) + 1))
-    return _insert(source, close + len(rec["tag"]) + 3, f"\n<{rec['tag']}>{words}</{rec['tag']}>")
+    return _insert(source, _start_tag_end(source, rec["sid"]), words + " ")
 
 
 RECIPES = {"nested_occluder": nested_occluder, "opaque_box": opaque_box, "grid_nudge": grid_nudge,
