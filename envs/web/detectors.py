@@ -31,13 +31,15 @@ BLOCK_DISPLAYS = ("block", "flex", "grid", "inline-block", "list-item", "table",
 class DetectorConfig:
     """Thresholds; the defaults keep false positives low on the Design2Code pages (tested)."""
 
-    min_clipped_fraction: float = 0.05   # share of a text line hidden by an overflow clip
+    min_clipped_fraction: float = 0.15   # share of a text line hidden by an overflow clip (the
+    # audit saw 6-12% cuts as glyph edges no reader notices)
     min_spill_px: float = 3.0            # text further than this outside its own block box
     overlap_min_fraction: float = 0.4    # intersection / smaller line area for text vs text
     overlap_leaf_fraction: float = 0.3   # images vs images
     align_min_offset_px: float = 2.0     # off the group's line by more than this is visible
     align_max_offset: float = 0.5        # ... and by less than this share of the member's size
     align_same_size_px: float = 2.0      # members of one alignment group repeat one size
+    align_min_members: int = 3           # a pair sets no line (the audit judged pairs' offsets intended)
     occlusion_min_fraction: float = 0.25  # share of a text line painted over ...
     occlusion_min_glyphs: float = 2.5     # ... or this many font-size squares of its glyphs
     min_text_chars: int = 2              # contrast: single glyphs are icons / bullets
@@ -273,6 +275,8 @@ def detect_clipped_text(layout: PageLayout, cfg: DetectorConfig) -> list[Finding
         clip = rec["clip"]
         if not clip or min(clip[2] - clip[0], clip[3] - clip[1]) <= 2 or hidden_on_purpose(layout, i):
             continue  # no clip, a visually-hidden (screen-reader only) box, or hidden on purpose
+        if rec["textOverflow"] == "ellipsis":
+            continue  # truncated with an ellipsis: the page says so itself
         total = sum(geometry.area(b) for b in rec["lines"])
         visible = sum(geometry.intersection_area(b, clip) for b in rec["lines"])
         hidden = 1.0 - visible / total if total else 0.0
@@ -519,8 +523,8 @@ def _bands(layout: PageLayout, members: list[int], axis: int) -> list[list[int]]
 def detect_misalignment(layout: PageLayout, cfg: DetectorConfig) -> list[Finding]:
     """A member of a row (column) of repeated peers off the line the others share, by a visible
     amount: more than `align_min_offset_px` (sub-2-px jitter is invisible) and less than
-    `align_max_offset` of its size (further is a different layout, not a slip). The line is the
-    edge most members share; in a pair, the pair is reported together."""
+    `align_max_offset` of its size (further is a different layout, not a slip), in a group of at
+    least `align_min_members`. The line is the edge most members share."""
     findings: dict[int, Finding] = {}
     for kind, group in alignment_groups(layout):
         axis = 1 if kind == "row" else 0
@@ -529,7 +533,7 @@ def detect_misalignment(layout: PageLayout, cfg: DetectorConfig) -> list[Finding
         clusters = [[ordered[0]]]
         for i in ordered[1:]:
             (clusters[-1].append(i) if edge[i] - edge[clusters[-1][-1]] <= 1.0 else clusters.append([i]))
-        if len(clusters) == 1:
+        if len(clusters) == 1 or len(group) < cfg.align_min_members:
             continue
         sizes = sorted((len(c) for c in clusters), reverse=True)
         pair = sizes[0] == sizes[1]

@@ -15,7 +15,8 @@
     const styles = nodes.map((n) => getComputedStyle(n));
     const opaque = out.map((r, j) => {
       const cs = styles[j];
-      return r.visible && (leafVisual.has(r.tag.toUpperCase()) || cs.backgroundImage !== "none" ||
+      // A gradient is often a see-through fade laid over text on purpose: only images count.
+      return r.visible && (leafVisual.has(r.tag.toUpperCase()) || /url\(/.test(cs.backgroundImage) ||
                            (r.bg !== null && r.bg[3] * r.opacity >= 0.5));
     });
     const fixed = out.map((r, j) => styles[j].position === "fixed" || styles[j].position === "sticky");
