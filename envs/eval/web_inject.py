@@ -86,14 +86,16 @@ def inject(source: SourceMap, layout: PageLayout, kind: str, rng: random.Random,
         targets = [i for i in aligned if layout.records[i]["own"] and i not in avoid]
         rng.shuffle(targets)
     recs = layout.records
-    judgeable = {m.record for m in measure_contrast(layout, DetectorConfig())} if kind == "low_contrast" else set()
+    # Backdrops the paint stack gives as one colour (not pixels under an image or gradient).
+    judgeable = {m.record: m.bg for m in measure_contrast(layout, DetectorConfig())
+                 if m.source == "css"} if kind == "low_contrast" else {}
     for i in targets:
         r = recs[i]
         lines_box = geometry.union_box(r["lines"]) or tuple(r["box"])
         if kind == "low_contrast":
             if i not in judgeable:  # over a picture or gradient: no known background to miss
                 continue
-            bg, _ = layout.effective_background(i)
+            bg = judgeable[i]
             near = wcolor.blend((*((255 - c) for c in bg), 1.0), bg, alpha=0.12)
             decl = f"color: {wcolor.hex_color(near)} !important"
         elif kind == "clipped_text":
