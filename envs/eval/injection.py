@@ -245,22 +245,45 @@ def main(argv: list[str] | None = None) -> None:
     print(json.dumps({"domain": args.domain, "items": len(rows), "table": stats.table(KINDS)}))
 
 
-def _main_person(args) -> None:
+def run_person(domain: str, rows: list[dict], limit: int | None, only: Iterable[str] | None = None,
+               seed: int = 0, progress: bool = True) -> tuple[InjectionStats, list[str], list[dict]]:
+    """The person-written recipes that apply to `domain` on `limit` rows spread over `rows`."""
     from envs.eval.person_recipes import CANVAS_ONLY, HTML_KINDS
+
+    if limit:
+        rows = rows[::max(1, len(rows) // limit)][:limit]
+    recipes = [r for r in HTML_KINDS if (domain == "slide_html" or r not in CANVAS_ONLY)
+               and (not only or r in only)]
+    env, judge = judges(domain)
+    try:
+        return evaluate_planted(rows, judge, recipes, seed=seed, progress=progress), recipes, rows
+    finally:
+        env.close()
+
+
+def shortfalls(stats: InjectionStats, recipes: Iterable[str], min_rate: float = 0.9,
+               min_injected: int = 10) -> list[str]:
+    """What falls short of issue 15's bar: per recipe, >= min_injected valid injections and recall
+    and trace >= min_rate; clean misalignment false alarms <= 2%."""
+    out = []
+    for recipe, row in stats.table(recipes).items():
+        if row["injected"] < min_injected:
+            out.append(f"{recipe}: only {row['injected']} valid injections")
+        elif row["recall"] < min_rate or row["trace_rate"] < min_rate:
+            out.append(f"{recipe}: recall {row['recall']:.3f}, trace {row['trace_rate']:.3f}")
+    if stats.clean_items and stats.clean_with_kind["misalignment"] / stats.clean_items > 0.02:
+        out.append(f"clean misalignment {stats.clean_with_kind['misalignment']}/{stats.clean_items}")
+    return out
+
+
+def _main_person(args) -> None:
     from envs.feedback import DEFECT_KINDS
 
     name = "design2code_testset.jsonl" if args.domain == "web" else "aeslides_examples.jsonl"
-    rows = [json.loads(line) for line in open(data_file(name))]
-    if args.limit:
-        rows = rows[::max(1, len(rows) // args.limit)][:args.limit]
-    recipes = [r for r in HTML_KINDS if (args.domain == "slide_html" or r not in CANVAS_ONLY)
-               and (not args.recipes or r in args.recipes)]
+    with open(data_file(name)) as f:
+        rows = [json.loads(line) for line in f]
     t0 = time.monotonic()
-    env, judge = judges(args.domain)
-    try:
-        stats = evaluate_planted(rows, judge, recipes, seed=args.seed)
-    finally:
-        env.close()
+    stats, recipes, rows = run_person(args.domain, rows, args.limit, args.recipes, args.seed)
     print(f"{args.domain}: {len(rows)} artifacts, person recipes, {time.monotonic() - t0:.0f}s")
     print(format_table(stats, recipes))
     clean = stats.table(DEFECT_KINDS)
