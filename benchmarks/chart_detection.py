@@ -7,11 +7,11 @@ Ours = macro recall over defect kinds on injected programs; baseline = the rate 
 same detectors flag that kind on the clean programs, measured in the same run (ratio = signal
 over noise). Runs through an EnvPool of --workers chart workers.
 
-    .venv/bin/python benchmarks/chart_detection.py [--workers 2] [--limit N] [--tight-bbox]
+    .venv/bin/python benchmarks/chart_detection.py [--workers 2] [--limit N] [--no-tight-bbox]
 
---tight-bbox honours each program's savefig(bbox_inches="tight") (how ChartMimic's reference
-images were made) instead of rendering the plain figure canvas (how ChartMimic evaluates
-generated code, the default). Ends with one JSON line.
+By default each program's savefig(bbox_inches="tight") is honoured (how ChartMimic's reference
+images were made, and the env's default); --no-tight-bbox renders the plain figure canvas (how
+ChartMimic evaluates generated code). Ends with one JSON line.
 """
 from __future__ import annotations
 
@@ -25,6 +25,7 @@ sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1]))
 
 from envs.eval.chart_inject import INJECTIONS, KINDS, detection_report, format_report  # noqa: E402
 from envs.eval.chart_validation import self_scores  # noqa: E402
+from envs.eval.person_recipes import CHART_RECIPES  # noqa: E402
 from envs.data_folder import data_file  # noqa: E402
 from envs.pool import EnvPool  # noqa: E402
 
@@ -33,11 +34,19 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--limit", type=int, default=0, help="only the first N programs")
-    parser.add_argument("--tight-bbox", action="store_true")
+    parser.add_argument("--tight-bbox", action=argparse.BooleanOptionalAction, default=True)
     parser.add_argument("--clean-only", action="store_true", help="only the clean programs' flag rates")
+    parser.add_argument("--person", action="store_true",
+                        help="the person-written recipes (envs.eval.person_recipes) on --limit programs "
+                             "spread over the chart types, instead of envs.eval.chart_inject's")
     args = parser.parse_args()
     rows = [json.loads(line) for line in open(data_file("chartmimic_direct_v1.jsonl"))]
-    programs = [(r["id"], r["code"]) for r in (rows[:args.limit] if args.limit else rows)]
+    if args.person and args.limit:
+        rows = rows[::max(1, len(rows) // args.limit)][:args.limit]
+    elif args.limit:
+        rows = rows[:args.limit]
+    programs = [(r["id"], r["code"]) for r in rows]
+    injections = () if args.clean_only else CHART_RECIPES if args.person else INJECTIONS
     start = time.perf_counter()
     with EnvPool(args.workers, {"chart": {"tight_bbox": args.tight_bbox}}, warm=["chart"]) as pool:
         scores = self_scores(programs, pool.map)
@@ -47,7 +56,7 @@ def main() -> None:
             print(f"  failed {pid}: {error}")
         for pid, views in scores["imperfect"].items():
             print(f"  imperfect self-score {pid}: {views}")
-        report = detection_report(programs, pool.map, injections=() if args.clean_only else INJECTIONS)
+        report = detection_report(programs, pool.map, injections=injections)
     elapsed = time.perf_counter() - start
     if args.clean_only:
         flagged = {k: sum(any(d.kind == k for d in fb.defects) for fb in report["clean_feedback"]) for k in KINDS}
@@ -58,7 +67,7 @@ def main() -> None:
                           "flagged": flagged, "tight_bbox": args.tight_bbox, "programs": len(programs)}))
         return
     print(format_report(report))
-    kinds = report["kinds"]
+    kinds = report["kinds"] if not args.person else report["injections"]
     recall = sum(r["recall"] for r in kinds.values()) / len(kinds)
     clean_fp = sum(r["clean_fp_rate"] for r in kinds.values()) / len(kinds)
     print(f"macro recall {recall:.1%} vs macro clean flag rate {clean_fp:.1%}; {elapsed / 60:.1f} min "

@@ -46,6 +46,12 @@ def contrast_severity(ratio: float, required: float) -> float:
     return min(1.0, max(0.0, (required - ratio) / (required - 1.0)))
 
 
+def hard_to_read(ratio: float, required: float) -> bool:
+    """Below two thirds of the WCAG threshold (3:1 for body text, 2:1 for large text): text a
+    reader struggles with, as opposed to 3-4.5:1 text most read easily but WCAG still fails."""
+    return ratio < required * 2.0 / 3.0
+
+
 def is_bold(font_weight: str | float | int) -> bool:
     text = str(font_weight).strip().lower()
     return text in ("bold", "bolder") or (text.replace(".", "", 1).isdigit() and float(text) >= 700)

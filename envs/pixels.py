@@ -103,3 +103,34 @@ def similarity(render: np.ndarray, target: np.ndarray) -> float:
     if norm < 1e-6:
         return 1.0 if np.allclose(thumb_a, thumb_b) else 0.0
     return float(np.clip((a * b).sum() / norm, 0.0, 1.0))
+
+
+def behind_text(image: np.ndarray, box: Sequence[float], ink: Sequence[float]) -> tuple[float, ...] | None:
+    """Median colour of the pixels under a text's box that are not its ink: what the glyphs are
+    read against, whatever painted it (gradient, photo, a box laid behind). The 3-px ring around
+    the box when nearly every pixel looks like ink (text in the backdrop's own colour); None when
+    the box lies outside the image."""
+    h, w = image.shape[:2]
+    x0, y0 = max(0, int(box[0])), max(0, int(box[1]))
+    x1, y1 = min(w, int(math.ceil(box[2]))), min(h, int(math.ceil(box[3])))
+    if x1 - x0 < 2 or y1 - y0 < 2:
+        return None
+    ink = np.asarray(ink, dtype=float)[:3]
+    patch = image[y0:y1, x0:x1].reshape(-1, 3).astype(float)
+    not_ink = patch[np.abs(patch - ink).max(axis=1) > 40]
+    if len(not_ink) < 0.2 * len(patch):
+        ring = np.concatenate([
+            image[max(0, y0 - 3):y0, x0:x1].reshape(-1, 3), image[y1:min(h, y1 + 3), x0:x1].reshape(-1, 3),
+            image[y0:y1, max(0, x0 - 3):x0].reshape(-1, 3), image[y0:y1, x1:min(w, x1 + 3)].reshape(-1, 3)])
+        not_ink = ring.astype(float) if len(ring) else patch
+    return tuple(float(v) for v in np.median(not_ink, axis=0))
+
+
+def visibly_changed(a: np.ndarray, b: np.ndarray, min_pixels: int = 20) -> bool:
+    """Do two renders differ where an eye would notice: another size, or at least `min_pixels`
+    pixels whose colour moved by more than the ink tolerance (an edit that changed nothing on
+    screen is no injected defect)."""
+    if a.shape != b.shape:
+        return True
+    moved = np.abs(a.astype(np.int16) - b.astype(np.int16)).max(axis=-1) > INK_TOLERANCE
+    return int(moved.sum()) >= min_pixels

@@ -16,8 +16,10 @@ Recipes:
   backgrounds, images and contour fills are data;
 * low_contrast: WCAG contrast of the text colour against the median of the render's non-text
   pixels under it (4.5:1, or 3:1 for large text: >= 18 pt, or >= 14 pt bold);
-* misalignment: near-misses (0.75 px < offset <= 1.2% of the figure) between edges of subplots
-  in the same grid row/column, and between the titles and x-labels of a row.
+* misalignment: a subplot translated off its grid row/column (both edges moved by the same
+  amount > 2 px), near-misses (2 px < offset <= 1.2% of the figure) between edges of subplots
+  in the same grid row/column, and between the titles and x-labels of a row; sub-2-px jitter is
+  never reported.
 
 Every defect carries the statement spans of the elements involved. Never imports jax.
 """
@@ -36,7 +38,8 @@ from envs.config_dict import checked
 from envs.feedback import Defect, LineSpan
 from envs.geometry import (Box, area, convex_intersection_area, fraction_outside, intersection,
                            intersection_area, polygon_area, union_box)
-from envs.color import blend, contrast_ratio, contrast_severity
+from envs.color import blend, contrast_ratio, contrast_severity, hard_to_read
+from envs.pixels import behind_text
 
 KINDS = ("overlap", "clipped_text", "overflow", "legend_over_data", "low_contrast", "misalignment")
 
@@ -58,7 +61,7 @@ class ChartDetectorConfig:
     contrast_small: float = 4.5
     contrast_large: float = 3.0
     misalign_tolerance: float = 0.012
-    misalign_min_px: float = 0.75
+    misalign_min_px: float = 2.0  # sub-2-px jitter is invisible: never a defect
     max_per_kind: int = 12
     kinds: tuple[str, ...] = KINDS
 
@@ -109,7 +112,7 @@ def overlaps(scene: ChartScene, config: ChartDetectorConfig) -> list[Defect]:
         for b in texts[i + 1:]:
             if a.role == b.role == "tick_label" and a.axes == b.axes and a.axis == b.axis:
                 continue  # reported per axis by _tick_collisions
-            if intersection(a.box, b.box) is None:
+            if intersection(a.box, b.box) is None or _same_label(a, b):
                 continue
             ratio = _text_overlap(a, b)
             if ratio > config.overlap_min:
@@ -120,6 +123,15 @@ def overlaps(scene: ChartScene, config: ChartDetectorConfig) -> list[Defect]:
     defects += _texts_into_other_axes(scene, config)
     defects += _axes_overlaps(scene, config)
     return defects
+
+
+def _same_label(a: TextItem, b: TextItem) -> bool:
+    """Two identical texts drawn on one spot read as one label (e.g. a label drawn twice), not
+    as a collision: same string and colour, boxes nearly coincident."""
+    if a.text != b.text or any(abs(x - y) > 0.02 for x, y in zip(a.rgba, b.rgba)):
+        return False
+    inter = intersection_area(a.box, b.box)
+    return inter >= 0.9 * max(area(a.box), area(b.box))
 
 
 def _text_overlap(a: TextItem, b: TextItem) -> float:
@@ -220,7 +232,9 @@ def overflows(scene: ChartScene, config: ChartDetectorConfig) -> list[Defect]:
         if m.clipped or area(m.box) <= 0:
             continue
         outside_fig = fraction_outside(m.box, scene.figure_boxes[m.figure])
-        outside_axes = fraction_outside(m.box, scene.axes[m.axes].box)
+        # A colour bar's extension arrows (extend='both') are drawn outside its axes by design.
+        outside_axes = 0.0 if scene.axes[m.axes].kind == "colorbar" else \
+            fraction_outside(m.box, scene.axes[m.axes].box)
         if outside_fig > config.overflow_min or outside_axes > config.overflow_axes_min:
             where = "the figure" if outside_fig > config.overflow_min else f"axes {m.axes}"
             share = outside_fig if outside_fig > config.overflow_min else outside_axes
@@ -236,14 +250,15 @@ def legends_over_data(scene: ChartScene, config: ChartDetectorConfig) -> list[De
     of a line or the centres of markers (thin lines cover little area but still disappear)."""
     defects = []
     for lg in scene.legends:
-        marks = [m for m in scene.marks if m.geometry is not None and intersection(m.box, lg.box)
+        marks = [m for m in scene.marks if m.geometry is not None and _visible_part(m, lg.box, scene)
                  and not _is_background(m, scene, config)]
         if not marks:
             continue
         samples = _grid(lg.box, config.legend_sample_px)
-        covered_by = [_covered(m, samples) for m in marks]
+        covered_by = [_covered(m, samples) & _inside(samples, _visible_part(m, lg.box, scene))
+                      for m in marks]
         coverage = float(np.logical_or.reduce(covered_by).mean())
-        hidden = [_hidden(m.geometry, lg.box) for m in marks]
+        hidden = [_hidden(m.geometry, _visible_part(m, lg.box, scene)) for m in marks]
         line_px = sum(h[0] for h in hidden)
         points = sum(h[1] for h in hidden)
         if coverage > config.legend_coverage_min or line_px >= config.legend_hidden_line_px or \
@@ -256,6 +271,14 @@ def legends_over_data(scene: ChartScene, config: ChartDetectorConfig) -> list[De
                 f"of lines, {points} markers); move it (loc='best', or outside with bbox_to_anchor)",
                 _lines([lg, *culprits])))
     return defects
+
+
+def _visible_part(m: MarkItem, box: Box, scene: ChartScene) -> Box | None:
+    """The part of `box` where mark m can show ink: a mark clipped to its axes draws nothing
+    outside them, so a legend placed outside the axes (below, beside) hides none of it."""
+    if intersection(m.box, box) is None:
+        return None
+    return intersection(box, scene.axes[m.axes].box) if m.clipped else box
 
 
 def _hidden(geo: MarkGeometry, box: Box) -> tuple[float, int]:
@@ -346,13 +369,10 @@ def _near_polyline(samples: np.ndarray, line: np.ndarray, reach: float) -> np.nd
 def low_contrast(scene: ChartScene, config: ChartDetectorConfig) -> list[Defect]:
     defects = []
     image = scene.image
-    h, w = image.shape[:2]
     for t in scene.texts:
-        x0, y0 = max(0, int(t.box[0])), max(0, int(t.box[1]))
-        x1, y1 = min(w, int(np.ceil(t.box[2]))), min(h, int(np.ceil(t.box[3])))
-        if x1 - x0 < 2 or y1 - y0 < 2:
+        background = behind_text(image, t.box, np.array(t.rgba[:3]) * 255)
+        if background is None:
             continue
-        background = _background(image, (x0, y0, x1, y1), np.array(t.rgba[:3]) * 255)
         foreground = blend((*(c * 255 for c in t.rgba[:3]), t.rgba[3]), background)
         ratio = contrast_ratio(foreground, background)
         large = t.size_pt >= 18 or (t.bold and t.size_pt >= 14)
@@ -361,23 +381,9 @@ def low_contrast(scene: ChartScene, config: ChartDetectorConfig) -> list[Defect]
             defects.append(Defect(
                 "low_contrast", contrast_severity(ratio, required), t.box,
                 f"{_describe(t)} has contrast {ratio:.2f}:1 against its background (needs "
-                f"{required:g}:1); pick a darker/lighter colour", t.color_lines))
+                f"{required:g}:1; {'hard to read' if hard_to_read(ratio, required) else 'readable but below WCAG'}); "
+                f"pick a darker/lighter colour", t.color_lines))
     return defects
-
-
-def _background(image: np.ndarray, box: tuple[int, int, int, int], ink: np.ndarray) -> tuple[float, ...]:
-    """Median colour of the pixels under a text that are not its ink; the ring around the box
-    when nearly every pixel looks like ink (text drawn in the background's own colour)."""
-    x0, y0, x1, y1 = box
-    patch = image[y0:y1, x0:x1].reshape(-1, 3).astype(float)
-    not_ink = patch[np.abs(patch - ink).max(axis=1) > 40]
-    if len(not_ink) < 0.2 * len(patch):
-        h, w = image.shape[:2]
-        ring = np.concatenate([
-            image[max(0, y0 - 3):y0, x0:x1].reshape(-1, 3), image[y1:min(h, y1 + 3), x0:x1].reshape(-1, 3),
-            image[y0:y1, max(0, x0 - 3):x0].reshape(-1, 3), image[y0:y1, x1:min(w, x1 + 3)].reshape(-1, 3)])
-        not_ink = ring.astype(float) if len(ring) else patch
-    return tuple(float(v) for v in np.median(not_ink, axis=0))
 
 
 # ---------------------------------------------------------------- misalignment
@@ -394,6 +400,10 @@ def misalignments(scene: ChartScene, config: ChartDetectorConfig) -> list[Defect
         for members in groups.values():
             if len(members) < 2:
                 continue
+            shifted = _shifted_subplots(scene, config, members, edges, axis_name)
+            if shifted:
+                defects += shifted
+                continue
             for edge in edges:
                 values = {i: scene.axes[i].position[edge] for i in members}
                 defects += _near_misses(scene, config, values, f"{_EDGE[edge]} edge", axis_name,
@@ -404,6 +414,44 @@ def misalignments(scene: ChartScene, config: ChartDetectorConfig) -> list[Defect
 
 
 _EDGE = {0: "left", 1: "top", 2: "right", 3: "bottom"}
+
+
+def _shifted_subplots(scene: ChartScene, config: ChartDetectorConfig, members: list[int],
+                      edges: tuple[int, int], group: str) -> list[Defect]:
+    """Subplots of one grid row (column) moved off it: both edges across the row (column)
+    displaced by the same visible amount. A translation, unlike a colour bar or an aspect rule
+    that resizes one subplot, is never what the grid asked for, however large it is."""
+    found = _translated(scene, config, members, edges, group, "position")
+    return found or _translated(scene, config, members, edges, group, "box")
+
+
+def _translated(scene: ChartScene, config: ChartDetectorConfig, members: list[int],
+                edges: tuple[int, int], group: str, frame: str) -> list[Defect]:
+    """Translations of the layout boxes (`position`) or, for axes an aspect rule shrank, of
+    the boxes as drawn (`box`): moving such an axes by hand sets its layout box to the drawn one."""
+    start = {i: getattr(scene.axes[i], frame)[edges[0]] for i in members}
+    end = {i: getattr(scene.axes[i], frame)[edges[1]] for i in members}
+    clusters = _clusters(start, config.misalign_min_px)
+    sizes = sorted((len(c) for c in clusters), reverse=True)
+    if len(clusters) < 2:
+        return []
+    if sizes[0] == sizes[1]:  # no majority (e.g. a pair): judge the group as a whole
+        movers, ref = members[1:], members[0]
+    else:
+        line = max(clusters, key=len)
+        movers, ref = [i for i in members if i not in line], line[0]
+    defects = []
+    for i in movers:
+        d0, d1 = start[i] - start[ref], end[i] - end[ref]
+        size = abs(end[ref] - start[ref])
+        if abs(d0) > config.misalign_min_px and abs(d0 - d1) <= 1.0 and abs(d0) <= 0.5 * size:
+            involved = [scene.axes[i]] if sizes[0] != sizes[1] else [scene.axes[k] for k in members]
+            defects.append(Defect(
+                "misalignment", _clamp(0.4 + abs(d0) / 40), scene.axes[i].box,
+                f"axes {i} is shifted {abs(d0):.0f} px off the line of its grid {group}; remove the "
+                f"manual position (set_position / add_axes) or align it with the others",
+                _lines(involved)))
+    return defects
 
 
 def _near_misses(scene: ChartScene, config: ChartDetectorConfig, values: dict[int, float], what: str,

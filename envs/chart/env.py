@@ -71,7 +71,9 @@ class ChartEnvConfig:
     detectors: ChartDetectorConfig = ChartDetectorConfig()
     reward: dict[str, float] = dataclasses.field(default_factory=lambda: dict(DEFAULT_REWARD_WEIGHTS))
     detect: bool = True
-    tight_bbox: bool = False  # honour the program's savefig(bbox_inches="tight"); see envs.chart.runner
+    # Honour the program's savefig(bbox_inches="tight") as ChartMimic's own renders do: what
+    # the saved image keeps is not clipped (envs.chart.runner). False renders the plain canvas.
+    tight_bbox: bool = True
     max_code_chars: int = 100_000
     max_figures: int = 4
     max_pixels: int = 16_000_000

@@ -11,11 +11,11 @@ top to bottom into one PNG), the scene is extracted and, when asked, the ChartMi
 made. These are artifacts, not verdicts: the detectors, fidelity scores and rewards are
 computed by the judge outside the sandbox (`envs.chart.env`), which never trusts this process.
 A program that raises, or ends without a figure, is a failure.
-By default the render is the whole figure canvas, as ChartMimic's evaluation renders generated
-code (it strips the program's savefig and saves plainly), so text or axes placed outside the
-figure are cut off and detected. With `tight_bbox` the program's own `bbox_inches="tight"` is
-honoured instead (how ChartMimic's reference images were saved); other savefig options never
-are (format, dpi and file are the environment's).
+With `tight_bbox` (the env's default) the program's own `bbox_inches="tight"` is honoured, as
+the benchmark's reference images were saved: a legend or title the saved image keeps is not
+clipped. Without it the render is the whole figure canvas (how ChartMimic's evaluation renders
+generated code: it strips the savefig), so text or axes outside the figure are cut off and
+detected. Other savefig options never are honoured (format, dpi and file are the environment's).
 
 request keys: width, height, dpi (the Task canvas: default figure size and the render dpi),
 fidelity (bool), tight_bbox (bool), max_figures, max_pixels. Never imports jax; only runs
@@ -236,6 +236,9 @@ def _render(fig, dpi: float, save_options: dict[str, Any], offset_y: int):
                               top=float(height - y0))
     raw = io.BytesIO()
     fig.savefig(raw, format="rgba", dpi=dpi, bbox_inches=bbox)
+    # The tight save drew in a shifted frame, and offset boxes (legends, annotations' boxes)
+    # keep the positions of their last draw: draw again so geometry is the first draw's frame.
+    fig.canvas.draw()
     data = np.frombuffer(raw.getvalue(), dtype=np.uint8)
     out_w = next(w for w in (round(right - left), int(right - left), int(right - left) + 1)
                  if w > 0 and data.size % (4 * w) == 0)

@@ -23,6 +23,7 @@ import dataclasses
 from collections.abc import Callable, Sequence
 
 from envs.feedback import Feedback
+from envs.pixels import decode_png, visibly_changed
 from envs.task import Task
 
 _PICK_AXES = ("import matplotlib.pyplot as _plt, numpy as _np; "
@@ -131,14 +132,15 @@ def count(feedback: Feedback, kind: str) -> int:
 
 @dataclasses.dataclass
 class KindReport:
-    injected: int = 0  # injected programs that ran
+    injected: int = 0  # injected programs that ran and visibly changed the render
     not_applicable: int = 0  # injected programs that failed to run
+    invalid: int = 0  # injected programs whose render looks the same as the clean one
     detected: int = 0
     traced: int = 0
     clean_flagged: int = 0  # clean programs with a defect of this kind
 
     def as_dict(self, n_clean: int) -> dict[str, float]:
-        return {"injected": self.injected, "not_applicable": self.not_applicable,
+        return {"injected": self.injected, "not_applicable": self.not_applicable, "invalid": self.invalid,
                 "recall": self.detected / self.injected if self.injected else float("nan"),
                 "trace_accuracy": self.traced / self.detected if self.detected else float("nan"),
                 "clean_fp_rate": self.clean_flagged / n_clean if n_clean else float("nan")}
@@ -178,6 +180,9 @@ def detection_report(programs: Sequence[tuple[str, str]], judge: Judge,
             if not feedback.ok:
                 rep.not_applicable += 1
                 continue
+            if not _visibly_changed(clean[program_id], feedback):
+                rep.invalid += 1
+                continue
             rep.injected += 1
             traced = any(traced_to(feedback, kind, line) for line in injected.lines)
             if traced or count(feedback, kind) > count(clean[program_id], kind):
@@ -188,6 +193,14 @@ def detection_report(programs: Sequence[tuple[str, str]], judge: Judge,
             "clean_with_any_defect": sum(bool(fb.defects) for fb in clean_ok) / n_clean if n_clean else 0.0,
             "kinds": {k: r.as_dict(n_clean) for k, r in reports.items()},
             "injections": {k: r.as_dict(n_clean) for k, r in sorted(per_injection.items())}}
+
+
+def _visibly_changed(clean: Feedback, injected: Feedback) -> bool:
+    """An injection is valid only when its render differs visibly from the clean one."""
+    if clean.render_png is None or injected.render_png is None:
+        return True
+    limit = 64_000_000
+    return visibly_changed(decode_png(clean.render_png, limit), decode_png(injected.render_png, limit))
 
 
 def format_report(report: dict) -> str:

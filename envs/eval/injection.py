@@ -6,7 +6,9 @@ did not have (no clean defect of that kind with region IoU > 0.9). Recall = inje
 with a detection; tracing = detections whose line spans hold the edited line.
 
 `python -m envs.eval.injection --domain web|slide_html|slide_pptx --limit N` prints the table
-and one JSON line (slide_pptx: N seeded programs from envs.eval.pptx_samples). Never imports jax.
+and one JSON line (slide_pptx: N seeded programs from envs.eval.pptx_samples); `--person` runs
+the person-written recipes of `envs.eval.person_recipes` instead, tabled per recipe, counting
+only valid injections (the render visibly changed). Never imports jax.
 """
 from __future__ import annotations
 
@@ -35,24 +37,33 @@ class InjectionStats:
     no_target: collections.Counter = dataclasses.field(default_factory=collections.Counter)
     clean_items: int = 0
     clean_with_kind: collections.Counter = dataclasses.field(default_factory=collections.Counter)
+    clean_hard_to_read: int = 0  # clean artifacts with a low-contrast text that is hard to read
+    invalid: collections.Counter = dataclasses.field(default_factory=collections.Counter)
     misses: list = dataclasses.field(default_factory=list)
 
-    def record(self, kind: str, clean: list[Defect], judged: list[Defect] | None, line: int, item: str) -> None:
-        self.injected[kind] += 1
+    def record(self, kind: str | tuple[str, ...], clean: list[Defect], judged: list[Defect] | None,
+               line: int | tuple[int, ...],
+               item: str, key: str | None = None) -> None:
+        """One injection of `kind` (tabled under `key`, default the kind); `line`: the edited
+        line(s), any of which a traced detection must name."""
+        key = key or (kind if isinstance(kind, str) else kind[0])
+        lines = line if isinstance(line, tuple) else (line,)
+        self.injected[key] += 1
         if judged is None:  # the injected artifact failed to render: a miss
-            self.misses.append((item, kind, "render failed"))
+            self.misses.append((item, key, "render failed"))
             return
         new = new_defects(clean, judged, kind)
         if new:
-            self.detected[kind] += 1
+            self.detected[key] += 1
         else:
-            self.misses.append((item, kind, "not detected"))
-        self.detections[kind] += len(new)
-        self.traced[kind] += sum(any(a <= line <= b for a, b in d.lines) for d in new)
+            self.misses.append((item, key, "not detected"))
+        self.detections[key] += len(new)
+        self.traced[key] += sum(any(a <= ln <= b for a, b in d.lines for ln in lines) for d in new)
 
     def record_clean(self, defects: list[Defect]) -> None:
         self.clean_items += 1
         self.clean_with_kind.update({d.kind for d in defects})
+        self.clean_hard_to_read += any(d.kind == "low_contrast" and "hard to read" in d.message for d in defects)
 
     def table(self, kinds: Iterable[str]) -> dict[str, dict[str, float]]:
         out = {}
@@ -61,7 +72,7 @@ class InjectionStats:
             out[kind] = {"injected": n, "recall": self.detected[kind] / n if n else float("nan"),
                          "trace_rate": self.traced[kind] / det if det else float("nan"),
                          "clean_fp_rate": self.clean_with_kind[kind] / self.clean_items if self.clean_items else float("nan"),
-                         "no_target": self.no_target[kind]}
+                         "no_target": self.no_target[kind], "invalid": self.invalid[kind]}
         return out
 
 
@@ -70,9 +81,11 @@ def already_defective(judged, kind: str) -> frozenset[int]:
     return frozenset(r for f in judged.findings if f.kind == kind for r in f.records)
 
 
-def new_defects(clean: list[Defect], judged: list[Defect], kind: str) -> list[Defect]:
-    before = [d.region for d in clean if d.kind == kind]
-    return [d for d in judged if d.kind == kind and geometry.max_iou(d.region, before) <= 0.9]
+def new_defects(clean: list[Defect], judged: list[Defect], kind: str | tuple[str, ...]) -> list[Defect]:
+    """Defects of `kind` (or any of several kinds) the clean render did not have."""
+    kinds = (kind,) if isinstance(kind, str) else kind
+    before = [d.region for d in clean if d.kind in kinds]
+    return [d for d in judged if d.kind in kinds and geometry.max_iou(d.region, before) <= 0.9]
 
 
 def evaluate_html(rows: list[dict], judge: Callable, kinds: Iterable[str], seed: int = 0,
@@ -83,12 +96,7 @@ def evaluate_html(rows: list[dict], judge: Callable, kinds: Iterable[str], seed:
 
     stats = InjectionStats()
     rng = random.Random(seed)
-    for n, row in enumerate(rows):
-        try:
-            clean_page, clean = judge(row["html"])
-        except PageError:
-            continue
-        stats.record_clean(clean)
+    for row, clean_page, clean in _clean_pages(rows, judge, stats, "inject" if progress else None):
         for kind in kinds:
             injection = inject(clean_page.source, clean_page.layout, kind, rng, viewport_only,
                                avoid=already_defective(clean_page, kind))
@@ -100,8 +108,49 @@ def evaluate_html(rows: list[dict], judge: Callable, kinds: Iterable[str], seed:
             except PageError:
                 judged = None
             stats.record(kind, clean, judged, injection.line, row["id"])
-        if progress and (n + 1) % 10 == 0:
-            print(f"[inject] {n + 1}/{len(rows)}", file=sys.stderr, flush=True)
+    return stats
+
+
+def _clean_pages(rows: list[dict], judge: Callable, stats: InjectionStats, label: str | None):
+    """(row, JudgedPage, defects) of every row that renders, its clean defects recorded."""
+    from envs.web.browser import PageError
+
+    for n, row in enumerate(rows):
+        try:
+            clean_page, clean = judge(row["html"])
+        except PageError:
+            continue
+        stats.record_clean(clean)
+        yield row, clean_page, clean
+        if label and (n + 1) % 5 == 0:
+            print(f"[{label}] {n + 1}/{len(rows)}", file=sys.stderr, flush=True)
+
+
+def evaluate_planted(rows: list[dict], judge: Callable, recipes: Iterable[str], seed: int = 0,
+                     canvas: tuple[float, float] = (1280, 720), progress: bool = True) -> InjectionStats:
+    """Pages or HTML slides with the person-written recipes of `envs.eval.person_recipes`,
+    tabled per recipe; an injection whose render did not visibly change is invalid, not a miss."""
+    from envs.eval.person_recipes import HTML_KINDS, plant
+    from envs.pixels import visibly_changed
+    from envs.web.browser import PageError
+
+    stats = InjectionStats()
+    rng = random.Random(seed)
+    for row, clean_page, clean in _clean_pages(rows, judge, stats, "planted" if progress else None):
+        for recipe in recipes:
+            shown = frozenset(r for f in clean_page.findings if f.kind in HTML_KINDS[recipe] for r in f.records)
+            planted = plant(clean_page.source, clean_page.layout, recipe, rng, canvas, avoid=shown)
+            if planted is None:
+                stats.no_target[recipe] += 1
+                continue
+            try:
+                page, judged = judge(planted.html)
+            except PageError:
+                page, judged = None, None
+            if page is not None and not visibly_changed(clean_page.layout.pixels, page.layout.pixels):
+                stats.invalid[recipe] += 1
+                continue
+            stats.record(HTML_KINDS[recipe], clean, judged, planted.lines, row["id"], key=recipe)
     return stats
 
 
@@ -169,8 +218,15 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--domain", choices=("web", "slide_html", "slide_pptx"), default="web")
     parser.add_argument("--limit", type=int, default=None)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--person", action="store_true",
+                        help="the person-written recipes of envs.eval.person_recipes on --limit "
+                             "artifacts spread over the file (pages and HTML slides)")
+    parser.add_argument("--recipes", nargs="*", default=None, help="with --person: only these recipes")
     args = parser.parse_args(argv)
     t0 = time.monotonic()
+    if args.person:
+        _main_person(args)
+        return
     if args.domain == "slide_pptx":
         from envs.eval.pptx_samples import KINDS
         rows = list(range(args.limit or 20))
@@ -187,6 +243,56 @@ def main(argv: list[str] | None = None) -> None:
     print(f"{args.domain}: {len(rows)} artifacts, {time.monotonic() - t0:.0f}s")
     print(format_table(stats, KINDS))
     print(json.dumps({"domain": args.domain, "items": len(rows), "table": stats.table(KINDS)}))
+
+
+def run_person(domain: str, rows: list[dict], limit: int | None, only: Iterable[str] | None = None,
+               seed: int = 0, progress: bool = True) -> tuple[InjectionStats, list[str], list[dict]]:
+    """The person-written recipes that apply to `domain` on `limit` rows spread over `rows`."""
+    from envs.eval.person_recipes import CANVAS_ONLY, HTML_KINDS
+
+    if limit:
+        rows = rows[::max(1, len(rows) // limit)][:limit]
+    recipes = [r for r in HTML_KINDS if (domain == "slide_html" or r not in CANVAS_ONLY)
+               and (not only or r in only)]
+    env, judge = judges(domain)
+    try:
+        return evaluate_planted(rows, judge, recipes, seed=seed, progress=progress), recipes, rows
+    finally:
+        env.close()
+
+
+def shortfalls(stats: InjectionStats, recipes: Iterable[str], min_rate: float = 0.9,
+               min_injected: int = 10) -> list[str]:
+    """What falls short of issue 15's bar: per recipe, >= min_injected valid injections and recall
+    and trace >= min_rate; clean misalignment false alarms <= 2%."""
+    out = []
+    for recipe, row in stats.table(recipes).items():
+        if row["injected"] < min_injected:
+            out.append(f"{recipe}: only {row['injected']} valid injections")
+        elif row["recall"] < min_rate or row["trace_rate"] < min_rate:
+            out.append(f"{recipe}: recall {row['recall']:.3f}, trace {row['trace_rate']:.3f}")
+    if stats.clean_items and stats.clean_with_kind["misalignment"] / stats.clean_items > 0.02:
+        out.append(f"clean misalignment {stats.clean_with_kind['misalignment']}/{stats.clean_items}")
+    return out
+
+
+def _main_person(args) -> None:
+    from envs.feedback import DEFECT_KINDS
+
+    name = "design2code_testset.jsonl" if args.domain == "web" else "aeslides_examples.jsonl"
+    with open(data_file(name)) as f:
+        rows = [json.loads(line) for line in f]
+    t0 = time.monotonic()
+    stats, recipes, rows = run_person(args.domain, rows, args.limit, args.recipes, args.seed)
+    print(f"{args.domain}: {len(rows)} artifacts, person recipes, {time.monotonic() - t0:.0f}s")
+    print(format_table(stats, recipes))
+    clean = stats.table(DEFECT_KINDS)
+    print("clean FP per kind: " + ", ".join(f"{k} {v['clean_fp_rate']:.1%}" for k, v in clean.items()) +
+          f"; low contrast hard to read: {stats.clean_hard_to_read / max(stats.clean_items, 1):.1%}")
+    print(json.dumps({"domain": args.domain, "items": len(rows), "person": True,
+                      "table": stats.table(recipes), "invalid": dict(stats.invalid),
+                      "clean_fp": {k: v["clean_fp_rate"] for k, v in clean.items()},
+                      "clean_hard_to_read": stats.clean_hard_to_read / max(stats.clean_items, 1)}))
 
 
 if __name__ == "__main__":

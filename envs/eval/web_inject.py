@@ -4,8 +4,9 @@ Used to measure the detectors (recall per kind, and whether the traced lines hol
 line) on real pages. Targets are chosen from the clean render's geometry so every injection
 is visible: a text element whose contrast the detector can measure (a known plain background,
 not a picture beneath it, as axe-core also requires) for low contrast, a block with a line
-of text for clipping/overflow, a pair of unrelated text elements for overlap, an exactly aligned
-pair of stacked peers for misalignment. The edit inserts declarations with !important into the
+of text for clipping/overflow, a pair of unrelated text elements for overlap, a member of an
+exactly aligned row or column of repeated peers for misalignment (nudged 4-6 px: visible, not
+jitter). The edit inserts declarations with !important into the
 target's start tag (a new `style` attribute right after the tag name, or prepended to the
 existing one), so exactly one line changes. Never imports jax.
 """
@@ -17,7 +18,8 @@ import re
 
 from envs import geometry
 from envs import color as wcolor
-from envs.web.detectors import BLOCK_DISPLAYS, DetectorConfig, PageLayout, measure_contrast, peer_children
+from envs.web.detectors import (BLOCK_DISPLAYS, DetectorConfig, PageLayout, alignment_groups,
+                                measure_contrast)
 from envs.web.source_map import SOURCE_ATTR, SourceMap
 
 KINDS = ("low_contrast", "clipped_text", "overflow", "overlap", "misalignment")
@@ -34,20 +36,26 @@ class Injection:
 
 def add_inline_style(source: SourceMap, source_id: int, declarations: str) -> tuple[str, int]:
     """Source with `declarations` added to element source_id's start tag; returns (html, line)."""
-    marker = f' {SOURCE_ATTR}="{source_id}"'
-    tagged = source.tagged_html
-    at = tagged.index(marker)
+    edited, line = style_tagged(source.tagged_html, source_id, declarations)
+    return untag(edited), line
+
+
+def style_tagged(tagged: str, source_id: int, declarations: str) -> tuple[str, int]:
+    """The same edit on the tagged source, which stays tagged (for several edits in a row)."""
+    at = tagged.index(f' {SOURCE_ATTR}="{source_id}"')
     tag_end = tagged.index(">", at)
     start_tag = tagged[at:tag_end]
     style = re.search(r"""\sstyle\s*=\s*(["'])""", start_tag)
     if style:
         insert_at = at + style.end()
         edited = tagged[:insert_at] + declarations + ";" + tagged[insert_at:]
-        line = tagged.count("\n", 0, insert_at) + 1
-    else:
-        edited = tagged[:at] + f' style="{declarations}"' + tagged[at:]
-        line = tagged.count("\n", 0, at) + 1
-    return re.sub(rf' {SOURCE_ATTR}="\d+"', "", edited), line
+        return edited, tagged.count("\n", 0, insert_at) + 1
+    return tagged[:at] + f' style="{declarations}"' + tagged[at:], tagged.count("\n", 0, at) + 1
+
+
+def untag(tagged: str) -> str:
+    """The page as the model would have written it: the judge's source tags removed."""
+    return re.sub(rf' {SOURCE_ATTR}="\d+"', "", tagged)
 
 
 def _text_targets(layout: PageLayout, viewport_only: bool) -> list[int]:
@@ -73,20 +81,21 @@ def inject(source: SourceMap, layout: PageLayout, kind: str, rng: random.Random,
     """
     targets = [i for i in _text_targets(layout, viewport_only) if i not in avoid]
     rng.shuffle(targets)
-    if kind == "misalignment":  # any in-flow block with an aligned peer, text or not
-        targets = [i for sibs in peer_children(layout).values() for i in sibs
-                   if layout.records[i]["own"] and i not in avoid]
+    aligned = _aligned_members(layout) if kind == "misalignment" else {}
+    if kind == "misalignment":  # any member of a row or column of repeated peers, text or not
+        targets = [i for i in aligned if layout.records[i]["own"] and i not in avoid]
         rng.shuffle(targets)
     recs = layout.records
-    peers = peer_children(layout)
-    judgeable = {m.record for m in measure_contrast(layout, DetectorConfig())} if kind == "low_contrast" else set()
+    # Backdrops the paint stack gives as one colour (not pixels under an image or gradient).
+    judgeable = {m.record: m.bg for m in measure_contrast(layout, DetectorConfig())
+                 if m.source == "css"} if kind == "low_contrast" else {}
     for i in targets:
         r = recs[i]
         lines_box = geometry.union_box(r["lines"]) or tuple(r["box"])
         if kind == "low_contrast":
             if i not in judgeable:  # over a picture or gradient: no known background to miss
                 continue
-            bg, _ = layout.effective_background(i)
+            bg = judgeable[i]
             near = wcolor.blend((*((255 - c) for c in bg), 1.0), bg, alpha=0.12)
             decl = f"color: {wcolor.hex_color(near)} !important"
         elif kind == "clipped_text":
@@ -112,9 +121,8 @@ def inject(source: SourceMap, layout: PageLayout, kind: str, rng: random.Random,
             dy = recs[partner]["lines"][0][1] - r["lines"][0][1]
             decl = f"position: relative !important; left: {dx:.0f}px !important; top: {dy:.0f}px !important"
         elif kind == "misalignment":
-            if not _aligned_peer(layout, i, peers):
-                continue
-            decl = f"position: relative !important; left: {rng.choice((2, 3))}px !important"
+            side = "top" if aligned[i] == "row" else "left"
+            decl = f"position: relative !important; {side}: {rng.choice((4, 6))}px !important"
         else:
             raise ValueError(f"unknown defect kind {kind!r}; choose from {KINDS}")
         html, line = add_inline_style(source, r["sid"], decl)
@@ -132,16 +140,12 @@ def _overlap_partner(layout: PageLayout, i: int, targets: list[int]) -> int | No
     return None
 
 
-def _aligned_peer(layout: PageLayout, i: int, peers: dict[int, list[int]]) -> bool:
-    """i has a neighbouring peer (same tag, stacked) with exactly the same left edge."""
-    sibs = peers.get(layout.records[i]["parent"], [])
-    if i not in sibs:
-        return False
-    k = sibs.index(i)
-    r = layout.records[i]
-    for j in sibs[max(0, k - 1):k] + sibs[k + 1:k + 2]:
-        other = layout.records[j]
-        if (other["tag"] == r["tag"] and abs(other["box"][0] - r["box"][0]) < 0.5
-                and (other["box"][1] >= r["box"][3] - 1 or r["box"][1] >= other["box"][3] - 1)):
-            return True
-    return False
+def _aligned_members(layout: PageLayout) -> dict[int, str]:
+    """Record -> "row" or "column": members of an alignment group whose edges all coincide."""
+    out = {}
+    for kind, group in alignment_groups(layout):
+        axis = 1 if kind == "row" else 0
+        edges = [layout.records[i]["box"][axis] for i in group]
+        if max(edges) - min(edges) < 0.5:
+            out.update({i: kind for i in group if layout.records[i]["position"] == "static"})
+    return out

@@ -10,11 +10,8 @@ Never imports jax.
 from __future__ import annotations
 
 import dataclasses
-import io
 import time
 
-import numpy as np
-from PIL import Image
 
 from envs import geometry
 from envs.feedback import Defect, ExecError, Feedback
@@ -118,7 +115,7 @@ class HtmlSlideEnv:
         judged = judge_page(self.browser, html, width, height, max_elements=self.config.max_elements,
                             detectors=self.config.detectors, screenshot_max_height=height,
                             full_page=False, page_hook=hook)
-        rgb = np.asarray(Image.open(io.BytesIO(judged.png)).convert("RGB"))
+        rgb = judged.layout.pixels
         items = visual_items(judged.layout)
         scores = aeslides.measures(rgb, items, (width, height), (width, judged.extra["content_height"]))
         return judged, items, scores
@@ -133,9 +130,8 @@ class HtmlSlideEnv:
         except PageError as err:
             return page_error_feedback(err, {"total_s": time.monotonic() - t0})
         defects = to_defects(judged) + collision_defects(judged, items)
-        rgb = np.asarray(Image.open(io.BytesIO(judged.png)).convert("RGB"))
         parts = {"exec": 1.0, "cleanliness": cleanliness(defects), **scores,
-                 "substance": substance(rgb)}
+                 "substance": substance(judged.layout.pixels)}
         w = self.config.aesthetic_weight
         reward = parts["substance"] * (w * scores["aeslides_avg"] + (1 - w) * parts["cleanliness"])
         return Feedback(

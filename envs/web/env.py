@@ -105,13 +105,14 @@ def judge_page(browser: Browser, html: str, width: int, height: int, *, max_elem
                                       f"elements ({'; '.join(forged[:3])}); scripts must leave the "
                                       "data-vs attributes alone")
         layout = PageLayout.from_extraction(data)
+        png = page.screenshot(full_page=full_page, max_height=screenshot_max_height)
+        layout.pixels = np.asarray(Image.open(io.BytesIO(png)).convert("RGB"))  # backdrops of text
         findings = detect_all(layout, detectors)
         lines = trace_findings(page, findings, layout, source)
         extra = page_hook(page, layout) if page_hook else {}
-        png = page.screenshot(full_page=full_page, max_height=screenshot_max_height)
         capture = design2code.capture(page, screenshot_max_height) if with_capture else None
         blocked = list(page.log.blocked)
-    size = Image.open(io.BytesIO(png)).size
+    size = (layout.pixels.shape[1], layout.pixels.shape[0])
     return JudgedPage(layout=layout, findings=findings, lines=lines, source=source, png=png,
                       png_size=size, log_blocked=blocked, capture=capture, extra=extra)
 
@@ -191,8 +192,7 @@ class WebEnv:
             timings["total_s"] = time.monotonic() - t0
             return page_error_feedback(err, timings)
         defects = to_defects(judged)
-        rgb = np.asarray(Image.open(io.BytesIO(judged.png)).convert("RGB"))
-        parts = {"exec": 1.0, "cleanliness": cleanliness(defects), "substance": substance(rgb)}
+        parts = {"exec": 1.0, "cleanliness": cleanliness(defects), "substance": substance(judged.layout.pixels)}
         reward = parts["cleanliness"]
         if target is not None:
             metrics = design2code.score(target, judged.capture)

@@ -51,3 +51,18 @@ def test_all_chartmimic_programs_run_score_themselves_and_injections_are_found(c
     for kind, row in report["kinds"].items():
         assert row["recall"] >= 0.9, f"{kind}: recall {row['recall']:.1%}"
         assert row["trace_accuracy"] >= 0.9, f"{kind}: traced {row['trace_accuracy']:.1%}"
+
+
+@pytest.mark.slow
+def test_person_written_recipes_are_found_and_traced_on_real_programs(chartmimic):
+    """envs.eval.person_recipes (written apart from chart_inject): caption across the tick
+    labels, a subplot moved off its grid, pale text on its own box; valid injections only."""
+    from envs.eval.person_recipes import CHART_RECIPES
+    programs = [(p["id"], p["code"]) for p in chartmimic[::4]]
+    with EnvPool(2, {"chart": {}}, warm=["chart"]) as pool:
+        report = detection_report(programs, pool.map, injections=CHART_RECIPES)
+    print(format_report(report))
+    for name, row in report["injections"].items():
+        assert row["injected"] >= 10, f"{name}: only {row['injected']} valid injections"
+        assert row["recall"] >= 0.9, f"{name}: recall {row['recall']:.1%}"
+        assert row["trace_accuracy"] >= 0.9, f"{name}: traced {row['trace_accuracy']:.1%}"

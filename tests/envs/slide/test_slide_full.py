@@ -54,3 +54,11 @@ def test_injection_recall_and_tracing_on_pptx_programs():
     for kind, row in stats.table(pptx_samples.KINDS).items():
         assert row["recall"] >= 0.9 and row["trace_rate"] >= 0.9, (kind, row, stats.misses[:5])
         assert row["clean_fp_rate"] == 0.0, (kind, row)
+
+
+def test_person_written_recipes_are_found_and_traced(rows):
+    """envs.eval.person_recipes on 36 artifacts spread over the file (issue 15's bar)."""
+    from envs.eval.injection import run_person, shortfalls
+    stats, recipes, _ = run_person('slide_html', rows, 36, progress=False)
+    print(format_table(stats, recipes))
+    assert not shortfalls(stats, recipes), (shortfalls(stats, recipes), stats.misses[:5])

@@ -58,3 +58,11 @@ def test_injection_recall_and_tracing_on_design2code(rows):
         assert row["injected"] >= 10, f"{kind}: only {row['injected']} injections"
         assert row["recall"] >= 0.9, f"{kind}: recall {row['recall']:.3f}; misses {stats.misses[:5]}"
         assert row["trace_rate"] >= 0.9, f"{kind}: trace rate {row['trace_rate']:.3f}"
+
+
+def test_person_written_recipes_are_found_and_traced(rows):
+    """envs.eval.person_recipes on 40 artifacts spread over the file (issue 15's bar)."""
+    from envs.eval.injection import run_person, shortfalls
+    stats, recipes, _ = run_person('web', rows, 40, progress=False)
+    print(format_table(stats, recipes))
+    assert not shortfalls(stats, recipes), (shortfalls(stats, recipes), stats.misses[:5])
