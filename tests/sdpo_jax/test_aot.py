@@ -35,6 +35,7 @@ def test_small_config_compiles_for_a_small_tpu_slice():
     config.mesh.update(dict(data=1, fsdp=-1, tensor=1))
     config.rollout.update(dict(max_new_tokens=16, max_prompt_tokens=64, prompts_per_step=4))
     config.context.max_prompt_tokens = 96
+    config.eval.max_prompt_tokens = 64
     config.model.update(dict(dtype="bfloat16", attention_query_chunk=32))
     report = run(config, "v5p:2x2x1", log=lambda line: None)
     assert report["chips"] == report["devices"] == 4 and report["mesh"]["fsdp"] == 4

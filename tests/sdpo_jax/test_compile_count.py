@@ -5,6 +5,7 @@ per run (train_step.InputLayout), the sampler's image slots are sized from the c
 import itertools
 import json
 
+import pytest
 from multiprocess_train import tiny_config
 
 from sdpo_jax.trainer import Trainer
@@ -27,6 +28,7 @@ class ResizedTargets:
                 for image in self.inner(tasks)]
 
 
+@pytest.mark.slow  # five real steps with renders: 4-6 min on the shared 2-core host
 def test_five_steps_compile_one_train_step_and_one_rollout_program(tmp_path):
     config = tiny_config(num_steps=5)
     config.data.target_images = True  # student prompts carry an image
