@@ -15,7 +15,7 @@ import pytest
 
 from envs.chart.env import ChartEnv, ChartEnvConfig
 from envs import bwrap
-from envs.sandbox import Sandbox, SandboxLimits
+from envs.sandbox import Sandbox
 from envs.task import Task
 
 LIMITS = {"cpu_seconds": 2, "wall_seconds": 4, "memory_bytes": 512 << 20, "output_bytes": 4096}
