@@ -51,8 +51,8 @@ def main(argv) -> int:
     except (ConfigError, ModelConfigError, DataError, FileNotFoundError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
-    metrics = trainer.run()
-    if metrics:
+    trainer.run()  # returns at once when the workdir already holds a finished run
+    if trainer.is_main:
         print(summary(trainer.run_config, _WORKDIR.value))
     return 0
 
