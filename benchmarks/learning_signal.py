@@ -180,6 +180,7 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, default=3, help="seeds of sdpo and grpo")
     parser.add_argument("--ablation_seeds", type=int, default=2)
     parser.add_argument("--steps", type=int, help="train steps (default: the arm config's)")
+    parser.add_argument("--eval_count", type=int, help="held-out tasks (default: the config's 200)")
     parser.add_argument("--grpo_lrs", type=float, nargs="*", default=[3e-5, 1e-4, 3e-4])
     parser.add_argument("--quick", action="store_true",
                         help="sdpo and grpo, one seed, 6 steps, 32 eval tasks, no sweep")
@@ -188,7 +189,10 @@ def main() -> None:
     if args.quick:
         args.arms, args.seeds, args.grpo_lrs = ["sdpo", "grpo"], 1, []
         args.steps = args.steps or 6
-        common = ("--config.eval.count=32", "--config.eval.every=3")
+        common = ("--config.eval.every=3",)
+        args.eval_count = args.eval_count or 32
+    if args.eval_count:
+        common += (f"--config.eval.count={args.eval_count}",)
     if args.steps:
         common += (f"--config.train.num_steps={args.steps}",)
     warm_start = args.warm_start or (warm_start_for_quick(args.out, 40) if args.quick else None)
