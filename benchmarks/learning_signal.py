@@ -104,8 +104,11 @@ def mean_curve(records: list[dict]) -> list[tuple[int, float, float, float]]:
 def rollouts_fraction(sdpo: list[dict], grpo: list[dict], grpo_steps: int) -> float | None:
     """Rollouts Visual-SDPO's mean curve needs to reach GRPO's final mean defect-free rate, over
     GRPO's rollouts: both arms sample the same rollouts per step, so it is the first evaluated
-    step at or above that rate over GRPO's steps (None when never reached)."""
+    step at or above that rate over GRPO's steps (None when never reached, and when GRPO ended
+    no better than where it started: then there is nothing to reach)."""
     target = statistics.fmean(final(grpo))
+    if target <= mean_curve(grpo)[0][1]:
+        return None
     reached = next((step for step, mean, _, _ in mean_curve(sdpo) if mean >= target), None)
     return None if reached is None else reached / grpo_steps
 

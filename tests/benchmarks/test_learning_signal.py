@@ -65,4 +65,6 @@ def test_rollouts_fraction_is_the_first_step_reaching_grpos_final_rate():
     assert signal.rollouts_fraction(sdpo, grpo, grpo_steps=60) == pytest.approx(20 / 60)
     never = [_record({0: 0.1, 60: 0.2})]
     assert signal.rollouts_fraction(never, grpo, grpo_steps=60) is None
+    flat = [_record({0: 0.2, 60: 0.2})]
+    assert signal.rollouts_fraction(sdpo, flat, grpo_steps=60) is None, "GRPO never improved"
     assert signal.best_grpo_lr({1e-4: grpo[:1], 3e-4: grpo[1:]}) == 1e-4
