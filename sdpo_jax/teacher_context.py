@@ -105,10 +105,11 @@ def teacher_messages(task: Task, target_image: Image.Image | None, feedback: Fee
                      ) -> list[dict[str, Any]]:
     """The teacher's chat for one rollout (see the module docstring)."""
     parts = _task_parts(task, target_image)
-    if config.show_reference and (task.target or "").strip():
-        language = domain_spec(task.domain).language
-        parts.append({"type": "text", "text": f"\n\n{REFERENCE_HEADER}\n```{language}\n"
-                                              f"{task.target.rstrip()}\n```"})
+    if config.show_reference:  # OPSD: the reference (when the task has one), never feedback
+        if (task.target or "").strip():
+            language = domain_spec(task.domain).language
+            parts.append({"type": "text", "text": f"\n\n{REFERENCE_HEADER}\n```{language}\n"
+                                                  f"{task.target.rstrip()}\n```"})
         parts.append({"type": "text", "text": f"\n\n{RETRY_INSTRUCTION}"})
         return [{"role": "user", "content": parts}]
     if demonstration is not None and config.demonstration:

@@ -149,4 +149,7 @@ def test_opsd_teacher_sees_the_reference_program_and_no_feedback(processor, defa
     assert not any(p["type"] == "image" for p in parts)
     assert teacher_prompt(processor, task, None, feedback, None, opsd).privileged
     no_reference = dataclasses.replace(task, target=None)
-    assert not teacher_prompt(processor, no_reference, None, feedback, None, opsd).privileged
+    bare = teacher_prompt(processor, no_reference, None, feedback, None, opsd)
+    assert not bare.privileged
+    assert FEEDBACK_HEADER not in processor.tokenizer.decode(bare.chat.input_ids), \
+        "a prompt judged unprivileged must not show the feedback"
