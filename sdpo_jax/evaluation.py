@@ -31,6 +31,7 @@ from envs.pool import EnvPool
 from envs.registry import spec as domain_spec
 from envs.task import Task
 from models.qwen3_vl.processor import ProcessedChat, Qwen3VLProcessor
+from sdpo_jax.checks import require_positive_ints
 from sdpo_jax.replies import Reply, read_replies
 from sdpo_jax.sampler import Prompt, Sampler, SamplerConfig
 from sdpo_jax.sampling import Sampling
@@ -53,11 +54,8 @@ class EvalConfig:
     with_feedback: bool
 
     def __post_init__(self):
-        for name in ("samples", "max_new_tokens", "max_prompt_tokens", "prompts_per_call"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ValueError(f"EvalConfig.{name} = {value!r} is invalid: expected a positive "
-                                 f"integer")
+        require_positive_ints("EvalConfig", self, ("samples", "max_new_tokens",
+                                                   "max_prompt_tokens", "prompts_per_call"))
         if not math.isfinite(self.temperature) or self.temperature < 0:
             raise ValueError(f"EvalConfig.temperature = {self.temperature!r} is invalid: "
                              f"expected a number >= 0 (0: greedy)")

@@ -27,6 +27,7 @@ from envs.pool import EnvPool
 from envs.task import Task
 from models.qwen3_vl.config import Qwen3VLConfig
 from models.qwen3_vl.processor import ProcessedChat, Qwen3VLProcessor
+from sdpo_jax.checks import require_positive_ints
 from sdpo_jax.sequences import pack_sequences
 from sdpo_jax.synthetic.levers import sample_careless
 from sdpo_jax.synthetic.program import write_program
@@ -54,12 +55,8 @@ class SftConfig:
     chunk_size: int
 
     def __post_init__(self):
-        for name in ("examples_per_step", "max_prompt_tokens", "max_response_tokens",
-                     "chunk_size"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ValueError(f"SftConfig.{name} = {value!r} is invalid: expected a positive "
-                                 f"integer")
+        require_positive_ints("SftConfig", self, ("examples_per_step", "max_prompt_tokens",
+                                                  "max_response_tokens", "chunk_size"))
         for name in ("revision_share", "careless_probability"):
             if not 0.0 <= getattr(self, name) <= 1.0:
                 raise ValueError(f"SftConfig.{name} = {getattr(self, name)!r} is invalid: "

@@ -31,6 +31,7 @@ from envs.feedback import Defect, Feedback
 from envs.registry import spec as domain_spec
 from envs.task import Task
 from models.qwen3_vl.processor import ProcessedChat, Qwen3VLProcessor
+from sdpo_jax.checks import require_positive_ints
 from sdpo_jax.replies import Reply
 
 DEMONSTRATION_HEADER = "A correct solution to this task, written by another attempt:"
@@ -63,11 +64,8 @@ class TeacherContextConfig:
     max_prompt_tokens: int
 
     def __post_init__(self):
-        for name in ("max_defects", "max_log_chars", "max_prompt_tokens"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ValueError(f"TeacherContextConfig.{name} = {value!r} is invalid: expected "
-                                 f"a positive integer")
+        require_positive_ints("TeacherContextConfig", self,
+                              ("max_defects", "max_log_chars", "max_prompt_tokens"))
 
     def shortened(self) -> list["TeacherContextConfig"]:
         """This config, then ever shorter variants, for prompts over the token budget."""
