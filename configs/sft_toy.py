@@ -23,12 +23,14 @@ def get_config():
         examples_per_step=8,
         revision_share=0.5,          # half the examples teach revising with feedback
         careless_probability=0.35,   # the careless prior, per lever
-        max_prompt_tokens=256, max_response_tokens=384,
-        chunk_size=64)
+        # Budgets just above the generator's longest (5000 tasks: prompt 233, careless program
+        # 326 tokens): padding costs time on every row. One cross-entropy chunk (vocabulary 2048).
+        max_prompt_tokens=240, max_response_tokens=336,
+        chunk_size=336)
     # Revision prompts hold no demonstration: the task, the render and the defect table or log.
-    c.context.max_prompt_tokens = 640
-    c.eval.max_prompt_tokens = 256
+    c.context.max_prompt_tokens = 576
+    c.eval.update(dict(max_prompt_tokens=240, max_new_tokens=336))
     c.optim.update(dict(learning_rate=2e-3, warmup_steps=20, end_lr_ratio=0.05))
-    c.train.update(dict(num_steps=250, checkpoint_every=50, keep_checkpoints=2, plot_every=25))
-    c.eval.update(dict(every=125, count=32))
+    c.train.update(dict(num_steps=480, checkpoint_every=60, keep_checkpoints=2, plot_every=30))
+    c.eval.update(dict(every=120, count=32))
     return c
