@@ -17,6 +17,7 @@ step compiles once.
 from __future__ import annotations
 
 import dataclasses
+import logging
 from collections.abc import Sequence
 
 import numpy as np
@@ -32,8 +33,11 @@ from sdpo_jax.sequences import pack_sequences
 from sdpo_jax.synthetic.levers import sample_careless
 from sdpo_jax.synthetic.program import write_program
 from sdpo_jax.synthetic.spec import ChartSpec
-from sdpo_jax.teacher_context import TeacherContextConfig, student_messages, teacher_prompt
+from sdpo_jax.teacher_context import (TeacherContextConfig, TeacherPromptError, student_messages,
+                                      teacher_prompt)
 from sdpo_jax.train_step import SupervisedBatch
+
+log = logging.getLogger("sdpo_jax")
 
 
 class SftDataError(ValueError):
@@ -80,6 +84,7 @@ class Example:
     prompt: ProcessedChat
     response: np.ndarray
     careless: frozenset[str]
+    dropped: bool = False  # did not fit the budgets: an empty row (see `_dropped`)
 
 
 def reply_text(program: str) -> str:
@@ -127,6 +132,7 @@ class SupervisedExamples:
                      in zip(tasks[:count], target_images[:count], specs[:count], careless[:count],
                             feedbacks)]
         plain = [self._example(task, self.processor(student_messages(task, image)),
+                               self.config.max_prompt_tokens, "config.sft.max_prompt_tokens",
                                write_program(spec, chosen).code, chosen)
                  for task, image, spec, chosen
                  in zip(tasks[count:], target_images[count:], specs[count:], careless[count:])]
@@ -134,18 +140,40 @@ class SupervisedExamples:
 
     def _revision(self, task: Task, image: Image.Image | None, spec: ChartSpec,
                   careless: frozenset[str], feedback: Feedback) -> Example:
-        prompt = teacher_prompt(self.processor, task, image, feedback, None, self.context)
-        return self._example(task, prompt.chat, write_program(spec).code, careless)
+        try:
+            prompt = teacher_prompt(self.processor, task, image, feedback, None, self.context)
+        except TeacherPromptError as err:
+            return _dropped(task, str(err))
+        return self._example(task, prompt.chat, self.context.max_prompt_tokens,
+                             "config.context.max_prompt_tokens", write_program(spec).code,
+                             careless)
 
-    def _example(self, task: Task, prompt: ProcessedChat, program: str,
-                 careless: frozenset[str]) -> Example:
+    def _example(self, task: Task, prompt: ProcessedChat, prompt_budget: int, budget_key: str,
+                 program: str, careless: frozenset[str]) -> Example:
         tokenizer = self.processor.tokenizer
         response = tokenizer.encode(reply_text(program)) + [tokenizer.special.im_end]
+        if len(prompt.input_ids) > prompt_budget:
+            return _dropped(task, f"its prompt has {len(prompt.input_ids)} tokens, over "
+                                  f"{budget_key}={prompt_budget}. Fix: raise it.")
         if len(response) > self.config.max_response_tokens:
-            raise SftDataError(f"task {task.task_id}: its program needs {len(response)} tokens, "
-                               f"over config.sft.max_response_tokens="
-                               f"{self.config.max_response_tokens}. Fix: raise it.")
+            return _dropped(task, f"its program needs {len(response)} tokens, over "
+                                  f"config.sft.max_response_tokens="
+                                  f"{self.config.max_response_tokens}. Fix: raise it.")
         return Example(task.task_id, prompt, np.asarray(response, np.int32), careless)
+
+
+_EMPTY_CHAT = ProcessedChat(
+    text="", input_ids=np.zeros(0, np.int32), mm_token_type_ids=np.zeros(0, np.int32),
+    position_ids=np.zeros((3, 0), np.int32), rope_delta=0,
+    pixel_values=np.zeros((0, 0), np.float32), image_grid_thw=np.zeros((0, 3), np.int64))
+
+
+def _dropped(task: Task, reason: str) -> Example:
+    """A task whose example does not fit the step's fixed shapes keeps its row with no tokens
+    (the step trains on the others, the shapes stay the same, the run goes on); counted in
+    sft/dropped_examples."""
+    log.warning("warm start: task %s left out of its step: %s", task.task_id, reason)
+    return Example(task.task_id, _EMPTY_CHAT, np.zeros(0, np.int32), frozenset(), dropped=True)
 
 
 def pack_supervised(model_config: Qwen3VLConfig, plain: Sequence[Example],

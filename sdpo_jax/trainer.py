@@ -278,7 +278,10 @@ class Trainer:
         metrics.update({"time/examples_s": examples_s, "time/step_s": step_s,
                         "throughput/tokens_per_s": float(batch.mask.sum()) / step_s,
                         "sft/careless_levers": float(np.mean([len(e.careless)
-                                                              for e in plain + revisions]))})
+                                                              for e in plain + revisions
+                                                              if not e.dropped] or [0.0])),
+                        "sft/dropped_examples": float(sum(e.dropped
+                                                          for e in plain + revisions))})
         return metrics
 
     def _evaluate(self, step: int) -> dict[str, float]:

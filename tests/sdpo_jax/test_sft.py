@@ -111,3 +111,19 @@ def test_sft_mode_trains_evaluates_and_exports_a_loadable_policy(tmp_path):
     assert config.text.vocab_size == 2048
     rows = [dataclasses.asdict(config.text)["vocab_size"]]
     assert rows == [2048] and isinstance(model, Qwen3VL)
+
+
+def test_an_example_over_the_budgets_keeps_an_empty_row_and_the_step_runs(world):
+    """A task whose prompt or program does not fit the fixed shapes must not stop a run: its
+    row stays (same shapes), holds no tokens, and the others train as before."""
+    run = world["run"]
+    tight = dataclasses.replace(run.sft, max_response_tokens=8)
+    examples = SupervisedExamples(world["processor"], world["examples"].pool, tight, run.context,
+                                  seed=0)
+    plain, revisions = examples(0, world["tasks"], [None] * 4)
+    assert all(e.dropped and not len(e.response) for e in plain + revisions)
+    batch = pack_supervised(world["model_config"], plain[:1] + world["plain"][1:],
+                            world["revisions"], config=run.sft, context=run.context,
+                            slot_patches=64, target_images=False)
+    assert not batch.plain.mask[0].any() and batch.plain.mask[1].any()
+    assert batch.mask[0].sum() == 0 and batch.mask[1].sum() > 0
