@@ -16,6 +16,10 @@ first item of a domain pays for building its env). A background thread dispatche
 work proceeds while the caller is busy. A worker that dies or exceeds `item_timeout_s` on an
 item is killed and replaced; the item is retried once on a fresh worker and then reported as a
 failed Feedback (ExecError "WorkerCrash"). Every submitted item yields exactly one Feedback: nothing is lost or duplicated.
+An env that raises is reported per item (ExecError "EnvError": never the program's fault); when
+`max_env_errors_in_a_row` items in a row end that way the env cannot work on this machine (no
+sandbox, no browser, no LibreOffice), and the caller's next `poll` / `results` / `map` raises
+EnvSetupError naming it, instead of every program silently counting as a failed execution.
 `close()` (or the context manager, or interpreter exit) stops every worker; workers also die
 with the process that owns the pool. Never imports jax.
 """
@@ -42,6 +46,7 @@ from envs.feedback import ExecError, Feedback
 from envs.task import Task
 
 _LENGTH = struct.Struct(">Q")
+ENV_ERROR = "EnvError"  # ExecError type of an item whose env raised (a bug or a setup problem)
 _POOLS: "weakref.WeakSet[EnvPool]" = weakref.WeakSet()
 
 
@@ -95,12 +100,16 @@ class _Worker:
                 pass
 
 
+class EnvSetupError(RuntimeError):
+    """The envs fail on every item for a reason of this machine, not of the programs."""
+
+
 class EnvPool:
     """See the module docstring."""
 
     def __init__(self, num_workers: int, env_config: dict[str, Any] | None = None, *,
                  item_timeout_s: float = 300.0, max_attempts: int = 2, warm: Sequence[str] = (),
-                 startup_timeout_s: float = 600.0):
+                 startup_timeout_s: float = 600.0, max_env_errors_in_a_row: int = 8):
         if num_workers < 1:
             raise ValueError(f"EnvPool needs at least one worker, got num_workers={num_workers}")
         if item_timeout_s <= 0 or max_attempts < 1:
@@ -110,7 +119,10 @@ class EnvPool:
         self.max_attempts = max_attempts
         self.warm = tuple(warm)
         self.startup_timeout_s = startup_timeout_s
+        self.max_env_errors_in_a_row = max_env_errors_in_a_row
         self.restarts = 0
+        self._env_errors_in_a_row = 0
+        self._last_env_error = ""
         self._ids = itertools.count()
         self._lock = threading.Condition()
         self._pending: collections.deque[int] = collections.deque()
@@ -143,6 +155,13 @@ class EnvPool:
         deadline = None if timeout is None else time.monotonic() + timeout
         with self._lock:
             while True:
+                if self._env_errors_in_a_row >= self.max_env_errors_in_a_row:
+                    raise EnvSetupError(
+                        f"the last {self._env_errors_in_a_row} programs all failed inside the "
+                        f"environment, not in their own code: {self._last_env_error}. Fix: that error "
+                        f"names the setting or the missing piece; "
+                        f"`python -m envs.check` shows what this machine lacks; "
+                        f"`bash launch/setup.sh` installs it.")
                 ready = sorted(i for i in self._finished if wanted is None or i in wanted)
                 left = None if deadline is None else deadline - time.monotonic()
                 if ready or (left is not None and left <= 0):
@@ -275,6 +294,10 @@ class EnvPool:
                 del self._items[item_id]
                 self._attempts.pop(item_id, None)
                 self._finished[item_id] = feedback
+                env_error = feedback.error is not None and feedback.error.type == ENV_ERROR
+                self._env_errors_in_a_row = self._env_errors_in_a_row + 1 if env_error else 0
+                if env_error:
+                    self._last_env_error = feedback.error.message
                 self._lock.notify_all()
             worker.item, worker.deadline = None, float("inf")
 
@@ -334,7 +357,7 @@ def _worker_main() -> None:
         try:
             feedback = env_for(task.domain).step(task, code)
         except Exception as err:  # noqa: BLE001 - an env bug or setup problem, reported per item
-            feedback = Feedback.failure(ExecError("EnvError", f"the {task.domain} environment failed: "
+            feedback = Feedback.failure(ExecError(ENV_ERROR, f"the {task.domain} environment failed: "
                                                               f"{type(err).__name__}: {err}"[:2000]),
                                         reward_parts={"exec": 0.0})
         protocol_out.write(_encode((item_id, feedback)))

@@ -42,6 +42,7 @@ def main(argv) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s",
                         stream=sys.stderr)
     maybe_initialize_distributed()
+    from envs.pool import EnvSetupError
     from models.qwen3_vl.config import ConfigError as ModelConfigError
     from sdpo_jax.data import DataError
     from sdpo_jax.run_config import ConfigError
@@ -51,7 +52,12 @@ def main(argv) -> int:
     except (ConfigError, ModelConfigError, DataError, FileNotFoundError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
-    trainer.run()  # returns at once when the workdir already holds a finished run
+    try:
+        trainer.run()  # returns at once when the workdir already holds a finished run
+    except EnvSetupError as err:
+        print(f"error: {err}\nThe run stopped; its last checkpoint is kept in {_WORKDIR.value}: "
+              f"run the same command again to resume once the envs work.", file=sys.stderr)
+        return 2
     if trainer.is_main:
         print(summary(trainer.run_config, _WORKDIR.value))
     return 0

@@ -12,7 +12,7 @@ import time
 
 import pytest
 
-from envs.pool import EnvPool
+from envs.pool import EnvPool, EnvSetupError
 from envs.task import Task
 
 
@@ -119,3 +119,21 @@ def test_no_worker_outlives_its_owner_process(ending):
     while running(pids) and time.monotonic() < deadline:
         time.sleep(0.1)
     assert not running(pids), f"orphaned workers: {running(pids)}"
+
+
+def test_an_env_that_fails_on_every_item_stops_the_caller_with_the_reason():
+    """A setup problem (here a config key the chart env does not have; on a bare machine, no
+    sandbox) must stop a run, not turn every rollout into a silent failed execution."""
+    with EnvPool(1, {"chart": {"no_such_setting": 1}}, max_env_errors_in_a_row=3) as pool:
+        with pytest.raises(EnvSetupError, match="no_such_setting"):
+            pool.map(items(4))
+
+
+def test_env_errors_between_working_items_are_reported_per_item():
+    broken = (Task(domain="web", task_id="x", instruction=""), "<p>hi</p>")
+    mixed = [pair for good in items(4) for pair in (broken, good)]
+    with EnvPool(1, {"chart": {}, "web": {"no_such_setting": 1}},
+                 max_env_errors_in_a_row=2) as pool:
+        feedbacks = pool.map(mixed)
+    assert [fb.error.type for fb in feedbacks[::2]] == ["EnvError"] * 4
+    assert all(fb.ok for fb in feedbacks[1::2])
