@@ -13,8 +13,9 @@ interrupted one continues from its last checkpoint.
     python benchmarks/learning_signal.py --quick --out runs/signal_quick   # builds its warm start
 
 Writes OUT/results.json (per arm and seed: eval curves and diagnostics), OUT/results.md (the
-table) and OUT/curves.png (defect-free rate against steps and against rollouts, mean and range
-over seeds), and ends with one JSON line: per arm the final defect-free rate (mean, min, max) and
+table), OUT/curves.png (defect-free rate against steps and against rollouts, mean and range
+over seeds) and OUT/examples/ (Visual-SDPO seed 0's first flawed held-out attempts before
+training and the same tasks after it, for notebooks/learning_signal.ipynb), and ends with one JSON line: per arm the final defect-free rate (mean, min, max) and
 the rollouts Visual-SDPO needs to reach GRPO's final rate, as a fraction of GRPO's rollouts.
 """
 from __future__ import annotations
@@ -23,6 +24,7 @@ import argparse
 import dataclasses
 import json
 import os
+import shutil
 import statistics
 import subprocess
 import sys
@@ -159,6 +161,25 @@ def plot(results: dict[str, list[dict]], rollouts_per_step: int, path: str) -> N
     plt.close(fig)
 
 
+def export_examples(workdir: str, out: str, count: int = 4) -> list[str]:
+    """Copy the first `count` held-out tasks whose attempt before training failed or had a defect
+    (in task order: not chosen by how they ended) as out/<task>/before and /after (the last
+    evaluation), each with its program, feedback, render and defect overlay."""
+    evals = sorted(os.listdir(os.path.join(workdir, "eval")))
+    first, last = (os.path.join(workdir, "eval", step) for step in (evals[0], evals[-1]))
+    with open(os.path.join(first, "summary.json"), encoding="utf-8") as f:
+        items = json.load(f)["items"]
+    flawed = [item["task_id"] for item in items
+              if item.get("sample", 0) == 0 and not item.get("defect_free")][:count]
+    for task_id in flawed:
+        for when, folder in (("before", first), ("after", last)):
+            target = os.path.join(out, task_id, when)
+            shutil.rmtree(target, ignore_errors=True)
+            shutil.copytree(os.path.join(folder, "items", task_id, "0"), target,
+                            ignore=shutil.ignore_patterns("revision"))
+    return flawed
+
+
 def warm_start_for_quick(out: str, steps: int) -> str:
     """--quick without --warm_start: a short warm start of its own (reused when present)."""
     workdir = os.path.join(out, "warm_start")
@@ -232,6 +253,9 @@ def main() -> None:
     with open(os.path.join(args.out, "results.md"), "w", encoding="utf-8") as f:
         f.write(markdown + "\n")
     plot(results, rollouts_per_step, os.path.join(args.out, "curves.png"))
+    if "sdpo" in args.arms:
+        export_examples(os.path.join(args.out, Run("sdpo", 0).name),
+                        os.path.join(args.out, "examples"))
     print(markdown)
     arms = {arm: {"mean": statistics.fmean(final(r)), "min": min(final(r)), "max": max(final(r)),
                   "seeds": len(r)} for arm, r in results.items()}

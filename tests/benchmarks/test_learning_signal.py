@@ -68,3 +68,24 @@ def test_rollouts_fraction_is_the_first_step_reaching_grpos_final_rate():
     flat = [_record({0: 0.2, 60: 0.2})]
     assert signal.rollouts_fraction(sdpo, flat, grpo_steps=60) is None, "GRPO never improved"
     assert signal.best_grpo_lr({1e-4: grpo[:1], 3e-4: grpo[1:]}) == 1e-4
+
+
+def test_examples_are_the_first_flawed_tasks_before_and_the_same_tasks_after(tmp_path):
+    run = tmp_path / "sdpo" / "seed_0"
+    for step, flawed in (("step_000000", {"t1", "t3", "t4"}), ("step_000030", set())):
+        folder = run / "eval" / step
+        items = []
+        for task in ("t0", "t1", "t2", "t3", "t4"):
+            attempt = folder / "items" / task / "0"
+            (attempt / "revision").mkdir(parents=True)
+            (attempt / "program.py").write_text(f"# {task} at {step}\n")
+            items.append({"task_id": task, "sample": 0, "defect_free": task not in flawed})
+        (folder / "summary.json").write_text(json.dumps({"summary": {}, "items": items}))
+    chosen = signal.export_examples(str(run), str(tmp_path / "examples"), count=2)
+    assert chosen == ["t1", "t3"]
+    for task in chosen:
+        assert (tmp_path / "examples" / task / "before" / "program.py").read_text() == \
+            f"# {task} at step_000000\n"
+        assert (tmp_path / "examples" / task / "after" / "program.py").read_text() == \
+            f"# {task} at step_000030\n"
+        assert not (tmp_path / "examples" / task / "before" / "revision").exists()
