@@ -206,6 +206,8 @@ def main() -> None:
     parser.add_argument("--steps", type=int, help="train steps (default: the arm config's)")
     parser.add_argument("--eval_count", type=int, help="held-out tasks (default: the config's 200)")
     parser.add_argument("--grpo_lrs", type=float, nargs="*", default=[3e-5, 1e-4, 3e-4])
+    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                        help="a config override for every arm, e.g. optim.learning_rate=1e-5")
     parser.add_argument("--quick", action="store_true",
                         help="sdpo and grpo, one seed, 6 steps, 32 eval tasks, no sweep")
     args = parser.parse_args()
@@ -219,6 +221,7 @@ def main() -> None:
         common += (f"--config.eval.count={args.eval_count}",)
     if args.steps:
         common += (f"--config.train.num_steps={args.steps}",)
+    common += tuple(f"--config.{override}" for override in args.set)
     warm_start = args.warm_start or (warm_start_for_quick(args.out, 40) if args.quick else None)
     if not warm_start or not os.path.isdir(warm_start):
         raise SystemExit(f"--warm_start {warm_start!r} is not a folder: train one with "
