@@ -205,7 +205,7 @@ def main() -> None:
     parser.add_argument("--ablation_seeds", type=int, default=2)
     parser.add_argument("--steps", type=int, help="train steps (default: the arm config's)")
     parser.add_argument("--eval_count", type=int, help="held-out tasks (default: the config's 200)")
-    parser.add_argument("--grpo_lrs", type=float, nargs="*", default=[3e-5, 1e-4, 3e-4])
+    parser.add_argument("--grpo_lrs", type=float, nargs="*", default=[3e-6, 1e-5, 3e-5])
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                         help="a config override for every arm, e.g. optim.learning_rate=1e-5")
     parser.add_argument("--quick", action="store_true",

@@ -12,7 +12,9 @@ from configs import default
 def get_config():
     c = default.get_config()
     c.rollout.update(dict(prompts_per_step=4, group_size=4))
-    c.optim.update(dict(learning_rate=1e-4, warmup_steps=2))
+    # 1e-4 collapses the warm-started toy policy within 20 steps (README "Does the loop make the
+    # policy better?"): a fresh Adam takes sign-like steps on noisy 16-rollout gradients.
+    c.optim.update(dict(learning_rate=1e-5, warmup_steps=2))
     c.train.update(dict(num_steps=60, checkpoint_every=10, plot_every=10))
     c.eval.update(dict(every=20, path="synthetic:test", count=200))
     return c
