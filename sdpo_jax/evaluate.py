@@ -34,6 +34,8 @@ from absl import app, flags
 from absl import logging as absl_logging
 from ml_collections import config_flags
 
+from sdpo_jax.judge import ChartJudge, JudgeConfig
+
 _CONFIG = config_flags.DEFINE_config_file("config", None, "ml_collections config file")
 _CHECKPOINT = flags.DEFINE_string("checkpoint", None, "checkpoint folder of the policy")
 _DATA = flags.DEFINE_string("data", None, "data source: JSONL path or synthetic:<split>[:<n>] "
@@ -65,33 +67,39 @@ DEFAULT_COUNT = 200
 
 @dataclasses.dataclass(frozen=True)
 class Scoring:
-    """What a benchmark evaluation adds: the benchmark, the judge and the CLIP model."""
+    """What a benchmark evaluation adds: the benchmark, the judge (ChartMimic's High) and the
+    CLIP folder (Design2Code's CLIP)."""
 
     benchmark: str | None = None
-    judge_url: str | None = None
-    judge_model: str | None = None
-    judge_key_env: str = "OPENAI_API_KEY"
+    judge: JudgeConfig | None = None
     clip_model: str | None = None
 
-    def judge(self):
-        from sdpo_jax.judge import ChartJudge, JudgeConfig
-        if not (self.judge_url or self.judge_model):
-            return None
-        if not (self.judge_url and self.judge_model):
+    @classmethod
+    def from_flags(cls, benchmark: str | None, judge_url: str | None, judge_model: str | None,
+                   judge_key_env: str, clip_model: str | None) -> "Scoring":
+        if bool(judge_url) != bool(judge_model):
             raise ValueError("a judge needs both --judge-url and --judge-model")
-        return ChartJudge(JudgeConfig(url=self.judge_url, model=self.judge_model,
-                                      api_key_env=self.judge_key_env))
+        judge = JudgeConfig(url=judge_url, model=judge_model, api_key_env=judge_key_env) \
+            if judge_url else None
+        return cls(benchmark, judge, clip_model)
 
-    def clip(self):
-        from sdpo_jax.benchmark_scores import PageClip
-        from sdpo_jax.clip_score import ClipScorer
-        if not self.clip_model:
-            return None
-        if not os.path.isdir(self.clip_model):
+    def check(self) -> None:
+        if self.judge is not None and self.benchmark != "chartmimic":
+            raise ValueError("the judge gives ChartMimic's High column: use it with "
+                             "--benchmark=chartmimic")
+        if self.clip_model and self.benchmark != "design2code":
+            raise ValueError("--clip-model gives Design2Code's CLIP column: use it with "
+                             "--benchmark=design2code")
+        if self.clip_model and not os.path.isdir(self.clip_model):
             raise FileNotFoundError(f"--clip-model={self.clip_model} is not a folder: give a "
                                     f"local Hugging Face CLIP folder (config.json, "
                                     f"model.safetensors, preprocessor_config.json)")
-        return PageClip(ClipScorer.from_folder(self.clip_model))
+
+    def clip(self):
+        """Design2Code's CLIP column (loads the model), or None without a CLIP folder."""
+        from sdpo_jax.benchmark_scores import PageClip
+        from sdpo_jax.clip_score import ClipScorer
+        return PageClip(ClipScorer.from_folder(self.clip_model)) if self.clip_model else None
 
 
 def evaluate(config, *, checkpoint: str | None, data: str | None, data_format: str | None,
@@ -106,6 +114,7 @@ def evaluate(config, *, checkpoint: str | None, data: str | None, data_format: s
     from sdpo_jax.run_config import RunConfig
     from sdpo_jax.targets import TargetImages
 
+    scoring.check()
     rc = RunConfig.from_config(config)
     if checkpoint:
         rc = dataclasses.replace(rc, model=dataclasses.replace(rc.model, checkpoint=checkpoint))
@@ -126,18 +135,13 @@ def evaluate(config, *, checkpoint: str | None, data: str | None, data_format: s
                          "--with_feedback and --samples (they need a model)")
     count = count if count is not None else (None if bench else DEFAULT_COUNT)
     tasks = list(load_tasks(Source(data, data_format, 1.0))[:count])
-    if (scoring.judge_url or scoring.judge_model) and scoring.benchmark != "chartmimic":
-        raise ValueError("the judge gives ChartMimic's High column: use it with "
-                         "--benchmark=chartmimic")
-    if scoring.clip_model and scoring.benchmark != "design2code":
-        raise ValueError("--clip-model gives Design2Code's CLIP column: use it with "
-                         "--benchmark=design2code")
-    judge, clip = scoring.judge(), scoring.clip()
+    judge = ChartJudge(scoring.judge) if scoring.judge else None
+    clip = scoring.clip()
     scorer = benchmark_scores.BenchmarkScorer(bench, judge, clip) if bench else None
     store = ItemStore(out, {
         "candidate": candidate, "checkpoint": rc.model.checkpoint if candidate == "model"
         else None, "data": data, "format": data_format, "benchmark": scoring.benchmark,
-        "judge": scoring.judge_model, "clip_model": scoring.clip_model,
+        "judge": scoring.judge and scoring.judge.model, "clip_model": scoring.clip_model,
         **(dataclasses.asdict(eval_config) if candidate == "model" else {})})
     samples = eval_config.samples
     todo = [t for t in tasks if not store.done(t, samples)]
@@ -212,8 +216,9 @@ def main(argv) -> int:
                            overrides=dict(samples=_SAMPLES.value, temperature=_TEMPERATURE.value,
                                           with_feedback=_WITH_FEEDBACK.value),
                            candidate=_CANDIDATE.value,
-                           scoring=Scoring(_BENCHMARK.value, _JUDGE_URL.value, _JUDGE_MODEL.value,
-                                           _JUDGE_KEY_ENV.value, _CLIP_MODEL.value))
+                           scoring=Scoring.from_flags(
+                               _BENCHMARK.value, _JUDGE_URL.value, _JUDGE_MODEL.value,
+                               _JUDGE_KEY_ENV.value, _CLIP_MODEL.value))
     except (ConfigError, ModelConfigError, DataError, FileNotFoundError, ValueError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
