@@ -106,19 +106,49 @@ def evaluate(config, *, checkpoint: str | None, data: str | None, data_format: s
              out: str, count: int | None, overrides: dict, candidate: str = "model",
              scoring: Scoring = Scoring()) -> dict:
     """Run the evaluation (see the module docstring); returns the summary."""
-    from envs.pool import EnvPool
     from sdpo_jax import benchmark_scores
-    from sdpo_jax.data import GENERATED, Source, load_tasks
-    from sdpo_jax.evaluation import (EvalReport, ItemStore, judge_replies, reference_replies,
-                                     summarise, summary_table, write_summary)
+    from sdpo_jax.data import Source, load_tasks
+    from sdpo_jax.evaluation import ItemStore, summarise, summary_table, write_summary
     from sdpo_jax.run_config import RunConfig
-    from sdpo_jax.targets import TargetImages
 
     scoring.check()
     rc = RunConfig.from_config(config)
     if checkpoint:
         rc = dataclasses.replace(rc, model=dataclasses.replace(rc.model, checkpoint=checkpoint))
     bench = benchmark_scores.benchmark(scoring.benchmark) if scoring.benchmark else None
+    data, data_format = _source(data, data_format, bench)
+    eval_config = dataclasses.replace(rc.eval, **{k: v for k, v in overrides.items()
+                                                  if v is not None})
+    if candidate == "reference" and (eval_config.with_feedback or eval_config.samples != 1):
+        raise ValueError("--candidate=reference scores each reference once: drop "
+                         "--with_feedback and --samples (they need a model)")
+    count = count if count is not None else (None if bench else DEFAULT_COUNT)
+    tasks = list(load_tasks(Source(data, data_format, 1.0))[:count])
+    store = ItemStore(out, {
+        "candidate": candidate, "checkpoint": rc.model.checkpoint if candidate == "model"
+        else None, "data": data, "format": data_format, "benchmark": scoring.benchmark,
+        "judge": scoring.judge and scoring.judge.model, "clip_model": scoring.clip_model,
+        **(dataclasses.asdict(eval_config) if candidate == "model" else {})})
+    todo = [t for t in tasks if not store.done(t, eval_config.samples)]
+    logging.info("%d of %d tasks already evaluated in %s; %d to go", len(tasks) - len(todo),
+                 len(tasks), out, len(todo))
+    if todo:
+        _evaluate_items(rc, eval_config, tasks, todo, out, candidate, scoring, bench)
+    rows = store.rows(tasks, eval_config.samples)
+    summary = summarise(rows)
+    markdown = summary_table(summary)
+    if bench is not None:
+        summary |= benchmark_scores.aggregate(bench, rows)
+        label = "reference" if candidate == "reference" else rc.model.checkpoint or "model"
+        markdown = (f"{benchmark_scores.paper_table(bench, summary, label)}\n\n"
+                    f"{summary_table(summary)}")
+    write_summary(out, summary, rows, markdown)
+    return summary | {"table": markdown, "data": data}
+
+
+def _source(data: str | None, data_format: str | None, bench) -> tuple[str, str]:
+    """The data source and its format: as given, else the benchmark's, else synthetic."""
+    from sdpo_jax.data import GENERATED
     data = data or (bench.default_data() if bench else None)
     if data is None:
         raise ValueError("--data is needed (a JSONL file or synthetic:<split>[:<count>]), or "
@@ -128,41 +158,35 @@ def evaluate(config, *, checkpoint: str | None, data: str | None, data_format: s
     if data_format is None:
         raise ValueError(f"--format is needed for {data}: one of the formats of "
                          f"envs.registry.FORMATS (e.g. chartmimic)")
-    eval_config = dataclasses.replace(rc.eval, **{k: v for k, v in overrides.items()
-                                                  if v is not None})
-    if candidate == "reference" and (eval_config.with_feedback or eval_config.samples != 1):
-        raise ValueError("--candidate=reference scores each reference once: drop "
-                         "--with_feedback and --samples (they need a model)")
-    count = count if count is not None else (None if bench else DEFAULT_COUNT)
-    tasks = list(load_tasks(Source(data, data_format, 1.0))[:count])
+    return data, data_format
+
+
+def _evaluate_items(rc, eval_config, tasks, todo, out: str, candidate: str, scoring: Scoring,
+                    bench) -> None:
+    """Answer, judge and score `todo` (of `tasks`) a sampler call's worth at a time, writing
+    each finished chunk's items before the next starts (what a resumed run keeps)."""
+    from envs.pool import EnvPool
+    from sdpo_jax.benchmark_scores import BenchmarkScorer
+    from sdpo_jax.evaluation import EvalReport, judge_replies, reference_replies
+    from sdpo_jax.targets import TargetImages
+
     judge = ChartJudge(scoring.judge) if scoring.judge else None
     clip = scoring.clip()
-    scorer = benchmark_scores.BenchmarkScorer(bench, judge, clip) if bench else None
-    store = ItemStore(out, {
-        "candidate": candidate, "checkpoint": rc.model.checkpoint if candidate == "model"
-        else None, "data": data, "format": data_format, "benchmark": scoring.benchmark,
-        "judge": scoring.judge and scoring.judge.model, "clip_model": scoring.clip_model,
-        **(dataclasses.asdict(eval_config) if candidate == "model" else {})})
-    samples = eval_config.samples
-    todo = [t for t in tasks if not store.done(t, samples)]
-    logging.info("%d of %d tasks already evaluated in %s; %d to go", len(tasks) - len(todo),
-                 len(tasks), out, len(todo))
+    scorer = BenchmarkScorer(bench, judge, clip) if bench else None
     try:
         with EnvPool(rc.env.num_workers, rc.env.domains, item_timeout_s=rc.env.timeout_s) as pool:
             targets = TargetImages(pool, rc.shows_targets or bench is not None)
             if candidate == "reference":
                 def attempt(chunk):
                     return EvalReport(judge_replies(pool, chunk, reference_replies(chunk)), {})
-                needs_targets = judge is not None
             else:
                 evaluator, model = _model_evaluator(rc, pool, eval_config)
-
                 position = {t.task_id: i for i, t in enumerate(tasks)}
 
                 def attempt(chunk):  # seeded by where the chunk starts in the source
                     return evaluator(model, chunk, targets(chunk),
                                      seed=rc.seed + position[chunk[0].task_id])
-                needs_targets = True
+            needs_targets = candidate == "model" or judge is not None
             step = eval_config.prompts_per_call
             for start in range(0, len(todo), step):
                 chunk = todo[start:start + step]
@@ -175,16 +199,6 @@ def evaluate(config, *, checkpoint: str | None, data: str | None, data_format: s
     finally:
         if clip is not None:
             clip.close()
-    rows = store.rows(tasks, samples)
-    summary = summarise(rows)
-    markdown = summary_table(summary)
-    if bench is not None:
-        summary |= benchmark_scores.aggregate(bench, rows)
-        label = "reference" if candidate == "reference" else rc.model.checkpoint or "model"
-        markdown = (f"{benchmark_scores.paper_table(bench, summary, label)}\n\n"
-                    f"{summary_table(summary)}")
-    write_summary(out, summary, rows, markdown)
-    return summary | {"table": markdown, "data": data}
 
 
 def _model_evaluator(rc, pool, eval_config):
