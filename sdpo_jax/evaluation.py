@@ -35,8 +35,8 @@ from PIL import Image
 from envs.check import overlay
 from envs.code_extract import ExtractedCode
 from envs.feedback import Feedback
-from envs.program import statements
 from envs.pool import EnvPool
+from envs.program import statements
 from envs.registry import spec as domain_spec
 from envs.task import Task
 from models.qwen3_vl.processor import ProcessedChat, Qwen3VLProcessor

@@ -24,8 +24,8 @@ chart cannot reach the maximum. With a target, fidelity = ChartMimic's low-level
 the text, layout, type and colour F1s) scaled by the pixel similarity to the target's render
 (`envs.pixels.similarity`, full credit from PIXEL_FULL_CREDIT), so a blank, covered or pasted
 render cannot score as the reference; `chartmimic_<view>` and `chartmimic_fidelity` are the same
-F1s under ChartMimic's own empty-view rule, unscaled (the benchmark's Low column). A failed program gets reward 0. One instance per worker;
-not thread-safe. Never imports jax.
+F1s under ChartMimic's own empty-view rule, unscaled (the benchmark's Low column). A failed
+program gets reward 0. One instance per worker; not thread-safe. Never imports jax.
 """
 from __future__ import annotations
 
