@@ -63,6 +63,7 @@ _CLIP_MODEL = flags.DEFINE_string("clip-model", None, "Design2Code CLIP: a local
                                   "CLIP folder (openai/clip-vit-base-patch32 as published)")
 flags.mark_flags_as_required(["config", "out"])
 DEFAULT_COUNT = 200
+log = logging.getLogger("sdpo_jax.evaluate")  # __name__ is __main__ under -m
 
 
 @dataclasses.dataclass(frozen=True)
@@ -130,7 +131,7 @@ def evaluate(config, *, checkpoint: str | None, data: str | None, data_format: s
         "judge": scoring.judge and scoring.judge.model, "clip_model": scoring.clip_model,
         **(dataclasses.asdict(eval_config) if candidate == "model" else {})})
     todo = [t for t in tasks if not store.done(t, eval_config.samples)]
-    logging.info("%d of %d tasks already evaluated in %s; %d to go", len(tasks) - len(todo),
+    log.info("%d of %d tasks already evaluated in %s; %d to go", len(tasks) - len(todo),
                  len(tasks), out, len(todo))
     if todo:
         _evaluate_items(rc, eval_config, tasks, todo, out, candidate, scoring, bench)
@@ -195,7 +196,7 @@ def _evaluate_items(rc, eval_config, tasks, todo, out: str, candidate: str, scor
                     scorer(chunk, report.attempts,
                            targets(chunk) if needs_targets else [None] * len(chunk))
                 report.write_items(out)
-                logging.info("evaluated %d of %d tasks", start + len(chunk), len(todo))
+                log.info("evaluated %d of %d tasks", start + len(chunk), len(todo))
     finally:
         if clip is not None:
             clip.close()
@@ -217,9 +218,8 @@ def _model_evaluator(rc, pool, eval_config):
 
 def main(argv) -> int:
     del argv
-    absl_logging.set_verbosity(absl_logging.WARNING)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s",
-                        stream=sys.stderr)
+    absl_logging.set_verbosity(absl_logging.WARNING)  # orbax is loud at INFO
+    logging.getLogger("sdpo_jax").setLevel(logging.INFO)  # but our progress lines are wanted
     from models.qwen3_vl.config import ConfigError as ModelConfigError
     from sdpo_jax.data import DataError
     from sdpo_jax.run_config import ConfigError
