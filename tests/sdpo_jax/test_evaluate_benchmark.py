@@ -167,7 +167,7 @@ def test_the_references_are_the_ceiling_on_the_data_folder(name, benchmark_file,
         assert 0 < summary[f"{name}/mean"] <= 1
 
 
-@pytest.mark.slow  # 23 s on the shared 2-core machine: torch, a tiny CLIP and two browsers
+@pytest.mark.slow  # 15-23 s on the shared 2-core machine: torch, a tiny CLIP, two browsers
 def test_clip_scores_a_reference_page_1_against_itself(tmp_path):
     pytest.importorskip("torch")
     sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), os.pardir,
