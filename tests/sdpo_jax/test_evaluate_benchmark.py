@@ -182,3 +182,17 @@ def test_clip_scores_a_reference_page_1_against_itself(tmp_path):
                    clip_model=str(tmp_path / "clip"))
     assert summary["design2code/clip"] == pytest.approx(1.0, abs=1e-5)
     assert summary["design2code/block"] == 1.0
+
+
+@pytest.mark.slow  # builds and compiles the tiny model's sampler
+def test_a_model_candidate_is_sampled_and_scored_through_the_command_path(tmp_path):
+    data = _write_jsonl(tmp_path / "charts.jsonl", [{"id": "a", "code": BAR},
+                                                    {"id": "b", "code": BARE}])
+    summary = evaluate(_config(), checkpoint=None, data=data, data_format=None,
+                       out=str(tmp_path / "eval"), count=None,
+                       overrides={"max_new_tokens": 8, "prompts_per_call": 2},
+                       scoring=Scoring("chartmimic"))
+    assert summary["attempts"] == 2 and summary["response_tokens"] > 0
+    rows = json.loads((tmp_path / "eval" / "summary.json").read_text())["items"]
+    assert [set(r["benchmark"]) >= {"exec", "low", "high", "overall"} for r in rows] == [True] * 2
+    assert summary["chartmimic/high"] is None
