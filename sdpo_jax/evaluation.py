@@ -11,6 +11,13 @@ that failed or has defects gets a second attempt whose prompt is the teacher's (
 the privileged context of the first attempt: render, defect table with lines, or error log, by
 sdpo_jax.teacher_context): the policy as its own teacher. Its "teacher uplift" is how much the
 defect-free rate rises when those revisions replace the flawed first attempts.
+
+Fixed programs are judged the same way (`Evaluator.judge`, or `judge_replies` without a model):
+`reference_replies` makes each task's own reference its reply, the ceiling of a benchmark.
+Everything summarised is read from per-item rows (`Attempt.scores()`), which `EvalReport.write`
+stores in each item's folder as `scores.json`, written last: `ItemStore` finds the items a
+previous, interrupted evaluation finished, so the `evaluate` command resumes without re-running
+them and summarises old and new rows alike.
 """
 from __future__ import annotations
 
@@ -19,15 +26,17 @@ import json
 import math
 import os
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 import numpy as np
 from PIL import Image
 
 from envs.check import overlay
+from envs.code_extract import ExtractedCode
 from envs.feedback import Feedback
 from envs.pool import EnvPool
+from envs.program import statements
 from envs.registry import spec as domain_spec
 from envs.task import Task
 from models.qwen3_vl.processor import ProcessedChat, Qwen3VLProcessor
@@ -38,6 +47,8 @@ from sdpo_jax.sampling import Sampling
 from sdpo_jax.teacher_context import TeacherContextConfig, student_messages, teacher_messages
 
 PROGRAM_SUFFIX = {"python": ".py", "html": ".html"}
+SCORES_FILE = "scores.json"  # an item's row, written after everything else of the item
+RUN_FILE = "run.json"        # what an evaluation folder holds, checked when it is resumed
 
 
 @dataclasses.dataclass(frozen=True)
@@ -70,19 +81,22 @@ class Attempt:
     language: str
     reply: Reply
     feedback: Feedback
+    benchmark: dict[str, Any] = dataclasses.field(default_factory=dict)  # its paper columns
 
     @property
     def defect_free(self) -> bool:
         return self.feedback.ok and not self.feedback.defects
 
     def scores(self) -> dict[str, Any]:
+        """The attempt's row: everything the summary reads (resumed items are rows only)."""
         f = self.feedback
-        return {"task_id": self.task_id, "sample": self.sample, "ok": f.ok,
-                "defect_free": self.defect_free, "reward": float(f.reward),
-                "fidelity": f.reward_parts.get("fidelity"),
-                "defect_kinds": sorted({d.kind for d in f.defects}),
-                "error": None if f.error is None else f.error.to_json(),
-                "response_tokens": int(len(self.reply.token_ids))}
+        row = {"task_id": self.task_id, "sample": self.sample, "ok": f.ok,
+               "defect_free": self.defect_free, "reward": float(f.reward),
+               "fidelity": f.reward_parts.get("fidelity"),
+               "defect_kinds": sorted({d.kind for d in f.defects}),
+               "error": None if f.error is None else f.error.to_json(),
+               "response_tokens": int(len(self.reply.token_ids))}
+        return row | ({"benchmark": self.benchmark} if self.benchmark else {})
 
 
 @dataclasses.dataclass
@@ -92,63 +106,153 @@ class EvalReport:
     attempts: list[Attempt]
     revisions: dict[tuple[str, int], Attempt]
 
+    def rows(self) -> list[dict[str, Any]]:
+        """One row per first attempt, its revision's row under "revision"."""
+        rows = []
+        for attempt in self.attempts:
+            revision = self.revisions.get((attempt.task_id, attempt.sample))
+            rows.append(attempt.scores() | ({} if revision is None
+                                            else {"revision": revision.scores()}))
+        return rows
+
     @property
     def summary(self) -> dict[str, float | None]:
-        return summarise(self.attempts, self.revisions)
+        return summarise(self.rows())
 
     def table(self) -> str:
-        """The summary as a markdown table (one row per figure)."""
-        rows = ["| figure | value |", "|---|---|"]
-        for name, value in self.summary.items():
-            rows.append(f"| {name} | {value:.3f} |" if isinstance(value, float)
-                        else f"| {name} | {value} |")
-        return "\n".join(rows)
+        return summary_table(self.summary)
 
     def write(self, out: str) -> None:
-        """summary.json, summary.md, and per attempt its program, render, defect overlay and
-        feedback under items/<task>/<sample>[/revision]."""
-        os.makedirs(out, exist_ok=True)
-        for attempt in self.attempts:
-            folder = os.path.join(out, "items", _safe(attempt.task_id), str(attempt.sample))
+        """Every item (`write_items`), then summary.json and summary.md."""
+        self.write_items(out)
+        write_summary(out, self.summary, self.rows(), self.table())
+
+    def write_items(self, out: str) -> None:
+        """Per attempt its program, render, defect overlay and feedback under
+        items/<task>/<sample>[/revision], and last its row (scores.json: the item is done)."""
+        for attempt, row in zip(self.attempts, self.rows()):
+            folder = item_folder(out, attempt.task_id, attempt.sample)
             _write_attempt(folder, attempt)
             revision = self.revisions.get((attempt.task_id, attempt.sample))
             if revision is not None:
                 _write_attempt(os.path.join(folder, "revision"), revision)
-        with open(os.path.join(out, "summary.json"), "w", encoding="utf-8") as f:
-            json.dump({"summary": self.summary,
-                       "items": [a.scores() for a in self.attempts]}, f, indent=1)
-        with open(os.path.join(out, "summary.md"), "w", encoding="utf-8") as f:
-            f.write(self.table() + "\n")
+            _write_json(os.path.join(folder, SCORES_FILE), row)
 
 
-def summarise(attempts: Sequence[Attempt], revisions: dict[tuple[str, int], Attempt]
-              ) -> dict[str, float | None]:
+def summary_table(summary: dict[str, Any]) -> str:
+    """A summary as a markdown table (one row per figure)."""
+    rows = ["| figure | value |", "|---|---|"]
+    for name, value in summary.items():
+        rows.append(f"| {name} | {value:.3f} |" if isinstance(value, float)
+                    else f"| {name} | {value} |")
+    return "\n".join(rows)
+
+
+def write_summary(out: str, summary: dict[str, Any], rows: Sequence[dict[str, Any]],
+                  markdown: str) -> None:
+    """summary.json (the summary and every item's row) and summary.md."""
+    _write_json(os.path.join(out, "summary.json"), {"summary": summary, "items": list(rows)})
+    with open(os.path.join(out, "summary.md"), "w", encoding="utf-8") as f:
+        f.write(markdown + "\n")
+
+
+def summarise(rows: Sequence[dict[str, Any]]) -> dict[str, float | None]:
     """Execution rate, defect-free rate, each defect kind's rate (share of attempts with at
-    least one defect of that kind), mean fidelity (over attempts that report one), reward and
-    response length (fidelity None when no attempt reports one); with revisions, the defect-free rate when they replace the flawed first
-    attempts and its rise over the plain one (the teacher uplift)."""
-    n = max(len(attempts), 1)
-    kinds = Counter(kind for a in attempts for kind in {d.kind for d in a.feedback.defects})
-    fidelity = [a.feedback.reward_parts["fidelity"] for a in attempts
-                if "fidelity" in a.feedback.reward_parts]
-    out = {"attempts": len(attempts),
-           "exec_rate": sum(a.feedback.ok for a in attempts) / n,
-           "defect_free_rate": sum(a.defect_free for a in attempts) / n,
+    least one defect of that kind), mean fidelity (over attempts that report one; None when
+    none does), reward and response length; with revisions (a row's "revision"), the
+    defect-free rate when they replace the flawed first attempts and its rise over the plain
+    one (the teacher uplift)."""
+    n = max(len(rows), 1)
+    kinds = Counter(kind for row in rows for kind in row["defect_kinds"])
+    fidelity = [row["fidelity"] for row in rows if row["fidelity"] is not None]
+    out = {"attempts": len(rows),
+           "exec_rate": sum(row["ok"] for row in rows) / n,
+           "defect_free_rate": sum(row["defect_free"] for row in rows) / n,
            "fidelity": float(np.mean(fidelity)) if fidelity else None,
-           "reward": float(np.mean([a.feedback.reward for a in attempts])) if attempts else 0.0,
-           "response_tokens": float(np.mean([len(a.reply.token_ids) for a in attempts]))
-           if attempts else 0.0}
+           "reward": float(np.mean([row["reward"] for row in rows])) if rows else 0.0,
+           "response_tokens": float(np.mean([row["response_tokens"] for row in rows]))
+           if rows else 0.0}
     out.update({f"defect_rate/{kind}": count / n for kind, count in sorted(kinds.items())})
+    revisions = [row["revision"] for row in rows if "revision" in row]
     if revisions:
-        fixed = [revisions.get((a.task_id, a.sample)) for a in attempts]
-        with_feedback = sum(a.defect_free or (r is not None and r.defect_free)
-                            for a, r in zip(attempts, fixed)) / n
+        with_feedback = sum(row["defect_free"] or row.get("revision", {}).get("defect_free", False)
+                            for row in rows) / n
         out.update({"revised": len(revisions),
-                    "revision_defect_free_rate": sum(r.defect_free for r in revisions.values())
+                    "revision_defect_free_rate": sum(r["defect_free"] for r in revisions)
                     / len(revisions),
                     "defect_free_rate_with_feedback": with_feedback,
                     "teacher_uplift": with_feedback - out["defect_free_rate"]})
     return out
+
+
+def reference_replies(tasks: Sequence[Task]) -> list[Reply]:
+    """Each task's own reference program or page as its one reply (no tokens): scored as a
+    candidate it is a benchmark's ceiling. A task without a reference answers nothing (an empty
+    program, which its env records as a failed item)."""
+    replies = []
+    for index, task in enumerate(tasks):
+        code = task.target or ""
+        language = domain_spec(task.domain).language
+        replies.append(Reply(prompt_index=index, token_ids=np.zeros(0, np.int32), text=code,
+                             token_spans=(), program=ExtractedCode(code, 0, False, 0),
+                             statements=tuple(statements(code, language)),
+                             token_lines=np.zeros(0, np.int32)))
+    return replies
+
+
+def judge_replies(pool: EnvPool, tasks: Sequence[Task], replies: Sequence[Reply]
+                  ) -> list[Attempt]:
+    """Each reply's program judged by the env pool (a reply answers tasks[reply.prompt_index];
+    a task's replies are its samples 0, 1, ... in order)."""
+    feedbacks = pool.map([(tasks[r.prompt_index], r.program.code) for r in replies])
+    seen: Counter[int] = Counter()
+    attempts = []
+    for reply, feedback in zip(replies, feedbacks):
+        task = tasks[reply.prompt_index]
+        attempts.append(Attempt(task.task_id, seen[reply.prompt_index],
+                                domain_spec(task.domain).language, reply, feedback))
+        seen[reply.prompt_index] += 1
+    return attempts
+
+
+class ItemStore:
+    """The finished items of an evaluation folder, for resuming it. `identity` says what the
+    folder evaluates (candidate, data, settings); a folder written for another identity is
+    refused rather than mixed."""
+
+    def __init__(self, out: str, identity: dict[str, Any]):
+        self.out = out
+        path = os.path.join(out, RUN_FILE)
+        if os.path.isfile(path):
+            with open(path, encoding="utf-8") as f:
+                previous = json.load(f)
+            changed = sorted(k for k in previous.keys() | identity.keys()
+                             if previous.get(k) != identity.get(k))
+            if changed:
+                what = "; ".join(f"{k}: {previous.get(k)!r} there, {identity.get(k)!r} now"
+                                 for k in changed)
+                raise ValueError(f"{out} holds an evaluation of another run ({what}); give a "
+                                 f"new --out, or delete the folder to start over")
+        else:
+            os.makedirs(out, exist_ok=True)
+            _write_json(path, identity)
+
+    def row(self, task_id: str, sample: int) -> dict[str, Any] | None:
+        """The item's row if a previous run finished it (an unreadable one counts as not)."""
+        try:
+            with open(os.path.join(item_folder(self.out, task_id, sample), SCORES_FILE),
+                      encoding="utf-8") as f:
+                return json.load(f)
+        except (OSError, ValueError):
+            return None
+
+    def done(self, task: Task, samples: int) -> bool:
+        return all(self.row(task.task_id, s) is not None for s in range(samples))
+
+    def rows(self, tasks: Iterable[Task], samples: int) -> list[dict[str, Any]]:
+        """The finished rows of `tasks`, in task then sample order."""
+        return [row for t in tasks for s in range(samples)
+                if (row := self.row(t.task_id, s)) is not None]
 
 
 class Evaluator:
@@ -180,20 +284,8 @@ class Evaluator:
         return report
 
     def judge(self, tasks: Sequence[Task], replies: Sequence[Reply]) -> EvalReport:
-        """Judge given replies (each answering tasks[reply.prompt_index]; a task's replies are
-        its samples 0, 1, ... in order): sampled ones, or fixed programs such as the references."""
-        return EvalReport(self._attempts(tasks, replies), {})
-
-    def _attempts(self, tasks: Sequence[Task], replies: Sequence[Reply]) -> list[Attempt]:
-        feedbacks = self.pool.map([(tasks[r.prompt_index], r.program.code) for r in replies])
-        seen: Counter[int] = Counter()
-        attempts = []
-        for reply, feedback in zip(replies, feedbacks):
-            task = tasks[reply.prompt_index]
-            attempts.append(Attempt(task.task_id, seen[reply.prompt_index],
-                                    domain_spec(task.domain).language, reply, feedback))
-            seen[reply.prompt_index] += 1
-        return attempts
+        """Judge given replies (`judge_replies`): sampled ones, or fixed programs."""
+        return EvalReport(judge_replies(self.pool, tasks, replies), {})
 
     def _revise(self, model, tasks, target_images, attempts: list[Attempt], seed: int
                 ) -> dict[tuple[str, int], Attempt]:
@@ -208,7 +300,7 @@ class Evaluator:
                  for t, a in zip(revision_tasks, flawed)]
         replies = self._sample(self.revision_sampler, model, revision_tasks, chats, seed + 1)
         return {(a.task_id, a.sample): dataclasses.replace(revised, sample=a.sample)
-                for a, revised in zip(flawed, self._attempts(revision_tasks, replies))}
+                for a, revised in zip(flawed, judge_replies(self.pool, revision_tasks, replies))}
 
     def _sample(self, sampler: Sampler, model, tasks: Sequence[Task],
                 chats: Sequence[ProcessedChat], seed: int) -> list[Reply]:
@@ -226,13 +318,23 @@ class Evaluator:
         return replies
 
 
+def item_folder(out: str, task_id: str, sample: int) -> str:
+    return os.path.join(out, "items", _safe(task_id), str(sample))
+
+
+def _write_json(path: str, value: Any) -> None:
+    """Written whole or not at all (a crash mid-write leaves no half file to resume from)."""
+    with open(path + ".tmp", "w", encoding="utf-8") as f:
+        json.dump(value, f, indent=1)
+    os.replace(path + ".tmp", path)
+
+
 def _write_attempt(folder: str, attempt: Attempt) -> None:
     os.makedirs(folder, exist_ok=True)
     with open(os.path.join(folder, "program" + PROGRAM_SUFFIX[attempt.language]), "w",
               encoding="utf-8") as f:
         f.write(attempt.reply.program.code)
-    with open(os.path.join(folder, "feedback.json"), "w", encoding="utf-8") as f:
-        json.dump(attempt.feedback.to_json(with_elements=False), f, indent=1)
+    _write_json(os.path.join(folder, "feedback.json"), attempt.feedback.to_json())
     if attempt.feedback.render_png is not None:
         with open(os.path.join(folder, "render.png"), "wb") as f:
             f.write(attempt.feedback.render_png)

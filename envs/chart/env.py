@@ -23,8 +23,9 @@ claims elements the pixels do not show, or leaves ink unaccounted for, so an emp
 chart cannot reach the maximum. With a target, fidelity = ChartMimic's low-level score (mean of
 the text, layout, type and colour F1s) scaled by the pixel similarity to the target's render
 (`envs.pixels.similarity`, full credit from PIXEL_FULL_CREDIT), so a blank, covered or pasted
-render cannot score as the reference. A failed program gets reward 0. One instance per worker;
-not thread-safe. Never imports jax.
+render cannot score as the reference; `chartmimic_<view>` and `chartmimic_fidelity` are the same
+F1s under ChartMimic's own empty-view rule, unscaled (the benchmark's Low column). A failed
+program gets reward 0. One instance per worker; not thread-safe. Never imports jax.
 """
 from __future__ import annotations
 
@@ -192,6 +193,8 @@ class ChartEnv:
                 parts.update(fidelity=0.0, target_error=1.0)
             else:
                 parts.update(metrics.score(recording, target.recording))
+                parts.update({f"chartmimic_{view}": value for view, value in metrics.score(
+                    recording, target.recording, official=True).items()})
                 parts["pixel"] = pixels.similarity(image, target.image)
                 parts["fidelity"] *= min(1.0, parts["pixel"] / PIXEL_FULL_CREDIT)
         terms = {**parts, "cleanliness": parts["cleanliness"] * check.score}

@@ -10,7 +10,7 @@ from envs.pool import EnvPool
 from envs.task import Task
 from models.qwen3_vl.model import Qwen3VL
 from models.qwen3_vl.processor import Qwen3VLProcessor
-from sdpo_jax.evaluation import EvalConfig, Evaluator, summarise
+from sdpo_jax.evaluation import EvalConfig, EvalReport, Evaluator
 from sdpo_jax.model_loading import size_config
 from sdpo_jax.replies import Reply
 
@@ -59,7 +59,7 @@ def test_a_fixed_program_set_gives_a_known_table(world, tmp_path):
         ["low_contrast"]
     item = tmp_path / "items" / "pale_title" / "0"
     assert {p.name for p in item.iterdir()} == {"program.py", "feedback.json", "render.png",
-                                                "defects.png"}
+                                                "defects.png", "scores.json"}
     assert not (tmp_path / "items" / "crash" / "0" / "render.png").exists()
 
 
@@ -72,7 +72,7 @@ def test_uplift_counts_flawed_attempts_fixed_by_their_revision(world):
     fixes = world["evaluator"].judge(tasks, [
         Reply.read(tok, tok.encode(PROGRAMS["clean_bar"]), i, "python") for i in (1, 2)]).attempts
     revisions = {(a.task_id, 0): a for a in fixes}
-    summary = summarise(first, revisions)
+    summary = EvalReport(first, revisions).summary
     assert summary["defect_free_rate_with_feedback"] == 1.0
     assert summary["teacher_uplift"] == 0.5 and summary["revision_defect_free_rate"] == 1.0
 

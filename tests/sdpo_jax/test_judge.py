@@ -3,88 +3,18 @@ starts: good, refused, malformed, slow, flaky and unauthorised replies; no item 
 from __future__ import annotations
 
 import base64
-import http.server
-import json
-import threading
 import time
 
 import pytest
+from judge_server import GEN, REF, Scripted, serve
 
 from sdpo_jax import judge as judge_lib
-
-REF, GEN = b"\x89PNG\r\n\x1a\nreference", b"\x89PNG\r\n\x1a\ngenerated"
-GOOD_REPLY = ("Comments:\n- Chart Types: bars match, 20\n- Layout: 10\n- Text Content: 18\n"
-              "- Data: 15\n- Style: 12\n- Clarity: 10\n\nScore: 85\n")
-
-
-def _completion(content=None, refusal=None, finish="stop") -> dict:
-    return {"choices": [{"index": 0, "finish_reason": finish,
-                         "message": {"role": "assistant", "content": content,
-                                     "refusal": refusal}}]}
-
-
-class _Scripted(http.server.BaseHTTPRequestHandler):
-    """Behaviour chosen by the requested model name; every request is recorded."""
-
-    requests: list[dict] = []
-    calls: dict[str, int] = {}
-
-    def log_message(self, *args):  # keep pytest output clean
-        pass
-
-    def _send(self, code: int, body: bytes, headers: dict | None = None):
-        self.send_response(code)
-        for key, value in (headers or {}).items():
-            self.send_header(key, value)
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
-
-    def do_POST(self):
-        body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
-        self.requests.append({"path": self.path, "auth": self.headers.get("Authorization"),
-                              "body": body})
-        model = body["model"]
-        n = self.calls[model] = self.calls.get(model, 0) + 1
-        reply = lambda payload: self._send(200, json.dumps(payload).encode())  # noqa: E731
-        if model == "good":
-            reply(_completion(GOOD_REPLY))
-        elif model == "markdown":
-            reply(_completion("Score: **91/100**\n(a later Score: 3 does not count)"))
-        elif model == "refuse":
-            reply(_completion(None, refusal="I can't help with that."))
-        elif model == "filtered":
-            reply(_completion("", finish="content_filter"))
-        elif model == "garbage":
-            self._send(200, b"<html>proxy error</html>")
-        elif model == "no-score":
-            reply(_completion("The charts look similar. I would rate it highly."))
-        elif model == "out-of-range":
-            reply(_completion("Score: 250"))
-        elif model == "slow":
-            time.sleep(1.0)
-            reply(_completion(GOOD_REPLY))
-        elif model == "flaky":  # a 503 with Retry-After, then an answer
-            if n == 1:
-                self._send(503, b"overloaded", {"Retry-After": "0"})
-            else:
-                reply(_completion(GOOD_REPLY))
-        elif model == "denied":
-            self._send(401, b'{"error": "bad key"}')
-        else:
-            self._send(404, b"unknown model")
 
 
 @pytest.fixture
 def server():
-    _Scripted.requests, _Scripted.calls = [], {}
-    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Scripted)
-    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{httpd.server_address[1]}/v1"
-    httpd.shutdown()
-    httpd.server_close()
-    thread.join(timeout=5)
+    with serve() as url:
+        yield url
 
 
 def _judge(url: str, model: str, **kw) -> judge_lib.ChartJudge:
@@ -97,7 +27,7 @@ def test_a_good_reply_is_scored_and_the_request_follows_chartmimic(server, monke
     monkeypatch.setenv("TEST_JUDGE_KEY", "sk-test")
     result = _judge(server, "good").judge(REF, GEN)
     assert (result.score, result.reason, result.attempts) == (85.0, None, 1)
-    sent = _Scripted.requests[0]
+    sent = Scripted.requests[0]
     assert sent["path"] == "/v1/chat/completions" and sent["auth"] == "Bearer sk-test"
     content = sent["body"]["messages"][0]["content"]
     assert content[0] == {"type": "text", "text": judge_lib.RUBRIC}
@@ -125,7 +55,7 @@ def test_score_extraction_follows_vlmevalkit():
 def test_bad_replies_give_no_score_a_reason_and_bounded_retries(server, model, reason, attempts):
     result = _judge(server, model).judge(REF, GEN)
     assert result.score is None and reason in result.reason, result
-    assert result.attempts == attempts == _Scripted.calls[model]
+    assert result.attempts == attempts == Scripted.calls[model]
 
 
 def test_a_slow_judge_times_out_and_a_flaky_one_is_retried(server):
