@@ -25,10 +25,12 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import functools
 import logging
 import os
 import sys
 import time
+import types
 
 from absl import app, flags
 from absl import logging as absl_logging
@@ -36,32 +38,6 @@ from ml_collections import config_flags
 
 from sdpo_jax.judge import ChartJudge, JudgeConfig
 
-_CONFIG = config_flags.DEFINE_config_file("config", None, "ml_collections config file")
-_CHECKPOINT = flags.DEFINE_string("checkpoint", None, "checkpoint folder of the policy")
-_DATA = flags.DEFINE_string("data", None, "data source: JSONL path or synthetic:<split>[:<n>] "
-                            "(default with --benchmark: its file in the data folder)")
-_FORMAT = flags.DEFINE_string("format", None, "the data's format (default: synthetic_chart for "
-                              "synthetic: sources, the benchmark's); see envs.registry.FORMATS")
-_OUT = flags.DEFINE_string("out", None, "output folder (an interrupted one is resumed)")
-_COUNT = flags.DEFINE_integer("count", None, "tasks evaluated, the first ones of the source "
-                              "(default: 200; with --benchmark: all)")
-_SAMPLES = flags.DEFINE_integer("samples", None, "attempts per task (default: config.eval)")
-_TEMPERATURE = flags.DEFINE_float("temperature", None, "sampling temperature (0: greedy)")
-_WITH_FEEDBACK = flags.DEFINE_bool("with_feedback", None, "also revise flawed attempts with "
-                                   "their feedback and report the teacher uplift")
-_BENCHMARK = flags.DEFINE_enum("benchmark", None, ["chartmimic", "design2code", "aeslides"],
-                               "score in this benchmark's columns")
-_CANDIDATE = flags.DEFINE_enum("candidate", "model", ["model", "reference"],
-                               "model: the checkpoint's replies; reference: each task's own "
-                               "reference program or page (the ceiling)")
-_JUDGE_URL = flags.DEFINE_string("judge-url", None, "ChartMimic High: the judge's "
-                                 "OpenAI-compatible API base (.../v1)")
-_JUDGE_MODEL = flags.DEFINE_string("judge-model", None, "the judge's model name")
-_JUDGE_KEY_ENV = flags.DEFINE_string("judge-key-env", "OPENAI_API_KEY", "environment variable "
-                                     "holding the judge's API key (none sent if unset)")
-_CLIP_MODEL = flags.DEFINE_string("clip-model", None, "Design2Code CLIP: a local Hugging Face "
-                                  "CLIP folder (openai/clip-vit-base-patch32 as published)")
-flags.mark_flags_as_required(["config", "out"])
 DEFAULT_COUNT = 200
 log = logging.getLogger("sdpo_jax.evaluate")  # __name__ is __main__ under -m
 
@@ -216,7 +192,42 @@ def _model_evaluator(rc, pool, eval_config):
                      unsampleable_ids(model_config, processor.tokenizer), mesh), model
 
 
-def main(argv) -> int:
+def _define_flags() -> types.SimpleNamespace:
+    """The command line; defined only when this module runs as a program, so that importing it
+    (to call `evaluate`) never clashes with another tool's flags in the same process."""
+    defined = types.SimpleNamespace(
+        config=config_flags.DEFINE_config_file("config", None, "ml_collections config file"),
+        checkpoint=flags.DEFINE_string("checkpoint", None, "checkpoint folder of the policy"),
+        data=flags.DEFINE_string("data", None, "data source: JSONL path or "
+                                 "synthetic:<split>[:<n>] (default with --benchmark: its file in "
+                                 "the data folder)"),
+        format=flags.DEFINE_string("format", None, "the data's format (default: synthetic_chart "
+                                   "for synthetic: sources, the benchmark's); see "
+                                   "envs.registry.FORMATS"),
+        out=flags.DEFINE_string("out", None, "output folder (an interrupted one is resumed)"),
+        count=flags.DEFINE_integer("count", None, "tasks evaluated, the first ones of the source "
+                                  "(default: 200; with --benchmark: all)"),
+        samples=flags.DEFINE_integer("samples", None, "attempts per task (default: config.eval)"),
+        temperature=flags.DEFINE_float("temperature", None, "sampling temperature (0: greedy)"),
+        with_feedback=flags.DEFINE_bool("with_feedback", None, "also revise flawed attempts with "
+                                       "their feedback and report the teacher uplift"),
+        benchmark=flags.DEFINE_enum("benchmark", None, ["chartmimic", "design2code", "aeslides"],
+                                   "score in this benchmark's columns"),
+        candidate=flags.DEFINE_enum("candidate", "model", ["model", "reference"],
+                                   "model: the checkpoint's replies; reference: each task's own "
+                                   "reference program or page (the ceiling)"),
+        judge_url=flags.DEFINE_string("judge-url", None, "ChartMimic High: the judge's "
+                                     "OpenAI-compatible API base (.../v1)"),
+        judge_model=flags.DEFINE_string("judge-model", None, "the judge's model name"),
+        judge_key_env=flags.DEFINE_string("judge-key-env", "OPENAI_API_KEY", "environment variable "
+                                         "holding the judge's API key (none sent if unset)"),
+        clip_model=flags.DEFINE_string("clip-model", None, "Design2Code CLIP: a local Hugging Face "
+                                      "CLIP folder (openai/clip-vit-base-patch32 as published)"))
+    flags.mark_flags_as_required(["config", "out"])
+    return defined
+
+
+def main(argv, cli: types.SimpleNamespace) -> int:
     del argv
     absl_logging.set_verbosity(absl_logging.WARNING)  # orbax is loud at INFO
     logging.getLogger("sdpo_jax").setLevel(logging.INFO)  # but our progress lines are wanted
@@ -225,24 +236,27 @@ def main(argv) -> int:
     from sdpo_jax.run_config import ConfigError
     start = time.perf_counter()
     try:
-        summary = evaluate(_CONFIG.value, checkpoint=_CHECKPOINT.value, data=_DATA.value,
-                           data_format=_FORMAT.value, out=_OUT.value, count=_COUNT.value,
-                           overrides=dict(samples=_SAMPLES.value, temperature=_TEMPERATURE.value,
-                                          with_feedback=_WITH_FEEDBACK.value),
-                           candidate=_CANDIDATE.value,
+        summary = evaluate(cli.config.value, checkpoint=cli.checkpoint.value,
+                           data=cli.data.value, data_format=cli.format.value,
+                           out=cli.out.value, count=cli.count.value,
+                           overrides=dict(samples=cli.samples.value,
+                                          temperature=cli.temperature.value,
+                                          with_feedback=cli.with_feedback.value),
+                           candidate=cli.candidate.value,
                            scoring=Scoring.from_flags(
-                               _BENCHMARK.value, _JUDGE_URL.value, _JUDGE_MODEL.value,
-                               _JUDGE_KEY_ENV.value, _CLIP_MODEL.value))
+                               cli.benchmark.value, cli.judge_url.value, cli.judge_model.value,
+                               cli.judge_key_env.value, cli.clip_model.value))
     except (ConfigError, ModelConfigError, DataError, FileNotFoundError, ValueError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
     print(summary.pop("table"))
     data = summary.pop("data")
-    print(f"outputs in {os.path.abspath(_OUT.value)} ({time.perf_counter() - start:.0f} s)")
-    print(json.dumps({"evaluate": data, "benchmark": _BENCHMARK.value,
-                      "candidate": _CANDIDATE.value, "checkpoint": _CHECKPOINT.value, **summary}))
+    print(f"outputs in {os.path.abspath(cli.out.value)} ({time.perf_counter() - start:.0f} s)")
+    print(json.dumps({"evaluate": data, "benchmark": cli.benchmark.value,
+                      "candidate": cli.candidate.value, "checkpoint": cli.checkpoint.value,
+                      **summary}))
     return 0
 
 
 if __name__ == "__main__":
-    app.run(main)
+    app.run(functools.partial(main, cli=_define_flags()))
