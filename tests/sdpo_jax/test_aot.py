@@ -45,7 +45,13 @@ def test_small_config_compiles_for_a_small_tpu_slice():
         assert program["total_bytes"] > program["argument_bytes"] > 0, f"{name}: no bytes"
         assert program["flops"] > 0 and program["roofline_s"] > 0, f"{name}: no costs"
     assert 0 < report["mfu"] < 1 and report["train_step_s"] > 0 and report["rollout_s"] > 0
-    assert report["model_flops"] > 0 and report["fits"]
+    assert report["model_flops"] > 0 and report["fits"] and report["costs"] == "loops"
+    step = report["programs"]["train_step"]
+    assert step["cost_method"] == "loops" and not step["uncounted_loops"]
+    assert step["flops"] > step["xla_flops"], "the layer and chunk loops were counted once"
+    parts = step["loops"]  # the program's own loops and what runs outside them add up
+    assert sum(p["flops"] for p in parts) == pytest.approx(step["flops"], rel=1e-6)
+    assert report["programs"]["rollout"]["uncounted_loops"], "decoding stops on data"
 
 
 def test_abstract_sequences_describe_what_pack_sequences_builds():
