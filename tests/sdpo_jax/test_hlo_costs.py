@@ -56,8 +56,9 @@ def test_a_loop_costs_what_the_same_steps_written_out_cost(matrix):
 
 def test_nested_loops_multiply_and_data_dependent_ones_are_listed(matrix):
     def nested(x):
-        inner = lambda y: jax.lax.scan(lambda c, _: (_layer(c, x), None), y, length=3)[0]  # noqa: E731
-        return jax.lax.fori_loop(0, 4, lambda i, y: inner(y), x)
+        def three_layers(y):
+            return jax.lax.scan(lambda c, _: (_layer(c, x), None), y, length=3)[0]
+        return jax.lax.fori_loop(0, 4, lambda i, y: three_layers(y), x)
 
     def until_small(x):
         return jax.lax.while_loop(lambda y: jnp.sum(y) > 0, lambda y: _layer(y, x), x)
