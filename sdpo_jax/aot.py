@@ -306,6 +306,7 @@ COST_METHODS = {
     "depth": "unrolled at 2 depths per tower, extrapolated",
     "unrolled": "compiled unrolled at full depth",
 }
+_LOGGED_LOOPS = 6  # the program's biggest loops printed under its row
 def depth_variant(config: Qwen3VLConfig, text_layers: int, vision_depth: int) -> Qwen3VLConfig:
     """`config` unrolled with `text_layers` decoder layers and `vision_depth` vision blocks,
     the DeepStack taps on the first blocks. Every block is the same program wherever it sits,
@@ -321,7 +322,8 @@ def depth_variant(config: Qwen3VLConfig, text_layers: int, vision_depth: int) ->
 def extrapolated_costs(rc: RunConfig, config: Qwen3VLConfig, mesh: Mesh) -> Costs:
     """The train step's costs at the config's depths from three small unrolled
     compiles, d = the number of DeepStack taps (>= 1) in both towers:
-    cost(T, V) = cost(d, d) + (T - d) [cost(d+1, d) - cost(d, d)] + (V - d) [cost(d, d+1) - cost(d, d)].
+    cost(T, V) = cost(d, d) + (T - d) [cost(d+1, d) - cost(d, d)]
+                            + (V - d) [cost(d, d+1) - cost(d, d)].
     Loops inside a layer (attention chunks) and outside (the loss) are counted by trip count."""
     d = max(1, len(config.vision.deepstack_visual_indexes))
 
@@ -451,9 +453,6 @@ def run(config: Any, topology: str, programs: tuple[str, ...] = tuple(PROGRAMS),
         log(f"rollout: about {result['rollout_s']:.1f} s (prefill + {rc.rollout.max_new_tokens} "
             f"decode steps of {decode * 1e3:.1f} ms at full cache)")
     return result
-
-
-_LOGGED_LOOPS = 6
 
 
 def _row(r: ProgramReport) -> str:
