@@ -15,19 +15,23 @@ Programs: the train step (student + teacher + loss + AdamW, exactly what `Traine
 rollout (prefill, then decoding the whole budget: the sampler's one program) and one decode
 step at full cache length (its cost times the budget estimates the rollout's decoding time).
 For each, per device: arguments, temporaries, outputs (less what the donated state aliases),
-their total against the chip's HBM and the headroom; FLOPs and HBM bytes the compiler counts;
-a roofline time, max(FLOPs / peak bf16 FLOP/s, bytes / HBM bandwidth), from `CHIPS`. A program
+their total against the chip's HBM and the headroom; FLOPs and HBM bytes accessed per step; a
+roofline time, max(FLOPs / peak bf16 FLOP/s, bytes / HBM bandwidth), from `CHIPS`. A program
 whose temporaries exceed HBM is refused by the TPU compiler; it is reported with the bytes the
-compiler asked for. XLA's cost analysis counts a loop body once (a `lax.scan` over 36 layers
-counts one layer), so when the config scans its layers the train step's costs come from a
-second, unrolled compilation of the same step (its memory figures are not used), or, with
-`--unrolled_costs=false` (an 8B unrolled step takes many CPU-minutes to compile), its time is
-the analytic FLOPs the chips run (remat included) at peak; the rollout's and decode step's
-costs are the compiler's as they are (one layer, one decode step). The train step's MFU is the
-model FLOPs a step must do (`model_flops`: 6 x matmul parameters x tokens for the student, 2x
-for the teacher's forward, plus attention; remat recomputation is not counted, as usual for
-MFU) over the slice's peak for the roofline time: an upper bound, since the roofline ignores
-collectives and latency.
+compiler asked for.
+
+FLOPs and bytes (`--costs`, `COST_METHODS`): XLA's cost analysis counts a loop body once, and
+the train step is loops all the way down (the layer scans; attention in query chunks, the loss
+in response chunks and vocabulary tiles, inside them), so its own figures are a fraction of the
+work. `loops` (the default) counts the compiled program itself with every loop body times its
+trip count (`sdpo_jax.hlo_costs`, which says what the figures include); `depth` compiles the
+train step unrolled at two depths of each tower and extrapolates linearly to the config's
+depths (a cross-check that does not read layer-loop trip counts; three more compiles); `unrolled`
+compiles it unrolled at full depth (slow at 8B). The report names the method. The train step's
+MFU is the model FLOPs a step must do (`model_flops`: 6 x matmul parameters x tokens for the
+student, 2x for the teacher's forward, plus causal attention; remat recomputation is not
+counted, as usual for MFU) over the slice's peak for the roofline time: still an upper bound,
+since the roofline has no collective time on the links, no latency and no overlap losses.
 
 Prints a table, exits 1 when a program does not fit its chip, and ends with one JSON line.
 """
@@ -39,6 +43,7 @@ import math
 import os
 import re
 import sys
+from collections.abc import Callable
 from typing import Any
 
 import jax
@@ -51,9 +56,10 @@ from ml_collections import config_flags
 from models.qwen3_vl.config import Qwen3VLConfig
 from models.qwen3_vl.convert import abstract_model
 from models.qwen3_vl.kv_cache import KVCache, cache_axes
-from models.tokenizers.load import load_tokenizer
 from models.sharding import logical_to_spec, make_mesh, state_shardings
+from models.tokenizers.load import load_tokenizer
 from sdpo_jax import rollout_batch
+from sdpo_jax.hlo_costs import Costs, ProgramCosts, program_costs
 from sdpo_jax.model_loading import architecture
 from sdpo_jax.run_config import ConfigError, RunConfig
 from sdpo_jax.sampler import Sampler
@@ -231,7 +237,10 @@ def model_flops(rc: RunConfig, config: Qwen3VLConfig, recompute: bool = False) -
 
 @dataclasses.dataclass(frozen=True)
 class ProgramReport:
-    """One compiled program on one device: bytes, costs and the roofline time."""
+    """One compiled program on one device: bytes, costs and the roofline time. `flops` and
+    `bytes_accessed` come from `cost_method`; `xla_*` are the compiler's own figures (each loop
+    body once); `loops` are the loops the program runs itself (their share of the costs),
+    `uncounted_loops` those whose trip count could not be read (counted once)."""
 
     name: str
     argument_bytes: int
@@ -242,7 +251,13 @@ class ProgramReport:
     hbm_bytes: int
     flops: float
     bytes_accessed: float
-    roofline_s: float
+    flops_s: float  # FLOPs at the chip's peak
+    bytes_s: float  # bytes at its HBM bandwidth
+    cost_method: str = ""
+    xla_flops: float = 0.0
+    xla_bytes_accessed: float = 0.0
+    loops: tuple[dict[str, Any], ...] = ()
+    uncounted_loops: tuple[str, ...] = ()
 
     @property
     def total_bytes(self) -> int:
@@ -254,12 +269,21 @@ class ProgramReport:
         return 1 - self.total_bytes / self.hbm_bytes
 
     @property
+    def roofline_s(self) -> float:
+        return max(self.flops_s, self.bytes_s)
+
+    @property
+    def bound_by(self) -> str:
+        return "HBM bytes" if self.bytes_s > self.flops_s else "FLOPs"
+
+    @property
     def fits(self) -> bool:
         return self.total_bytes <= self.hbm_bytes
 
     def as_dict(self) -> dict[str, Any]:
         return dict(dataclasses.asdict(self), total_bytes=self.total_bytes,
-                    headroom=self.headroom, fits=self.fits)
+                    headroom=self.headroom, fits=self.fits, roofline_s=self.roofline_s,
+                    bound_by=self.bound_by)
 
 
 _OUT_OF_MEMORY = re.compile(r"memory required for HLO temporaries \(([\d.]+)([KMGT])\)")
@@ -277,39 +301,109 @@ def _compile(lowered: jax.stages.Lowered) -> tuple[jax.stages.Compiled | None, i
         return None, int(float(found[1]) * 1024 ** " KMGT".index(found[2]))
 
 
-def measure(name: str, lowered: jax.stages.Lowered, cost: jax.stages.Lowered | None, chip: Chip,
-            devices_per_chip: int) -> ProgramReport:
-    """Bytes of `lowered` compiled; FLOPs and bytes accessed of `cost` compiled (the same
-    program without layer loops), or of `lowered` itself when `cost` is None."""
+COST_METHODS = {
+    "loops": "compiled program, loop bodies x trip counts",
+    "depth": "unrolled at 2 depths per tower, extrapolated",
+    "unrolled": "compiled unrolled at full depth",
+}
+_LOGGED_LOOPS = 6  # the program's biggest loops printed under its row
+def depth_variant(config: Qwen3VLConfig, text_layers: int, vision_depth: int) -> Qwen3VLConfig:
+    """`config` unrolled with `text_layers` decoder layers and `vision_depth` vision blocks,
+    the DeepStack taps on the first blocks. Every block is the same program wherever it sits,
+    so costs are linear in each depth once the decoder has a layer per tap (feature k is added
+    after decoder layer k: with fewer layers, one more layer would also add a tap)."""
+    taps = len(config.vision.deepstack_visual_indexes)
+    return config.replace(
+        scan_layers=False, text=dataclasses.replace(config.text, num_hidden_layers=text_layers),
+        vision=dataclasses.replace(config.vision, depth=vision_depth,
+                                   deepstack_visual_indexes=tuple(range(taps))))
+
+
+def extrapolated_costs(rc: RunConfig, config: Qwen3VLConfig, mesh: Mesh) -> Costs:
+    """The train step's costs at the config's depths from three small unrolled
+    compiles, d = the number of DeepStack taps (>= 1) in both towers:
+    cost(T, V) = cost(d, d) + (T - d) [cost(d+1, d) - cost(d, d)]
+                            + (V - d) [cost(d, d+1) - cost(d, d)].
+    Loops inside a layer (attention chunks) and outside (the loss) are counted by trip count."""
+    d = max(1, len(config.vision.deepstack_visual_indexes))
+
+    def at(text_layers: int, vision_depth: int) -> Costs:
+        variant = depth_variant(config, text_layers, vision_depth)
+        return program_costs(lower_train_step(rc, variant, mesh).compile()).total
+
+    base = at(d, d)
+    return (base + (at(d + 1, d) - base) * (config.text.num_hidden_layers - d)
+            + (at(d, d + 1) - base) * (config.vision.depth - d))
+
+
+def train_step_costs(method: str, rc: RunConfig, config: Qwen3VLConfig, mesh: Mesh
+                     ) -> Callable[[], Costs] | None:
+    """The train step's costs by `method`, when they are not the compiled program's own."""
+    if method == "depth":
+        return lambda: extrapolated_costs(rc, config, mesh)
+    if method == "unrolled":
+        return lambda: program_costs(
+            lower_train_step(rc, config.replace(scan_layers=False), mesh).compile()).total
+    return None
+
+
+def _outer_loops(costs: ProgramCosts, peak: float, bandwidth: float
+                 ) -> tuple[dict[str, Any], ...]:
+    """The program's own loops merged by where JAX traced them (`jvp()/while`: a forward pass
+    that is differentiated, `transpose(jvp())/while`: its backward pass, `/while` alone: a
+    forward pass without gradient) and what runs outside any loop, longest roofline first."""
+    merged: dict[tuple[str, int | None], list] = {}
+    for loop in costs.outer_loops:
+        merged.setdefault((loop.op_name, loop.trips), []).append(loop.total)
+    parts = [(name, trips, len(totals), sum(totals, Costs()))
+             for (name, trips), totals in merged.items()]
+    parts.append(("(outside loops)", None, 1, costs.outside))
+    rows = [{"op_name": name, "trips": trips, "count": count, "flops": total.flops,
+             "bytes_accessed": total.bytes_accessed,
+             "roofline_s": max(total.flops / peak, total.bytes_accessed / bandwidth)}
+            for name, trips, count, total in parts]
+    return tuple(sorted(rows, key=lambda row: -row["roofline_s"]))
+
+
+def measure(name: str, lowered: jax.stages.Lowered, chip: Chip, devices_per_chip: int,
+            method: str = "loops", costs_of: Callable[[], Costs] | None = None) -> ProgramReport:
+    """Bytes of `lowered` compiled, and its FLOPs and bytes accessed with loops counted; or,
+    with `costs_of`, those it returns (computed after this executable is released)."""
     hbm = int(chip.hbm_gib * GIB / devices_per_chip)
     compiled, needed = _compile(lowered)
     if compiled is None:
         return ProgramReport(name=name, argument_bytes=0, temp_bytes=needed, output_bytes=0,
                              alias_bytes=0, code_bytes=0, hbm_bytes=hbm, flops=0.0,
-                             bytes_accessed=0.0, roofline_s=0.0)
+                             bytes_accessed=0.0, flops_s=0.0, bytes_s=0.0)
     memory = compiled.memory_analysis()
-    costs = (compiled if cost is None else cost.compile()).cost_analysis()
-    costs = costs[0] if isinstance(costs, list) else costs
-    flops, accessed = float(costs.get("flops", 0.0)), float(costs.get("bytes accessed", 0.0))
+    counted = program_costs(compiled)
+    del compiled  # an 8B executable holds gigabytes; `costs_of` may compile three more
+    costs = counted.total if costs_of is None else costs_of()
     peak = chip.peak_bf16_tflops * 1e12 / devices_per_chip
     bandwidth = chip.hbm_gbps * 1e9 / devices_per_chip
     return ProgramReport(
         name=name, argument_bytes=memory.argument_size_in_bytes,
         temp_bytes=memory.temp_size_in_bytes, output_bytes=memory.output_size_in_bytes,
         alias_bytes=memory.alias_size_in_bytes,
-        code_bytes=memory.generated_code_size_in_bytes, hbm_bytes=hbm, flops=flops,
-        bytes_accessed=accessed, roofline_s=max(flops / peak, accessed / bandwidth))
+        code_bytes=memory.generated_code_size_in_bytes, hbm_bytes=hbm, flops=costs.flops,
+        bytes_accessed=costs.bytes_accessed, flops_s=costs.flops / peak,
+        bytes_s=costs.bytes_accessed / bandwidth, cost_method=method,
+        xla_flops=counted.analysed.flops, xla_bytes_accessed=counted.analysed.bytes_accessed,
+        loops=_outer_loops(counted, peak, bandwidth),
+        uncounted_loops=tuple(loop.op_name for loop in counted.uncounted))
 
 
 def run(config: Any, topology: str, programs: tuple[str, ...] = tuple(PROGRAMS),
-        unrolled_costs: bool = True, log=print) -> dict[str, Any]:
+        costs: str = "loops", log=print) -> dict[str, Any]:
     """Compile `programs` of the run config `config` for `topology`; the report as a dict.
-    Without `unrolled_costs` a scanning config's train step is compiled once: its compiled
-    costs then count one layer, so its step time is the analytic FLOPs at the slice's peak."""
+    `costs` (a key of COST_METHODS) says where the train step's FLOPs and bytes come from;
+    the other programs' are always their own, loops counted."""
     rc = RunConfig.from_config(config)
     if rc.mode != "sdpo":
         raise ConfigError(f"config.mode={rc.mode!r}: the AOT report compiles Visual-SDPO's "
                           f"train step and rollout; give an sdpo config (e.g. configs/chart_8b.py)")
+    if costs not in COST_METHODS:
+        raise ValueError(f"--costs={costs!r}: use one of {list(COST_METHODS)}")
     generation, libtpu_name = libtpu_topology(topology)
     chip = CHIPS[generation]
     devices = compile_only_devices(libtpu_name)
@@ -317,44 +411,47 @@ def run(config: Any, topology: str, programs: tuple[str, ...] = tuple(PROGRAMS),
     devices_per_chip = len(devices) // chips
     mesh = make_mesh(**dataclasses.asdict(rc.mesh), devices=devices)
     model_config = architecture(rc)
-    unrolled = model_config.replace(scan_layers=False)
     log(f"{topology} = {libtpu_name}: {chips} chips, {len(devices)} devices, mesh "
         f"{dict(zip(mesh.axis_names, mesh.axis_sizes))}; {chip.hbm_gib} GiB HBM, "
         f"{chip.peak_bf16_tflops} bf16 TFLOP/s, {chip.hbm_gbps} GB/s per chip")
     reports = []
     for name in programs:
-        lower = PROGRAMS[name]
-        exact = name == "train_step" and model_config.scan_layers and unrolled_costs
-        cost = lower(rc, unrolled, mesh) if exact else None
-        reports.append(measure(name, lower(rc, model_config, mesh), cost, chip,
-                               devices_per_chip))
+        alternative = train_step_costs(costs, rc, model_config, mesh) \
+            if name == "train_step" else None
+        reports.append(measure(name, PROGRAMS[name](rc, model_config, mesh), chip,
+                               devices_per_chip, costs if alternative else "loops",
+                               alternative))
         log(_row(reports[-1]))
+        for loop in reports[-1].loops[:_LOGGED_LOOPS]:
+            log(f"{'':>14}{loop['roofline_s'] * 1e3:9.1f} ms  {loop['count']:2d} x "
+                f"{loop['trips'] or '-':>3} trips  {loop['flops']:.3e} FLOP  "
+                f"{loop['bytes_accessed'] / GIB:8.1f} GiB  {loop['op_name']}")
     result: dict[str, Any] = dict(
         topology=topology, libtpu_topology=libtpu_name, chips=chips, devices=len(devices),
-        mesh=dict(zip(mesh.axis_names, mesh.axis_sizes)),
+        mesh=dict(zip(mesh.axis_names, mesh.axis_sizes)), costs=costs,
         programs={r.name: r.as_dict() for r in reports},
         fits=all(r.fits for r in reports))
     by_name = {r.name: r for r in reports}
     if "train_step" in by_name and by_name["train_step"].fits:
+        step = by_name["train_step"]
         flops = model_flops(rc, model_config)
         slice_peak = chip.peak_bf16_tflops * 1e12 * chips
-        if unrolled_costs or not model_config.scan_layers:
-            step_s, basis = by_name["train_step"].roofline_s, "compiled FLOPs and bytes"
-        else:  # the compiled costs count one layer: the chips' analytic FLOPs at peak instead
-            step_s = model_flops(rc, model_config, recompute=True) / slice_peak
-            basis = "analytic FLOPs incl. remat at peak, bytes not counted"
-            log("(the train step's compiled FLOPs and bytes above count one layer per scan)")
-        result.update(model_flops=flops, train_step_s=step_s, roofline_basis=basis,
-                      mfu=flops / (step_s * slice_peak))
-        log(f"train step: model FLOPs {flops:.3e}, roofline {step_s:.2f} s ({basis}), MFU "
-            f"{result['mfu']:.1%} (upper bound: no collectives, no latency)")
-    if {"rollout", "decode_step"} <= set(by_name) and not model_config.scan_layers:
+        result.update(model_flops=flops,
+                      analytic_flops_with_remat=model_flops(rc, model_config, recompute=True),
+                      train_step_s=step.roofline_s, mfu=flops / (step.roofline_s * slice_peak))
+        log(f"train step: model FLOPs {flops:.3e} ({result['analytic_flops_with_remat']:.3e} "
+            f"with remat; compiled {step.flops * len(devices):.3e} on the slice), roofline "
+            f"{step.roofline_s:.2f} s, bound by {step.bound_by} "
+            f"({COST_METHODS[step.cost_method]}), MFU {result['mfu']:.1%} (upper bound: no "
+            f"collective time, no latency)")
+    if {"rollout", "decode_step"} <= set(by_name):
         decode = by_name["decode_step"].roofline_s
-        # The rollout program's costs hold its prefill and one decode step (a loop body).
-        rollout_s = by_name["rollout"].roofline_s + (rc.rollout.max_new_tokens - 1) * decode
-        result.update(rollout_s=rollout_s)
-        log(f"rollout: about {rollout_s:.1f} s (prefill + {rc.rollout.max_new_tokens} decode "
-            f"steps of {decode * 1e3:.1f} ms at full cache)")
+        # The rollout decodes in a data-dependent while loop, counted once: its prefill and
+        # one decode step; the rest of the budget is decode steps at full cache.
+        extra = rc.rollout.max_new_tokens - 1 if by_name["rollout"].uncounted_loops else 0
+        result.update(rollout_s=by_name["rollout"].roofline_s + extra * decode)
+        log(f"rollout: about {result['rollout_s']:.1f} s (prefill + {rc.rollout.max_new_tokens} "
+            f"decode steps of {decode * 1e3:.1f} ms at full cache)")
     return result
 
 
@@ -363,14 +460,16 @@ def _row(r: ProgramReport) -> str:
             f"  out {r.output_bytes / GIB:6.2f}  aliased {r.alias_bytes / GIB:6.2f}  total "
             f"{r.total_bytes / GIB:7.2f} of {r.hbm_bytes / GIB:.1f} GiB  headroom "
             f"{r.headroom:6.1%}  {'fits' if r.fits else 'DOES NOT FIT'}  |  {r.flops:.3e} FLOP "
-            f"{r.bytes_accessed / GIB:8.1f} GiB accessed  roofline {r.roofline_s * 1e3:9.2f} ms")
+            f"{r.bytes_accessed / GIB:8.1f} GiB accessed  roofline {r.roofline_s * 1e3:9.2f} ms  "
+            f"(XLA, loops once: {r.xla_flops:.3e} FLOP {r.xla_bytes_accessed / GIB:.1f} GiB)")
 
 
 _CONFIG = config_flags.DEFINE_config_file("config", None, "ml_collections config (configs/*.py)")
 _TOPOLOGY = flags.DEFINE_string("topology", None, "v5p-64, v6e-16, ... or libtpu's v5p:2x4x4")
 _PROGRAMS = flags.DEFINE_list("programs", list(PROGRAMS), f"any of {list(PROGRAMS)}")
-_UNROLLED_COSTS = flags.DEFINE_bool("unrolled_costs", True, "compile a scanning train step "
-                                    "a second time, unrolled, for its FLOPs and bytes")
+_COSTS = flags.DEFINE_enum("costs", "loops", list(COST_METHODS), "where the train step's FLOPs "
+                          "and bytes come from: " + "; ".join(f"{k}: {v}" for k, v in
+                                                              COST_METHODS.items()))
 
 
 def main(argv) -> int:
@@ -381,8 +480,7 @@ def main(argv) -> int:
         print(f"error: --programs {unknown}: use any of {list(PROGRAMS)}", file=sys.stderr)
         return 2
     try:
-        result = run(_CONFIG.value, _TOPOLOGY.value, tuple(_PROGRAMS.value),
-                     _UNROLLED_COSTS.value)
+        result = run(_CONFIG.value, _TOPOLOGY.value, tuple(_PROGRAMS.value), _COSTS.value)
     except (TopologyError, ValueError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
