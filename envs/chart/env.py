@@ -192,9 +192,10 @@ class ChartEnv:
             if target is None or recording is None:
                 parts.update(fidelity=0.0, target_error=1.0)
             else:
-                parts.update(metrics.score(recording, target.recording))
-                parts.update({f"chartmimic_{view}": value for view, value in metrics.score(
-                    recording, target.recording, official=True).items()})
+                project, official = metrics.project_and_official_scores(recording,
+                                                                        target.recording)
+                parts.update(project)
+                parts.update({f"chartmimic_{view}": value for view, value in official.items()})
                 parts["pixel"] = pixels.similarity(image, target.image)
                 parts["fidelity"] *= min(1.0, parts["pixel"] / PIXEL_FULL_CREDIT)
         terms = {**parts, "cleanliness": parts["cleanliness"] * check.score}

@@ -170,14 +170,19 @@ def score(generated: dict[str, Any], gold: dict[str, Any], official: bool = Fals
           ) -> dict[str, float]:
     """The four F1s and their mean ("fidelity") of a generated recording against the target's;
     `official` scores a view empty on both sides 0, as ChartMimic does (module docstring)."""
+    return project_and_official_scores(generated, gold)[int(official)]
+
+
+def project_and_official_scores(generated: dict[str, Any], gold: dict[str, Any]
+                                ) -> tuple[dict[str, float], dict[str, float]]:
+    """`score` under both rules from one computation of the F1s (the chart env reports both)."""
     gen, ref = _views(generated), _views(gold)
-    scores = {"text": text_f1(gen["text"], ref["text"]),
-              "layout": layout_f1(gen["layout"], ref["layout"]),
-              "type": type_f1(gen["type"], ref["type"]),
-              "color": color_f1(gen["color"], ref["color"])}
-    if official:
-        for view in VIEWS:
-            if not gen[view] and not ref[view]:
-                scores[view] = 0.0
-    scores["fidelity"] = sum(scores[v] for v in VIEWS) / len(VIEWS)
-    return scores
+    project = {"text": text_f1(gen["text"], ref["text"]),
+               "layout": layout_f1(gen["layout"], ref["layout"]),
+               "type": type_f1(gen["type"], ref["type"]),
+               "color": color_f1(gen["color"], ref["color"])}
+    official = {view: 0.0 if not gen[view] and not ref[view] else project[view]
+                for view in VIEWS}
+    for scores in (project, official):
+        scores["fidelity"] = sum(scores[v] for v in VIEWS) / len(VIEWS)
+    return project, official
