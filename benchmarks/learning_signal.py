@@ -15,8 +15,9 @@ interrupted one continues from its last checkpoint.
 Writes OUT/results.json (per arm and seed: eval curves and diagnostics), OUT/results.md (the
 table), OUT/curves.png (defect-free rate against steps and against rollouts, mean and range
 over seeds) and OUT/examples/ (Visual-SDPO seed 0's first flawed held-out attempts before
-training and the same tasks after it, for notebooks/learning_signal.ipynb), and ends with one JSON line: per arm the final defect-free rate (mean, min, max) and
-the rollouts Visual-SDPO needs to reach GRPO's final rate, as a fraction of GRPO's rollouts.
+training and the same tasks after it, for notebooks/learning_signal.ipynb), and ends with one
+JSON line: per arm the final defect-free rate (mean, min, max) and the rollouts Visual-SDPO
+needs to reach GRPO's final rate, as a fraction of GRPO's rollouts.
 """
 from __future__ import annotations
 
@@ -165,6 +166,7 @@ def export_examples(workdir: str, out: str, count: int = 4) -> list[str]:
     """Copy the first `count` held-out tasks whose attempt before training failed or had a defect
     (in task order: not chosen by how they ended) as out/<task>/before and /after (the last
     evaluation), each with its program, feedback, render and defect overlay."""
+    from sdpo_jax.evaluation import item_folder  # imports jax: only when examples are exported
     evals = sorted(os.listdir(os.path.join(workdir, "eval")))
     first, last = (os.path.join(workdir, "eval", step) for step in (evals[0], evals[-1]))
     with open(os.path.join(first, "summary.json"), encoding="utf-8") as f:
@@ -173,10 +175,10 @@ def export_examples(workdir: str, out: str, count: int = 4) -> list[str]:
               if item.get("sample", 0) == 0 and not item.get("defect_free")][:count]
     for task_id in flawed:
         for when, folder in (("before", first), ("after", last)):
-            target = os.path.join(out, task_id, when)
+            source = item_folder(folder, task_id, 0)
+            target = os.path.join(out, os.path.basename(os.path.dirname(source)), when)
             shutil.rmtree(target, ignore_errors=True)
-            shutil.copytree(os.path.join(folder, "items", task_id, "0"), target,
-                            ignore=shutil.ignore_patterns("revision"))
+            shutil.copytree(source, target, ignore=shutil.ignore_patterns("revision"))
     return flawed
 
 

@@ -158,8 +158,8 @@ class EnvPool:
                 if self._env_errors_in_a_row >= self.max_env_errors_in_a_row:
                     raise EnvSetupError(
                         f"the last {self._env_errors_in_a_row} programs all failed inside the "
-                        f"environment, not in their own code: {self._last_env_error}. Fix: that error "
-                        f"names the setting or the missing piece; "
+                        f"environment, not in their own code: {self._last_env_error}. Fix: "
+                        f"that error names the setting or the missing piece; "
                         f"`python -m envs.check` shows what this machine lacks; "
                         f"`bash launch/setup.sh` installs it.")
                 ready = sorted(i for i in self._finished if wanted is None or i in wanted)
