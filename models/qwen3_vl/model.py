@@ -6,12 +6,14 @@ optionally `VisionInputs` (a batch of image slots + metadata, vision_inputs.py).
 features replace the <|image_pad|>/<|video_pad|> embeddings in order (images first, then videos,
 like transformers; `VisionInputs.token_rows` maps the k-th visual token to its feature row, so
 rows can share one encoded image), and DeepStack feature k is added at those positions after
-decoder layer k. The text attention is causal plus key padding, image tokens included.
+decoder layer k. The text attention is causal plus key padding, image tokens included; with
+`segment_ids` [B, L] (several sequences packed in one row) a token attends only within its segment.
 
 Public API (stable; the sampler, losses and trainer build on it):
   model(input_ids, positions, attention_mask=None, vision=None) -> float32 logits [B, L, V]
-  model.hidden_states(...same...) -> final hidden states [B, L, D] (after the final norm, no
-      logits computed; the fused loss pairs them with `model.lm_head_matrix()` [D, V])
+  model.hidden_states(...same..., segment_ids=None) -> final hidden states [B, L, D] (after the
+      final norm, no logits computed; the fused loss pairs them with `model.lm_head_matrix()`
+      [D, V])
   model.lm_head_matrix() -> the output head as [hidden, vocab] (embedding.T when tied)
   model.encode_vision(vision) -> (merged tokens [S*P/4, D], DeepStack features
       [taps, S*P/4, D]), slot-major; `vision.token_rows` picks the text's rows from them
@@ -110,12 +112,16 @@ class Qwen3VL(nnx.Module):
 
     def hidden_states(self, input_ids: jax.Array, positions: jax.Array,
                       attention_mask: jax.Array | None = None,
-                      vision: VisionInputs | None = None) -> jax.Array:
-        """Final hidden states [B, L, D] (after the final RMSNorm), without the LM head."""
+                      vision: VisionInputs | None = None,
+                      segment_ids: jax.Array | None = None) -> jax.Array:
+        """Final hidden states [B, L, D] (after the final RMSNorm), without the LM head.
+        `segment_ids` [B, L]: packed rows, attention stays within equal ids."""
         valid = _valid(input_ids, attention_mask)
         length = input_ids.shape[1]
         causal = jnp.tril(jnp.ones((length, length), bool))
         mask = causal[None] & valid[:, None, :]
+        if segment_ids is not None:
+            mask &= segment_ids[:, :, None] == segment_ids[:, None, :]
         hidden, _ = self._decode(input_ids, positions, mask, vision, None)
         return hidden
 
