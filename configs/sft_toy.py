@@ -23,14 +23,18 @@ def get_config():
         examples_per_step=8,
         revision_share=0.5,          # half the examples teach revising with feedback
         careless_probability=0.35,   # the careless prior, per lever
-        # Budgets just above the generator's longest (5000 tasks: prompt 233, careless program
-        # 326 tokens): padding costs time on every row. One cross-entropy chunk (vocabulary 2048).
-        max_prompt_tokens=240, max_response_tokens=336,
-        chunk_size=336)
+        # Examples packed end to end (sdpo_jax.sequences.pack_rows): a plain one takes ~330
+        # tokens, a revision ~490 (at most 520 and 830 in 320 examples); 8 fill 4 rows of 1024,
+        # one example in ~27 steps finds no room and sits out (sft/dropped_examples).
+        rows=4, row_tokens=1024,
+        chunk_size=1024)  # one cross-entropy chunk per row (vocabulary 2048)
     # Revision prompts hold no demonstration: the task, the render and the defect table or log.
     c.context.max_prompt_tokens = 576
+    # Queries in chunks of 256: a packed row's [1024, 1024] float32 scores per head were the
+    # step's largest cost on CPU (2.2 vs 2.7 s per step, same examples).
+    c.model.attention_query_chunk = 256
     c.eval.update(dict(max_prompt_tokens=240, max_new_tokens=336))
     c.optim.update(dict(learning_rate=2e-3, warmup_steps=20, end_lr_ratio=0.05))
-    c.train.update(dict(num_steps=480, checkpoint_every=60, keep_checkpoints=2, plot_every=30))
-    c.eval.update(dict(every=120, count=32))
+    c.train.update(dict(num_steps=560, checkpoint_every=70, keep_checkpoints=2, plot_every=30))
+    c.eval.update(dict(every=140, count=32))
     return c

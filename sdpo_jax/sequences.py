@@ -28,7 +28,6 @@ from models.qwen3_vl.vision_inputs import (VisionInputs, abstract_vision_inputs,
 
 PAD_ID = 0  # any valid id: padded columns are masked out of attention and loss
 _BUDGET_KEYS = {"prompt": "config.rollout.max_prompt_tokens",
-                "sft_prompt": "config.sft.max_prompt_tokens",
                 "teacher_prompt": "config.context.max_prompt_tokens"}
 
 
@@ -56,6 +55,7 @@ class Sequences:
     positions: np.ndarray  # [3, N, L + R] int32 (MRoPE rows)
     mask: np.ndarray  # [N, L + R] bool: real prompt tokens and real response tokens
     vision: VisionInputs | None  # the distinct images of all rows; None when the pass has none
+    segment_ids: np.ndarray | None = None  # [N, W] int32 in packed rows (`pack_rows`), else None
 
     @property
     def prompt_length(self) -> int:
@@ -141,25 +141,90 @@ def pack_sequences(config: Qwen3VLConfig, chats: Sequence[ProcessedChat], respon
         token_slots += [distinct.slot(pixels, grid) for pixels, grid in _images(chat)]
     input_ids[:, prompt_length:] = np.where(response_mask, responses, PAD_ID)
     mask[:, prompt_length:] = response_mask
+    vision = _vision_inputs(config, distinct, token_slots, image_slots=image_slots,
+                            slot_patches=slot_patches, tokens=n * prompt_length,
+                            slot_offset=slot_offset, what=what)
+    return Sequences(input_ids=input_ids, positions=positions, mask=mask, vision=vision,
+                     response_length=r)
+
+
+def _vision_inputs(config: Qwen3VLConfig, distinct: _DistinctImages, token_slots: list[int], *,
+                   image_slots: int, slot_patches: int, tokens: int, slot_offset: int,
+                   what: str) -> VisionInputs | None:
+    """The pass's distinct images in `image_slots` slots (None without slots); `tokens` is the
+    static length of the visual-token table."""
     if not image_slots:
         if token_slots:
             raise SequenceError(f"the {what}s hold images but the pass has no image slots. Fix: "
                                 f"give it image slots (config.data.image_max_pixels > 0).")
-        return Sequences(input_ids=input_ids, positions=positions, mask=mask, vision=None,
-                         response_length=r)
+        return None
     try:
-        # A row's visual tokens never outnumber its prompt: n * prompt_length bounds the table.
         any_image = bool(distinct.pixels)
         vision = prepare_vision_inputs(
             config.vision, pixel_values=np.concatenate(distinct.pixels) if any_image else None,
             image_grid_thw=np.stack(distinct.grids) if any_image else None,
             slots=image_slots, slot_patches=slot_patches, token_slots=token_slots,
-            tokens=n * prompt_length, dtype=config.jnp_dtype)
+            tokens=tokens, dtype=config.jnp_dtype)
     except ValueError as err:
         raise SequenceError(f"{what} images: {err}") from err
     shift = slot_offset * (slot_patches // config.vision.merge_unit)
-    vision = vision.replace(token_rows=np.where(
+    return vision.replace(token_rows=np.where(
         np.arange(len(vision.token_rows)) < vision.num_image_tokens, vision.token_rows + shift,
         0).astype(np.int32))
-    return Sequences(input_ids=input_ids, positions=positions, mask=mask, vision=vision,
-                     response_length=r)
+
+
+@dataclasses.dataclass(frozen=True)
+class PackedRows:
+    """Whole sequences (prompt + response) packed end to end into fixed rows: `sequences` carry
+    segment ids (1, 2, ... within a row, 0 = padding), `targets[b, t]` is the token position t
+    predicts and `loss_mask[b, t]` whether that is a response token; `placed[i]` tells whether
+    sequence i found room (one that did not is left out whole, never cut)."""
+
+    sequences: Sequences
+    targets: np.ndarray  # [rows, width] int32
+    loss_mask: np.ndarray  # [rows, width] float32
+    placed: list[bool]
+
+
+def pack_rows(config: Qwen3VLConfig, chats: Sequence[ProcessedChat],
+              responses: Sequence[np.ndarray], *, rows: int, width: int, image_slots: int,
+              slot_patches: int, what: str = "example") -> PackedRows:
+    """Sequences `chats[i]` + `responses[i]` packed first-fit, longest first, into `rows` rows of
+    `width` tokens: padding only at each row's end, so a step's compute goes to real tokens.
+    Each sequence keeps its own MRoPE positions (a response continues its prompt's, as in
+    `pack_sequences`) and attends only to itself (segment ids, Qwen3VL.hidden_states)."""
+    lengths = [len(chat.input_ids) + len(response) for chat, response in zip(chats, responses)]
+    free = [width] * rows
+    row_of: dict[int, int] = {}
+    for index in sorted(range(len(chats)), key=lambda i: (-lengths[i], i)):
+        row = next((r for r in range(rows) if lengths[index] <= free[r]), None)
+        if row is not None and lengths[index]:
+            row_of[index] = row
+            free[row] -= lengths[index]
+    input_ids = np.full((rows, width), PAD_ID, np.int32)
+    positions = np.zeros((3, rows, width), np.int32)
+    segment_ids = np.zeros((rows, width), np.int32)
+    targets = np.zeros((rows, width), np.int32)
+    loss_mask = np.zeros((rows, width), np.float32)
+    distinct, token_slots = _DistinctImages(), []
+    for row in range(rows):
+        start = 0
+        for segment, index in enumerate(sorted(i for i, r in row_of.items() if r == row), 1):
+            chat, response = chats[index], np.asarray(responses[index], np.int32)
+            prompt, end = len(chat.input_ids), start + lengths[index]
+            input_ids[row, start:start + prompt] = chat.input_ids
+            input_ids[row, start + prompt:end] = response
+            positions[:, row, start:start + prompt] = chat.position_ids
+            positions[:, row, start + prompt:end] = (prompt + chat.rope_delta
+                                                     + np.arange(len(response), dtype=np.int32))
+            segment_ids[row, start:end] = segment
+            targets[row, start + prompt - 1:end - 1] = response
+            loss_mask[row, start + prompt - 1:end - 1] = 1.0
+            token_slots += [distinct.slot(pixels, grid) for pixels, grid in _images(chat)]
+            start = end
+    vision = _vision_inputs(config, distinct, token_slots, image_slots=image_slots,
+                            slot_patches=slot_patches, tokens=rows * width, slot_offset=0,
+                            what=what)
+    sequences = Sequences(input_ids=input_ids, positions=positions, mask=segment_ids > 0,
+                          vision=vision, segment_ids=segment_ids)
+    return PackedRows(sequences, targets, loss_mask, [i in row_of for i in range(len(chats))])

@@ -10,9 +10,8 @@ Two kinds of example, both trained by token cross-entropy on the response only:
   error log; sdpo_jax.teacher_context) -> the clean reference program. This teaches the model to
   use feedback, which is what makes its own teacher better than itself.
 Every step's examples are a pure function of (seed, step, the tasks drawn), so a resumed run
-sees the same examples. Host-side numpy; the batch is packed into fixed shapes per kind (plain
-prompts are short, revision prompts carry the feedback), so padding does not dominate and the
-step compiles once.
+sees the same examples. Host-side numpy; the examples are packed end to end into fixed rows
+(segment ids keep them apart), so padding does not dominate and the step compiles once.
 """
 from __future__ import annotations
 
@@ -29,7 +28,7 @@ from envs.task import Task
 from models.qwen3_vl.config import Qwen3VLConfig
 from models.qwen3_vl.processor import ProcessedChat, Qwen3VLProcessor
 from sdpo_jax.checks import require_positive_ints
-from sdpo_jax.sequences import pack_sequences
+from sdpo_jax.sequences import pack_rows
 from sdpo_jax.synthetic.levers import sample_careless
 from sdpo_jax.synthetic.program import write_program
 from sdpo_jax.synthetic.spec import ChartSpec
@@ -47,20 +46,21 @@ class SftDataError(ValueError):
 @dataclasses.dataclass(frozen=True)
 class SftConfig:
     """config.sft. examples_per_step of which round(revision_share * examples_per_step) are
-    revisions; careless_probability: the careless prior's chance per lever; max_prompt_tokens
-    and max_response_tokens: the plain prompt's and the response's budgets (a revision's prompt
-    has config.context.max_prompt_tokens); chunk_size: positions per cross-entropy chunk."""
+    revisions; careless_probability: the careless prior's chance per lever; the step's examples
+    are packed into `rows` rows of `row_tokens` tokens (an example longer than a row, or one
+    that finds no room, sits out its step: sft/dropped_examples); chunk_size: positions per
+    cross-entropy chunk."""
 
     examples_per_step: int
     revision_share: float
     careless_probability: float
-    max_prompt_tokens: int
-    max_response_tokens: int
+    rows: int
+    row_tokens: int
     chunk_size: int
 
     def __post_init__(self):
-        require_positive_ints("SftConfig", self, ("examples_per_step", "max_prompt_tokens",
-                                                  "max_response_tokens", "chunk_size"))
+        require_positive_ints("SftConfig", self, ("examples_per_step", "rows", "row_tokens",
+                                                  "chunk_size"))
         for name in ("revision_share", "careless_probability"):
             if not 0.0 <= getattr(self, name) <= 1.0:
                 raise ValueError(f"SftConfig.{name} = {getattr(self, name)!r} is invalid: "
@@ -84,7 +84,7 @@ class Example:
     prompt: ProcessedChat
     response: np.ndarray
     careless: frozenset[str]
-    dropped: bool = False  # did not fit the budgets: an empty row (see `_dropped`)
+    dropped: bool = False  # longer than a row: no tokens (see `_dropped`)
 
 
 def reply_text(program: str) -> str:
@@ -132,7 +132,6 @@ class SupervisedExamples:
                      in zip(tasks[:count], target_images[:count], specs[:count], careless[:count],
                             feedbacks)]
         plain = [self._example(task, self.processor(student_messages(task, image)),
-                               self.config.max_prompt_tokens, "config.sft.max_prompt_tokens",
                                write_program(spec, chosen).code, chosen)
                  for task, image, spec, chosen
                  in zip(tasks[count:], target_images[count:], specs[count:], careless[count:])]
@@ -144,21 +143,17 @@ class SupervisedExamples:
             prompt = teacher_prompt(self.processor, task, image, feedback, None, self.context)
         except TeacherPromptError as err:
             return _dropped(task, str(err))
-        return self._example(task, prompt.chat, self.context.max_prompt_tokens,
-                             "config.context.max_prompt_tokens", write_program(spec).code,
-                             careless)
+        return self._example(task, prompt.chat, write_program(spec).code, careless)
 
-    def _example(self, task: Task, prompt: ProcessedChat, prompt_budget: int, budget_key: str,
-                 program: str, careless: frozenset[str]) -> Example:
+    def _example(self, task: Task, prompt: ProcessedChat, program: str,
+                 careless: frozenset[str]) -> Example:
         tokenizer = self.processor.tokenizer
         response = tokenizer.encode(reply_text(program)) + [tokenizer.special.im_end]
-        if len(prompt.input_ids) > prompt_budget:
-            return _dropped(task, f"its prompt has {len(prompt.input_ids)} tokens, over "
-                                  f"{budget_key}={prompt_budget}. Fix: raise it.")
-        if len(response) > self.config.max_response_tokens:
-            return _dropped(task, f"its program needs {len(response)} tokens, over "
-                                  f"config.sft.max_response_tokens="
-                                  f"{self.config.max_response_tokens}. Fix: raise it.")
+        length = len(prompt.input_ids) + len(response)
+        if length > self.config.row_tokens:
+            return _dropped(task, f"its prompt and program take {length} tokens, more than a row "
+                                  f"(config.sft.row_tokens={self.config.row_tokens}). Fix: "
+                                  f"raise it.")
         return Example(task.task_id, prompt, np.asarray(response, np.int32), careless)
 
 
@@ -169,43 +164,28 @@ _EMPTY_CHAT = ProcessedChat(
 
 
 def _dropped(task: Task, reason: str) -> Example:
-    """A task whose example does not fit the step's fixed shapes keeps its row with no tokens
-    (the step trains on the others, the shapes stay the same, the run goes on); counted in
-    sft/dropped_examples."""
+    """A task whose example cannot be trained keeps no tokens: the step trains on the others, the
+    shapes stay the same, the run goes on; counted in sft/dropped_examples."""
     log.warning("warm start: task %s left out of its step: %s", task.task_id, reason)
     return Example(task.task_id, _EMPTY_CHAT, np.zeros(0, np.int32), frozenset(), dropped=True)
 
 
-def pack_supervised(model_config: Qwen3VLConfig, plain: Sequence[Example],
-                    revisions: Sequence[Example], *, config: SftConfig,
-                    context: TeacherContextConfig, slot_patches: int,
-                    target_images: bool) -> SupervisedBatch:
-    """The step's inputs: each kind in its own fixed shapes (plain prompts are short,
-    revision prompts carry the feedback: one compiled step, padding within each kind only);
-    image slots for the target image (when shown) and, in revisions, the render of the careless
-    attempt."""
-    r = config.max_response_tokens
-
-    def responses(examples: Sequence[Example]) -> tuple[np.ndarray, np.ndarray]:
-        tokens = np.zeros((len(examples), r), np.int32)
-        for row, example in enumerate(examples):
-            tokens[row, :len(example.response)] = example.response
-        lengths = np.array([len(e.response) for e in examples], np.int32)
-        return tokens, np.arange(r)[None, :] < lengths[:, None]
-
-    def pack(examples, prompt_length, slots_per_row, what):
-        if not examples:
-            return None
-        tokens, mask = responses(examples)
-        return pack_sequences(model_config, [e.prompt for e in examples], tokens, mask,
-                              prompt_length=prompt_length,
-                              image_slots=slots_per_row * len(examples),
-                              slot_patches=slot_patches, what=what)
-
-    renders = int(target_images) + int(context.show_render)
-    tokens, mask = responses(list(plain) + list(revisions))
-    return SupervisedBatch(
-        plain=pack(plain, config.max_prompt_tokens, int(target_images), "sft_prompt"),
-        revision=pack(revisions, context.max_prompt_tokens, renders, "teacher_prompt"),
-        tokens=tokens, mask=mask.astype(np.float32))
-
+def pack_supervised(model_config: Qwen3VLConfig, examples: Sequence[Example], *,
+                    config: SftConfig, context: TeacherContextConfig, slot_patches: int,
+                    target_images: bool) -> tuple[SupervisedBatch, list[bool]]:
+    """The step's inputs, its examples packed end to end into `config.rows` rows
+    (sdpo_jax.sequences.pack_rows), with image slots for each example's target image (when
+    shown) and each revision's render of its careless attempt; and, per example, whether it
+    found room (one that did not sits out this step, logged)."""
+    slots = (config.examples_per_step * int(target_images)
+             + config.revisions_per_step * int(context.show_render))
+    packed = pack_rows(model_config, [e.prompt for e in examples],
+                       [e.response for e in examples], rows=config.rows,
+                       width=config.row_tokens, image_slots=slots, slot_patches=slot_patches,
+                       what="warm-start example")
+    for example, placed in zip(examples, packed.placed):
+        if not placed and not example.dropped:
+            log.warning("warm start: task %s found no room in the step's %d rows of %d tokens "
+                        "(config.sft.rows, row_tokens)", example.task_id, config.rows,
+                        config.row_tokens)
+    return SupervisedBatch(packed.sequences, packed.targets, packed.loss_mask), packed.placed

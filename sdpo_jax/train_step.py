@@ -241,24 +241,23 @@ def train_step(graphdef: nnx.GraphDef, state: TrainState, student: Sequences, te
 
 @struct.dataclass
 class SupervisedBatch:
-    """Supervised warm-start inputs: plain and revision examples (their own prompt lengths, the
-    same response length R; a kind with no examples is None) and their responses [N, R] in that
-    order, with the response mask."""
+    """Supervised warm-start inputs: whole examples packed into rows (segment ids), the token
+    each position predicts, and the mask of the response tokens among them."""
 
-    plain: Sequences | None
-    revision: Sequences | None
-    tokens: jax.Array
+    sequences: Sequences
+    targets: jax.Array
     mask: jax.Array
 
 
 def supervised_step(graphdef: nnx.GraphDef, state: TrainState, batch: SupervisedBatch, *,
                     chunk_size: int, optim: OptimConfig) -> tuple[TrainState, dict[str, jax.Array]]:
-    """Token cross-entropy on the responses of both kinds of example, then the update."""
+    """Token cross-entropy on the packed examples' responses, then the update."""
     def loss_fn(params):
         model = nnx.merge(graphdef, params)
-        hidden = jnp.concatenate([_response_hidden(model, seq)
-                                  for seq in (batch.plain, batch.revision) if seq is not None])
-        return cross_entropy_loss(hidden, model.lm_head_matrix(), batch.tokens, batch.mask,
+        seq = batch.sequences
+        hidden = model.hidden_states(seq.input_ids, seq.positions, seq.mask, seq.vision,
+                                     seq.segment_ids)
+        return cross_entropy_loss(hidden, model.lm_head_matrix(), batch.targets, batch.mask,
                                   chunk_size=chunk_size)
 
     (loss, metrics), grads = jax.value_and_grad(loss_fn, has_aux=True)(state.params)
@@ -278,8 +277,9 @@ def input_shardings(mesh: Mesh, rules: Rules, *inputs: Any) -> tuple[Any, ...]:
         if not isinstance(node, Sequences):
             return rows(node)
         vision = None if node.vision is None else vision_shardings(node.vision, mesh, rules)
+        segments = None if node.segment_ids is None else rows(node.segment_ids)
         return node.replace(input_ids=rows(node.input_ids), positions=rows(node.positions, 1),
-                            mask=rows(node.mask), vision=vision)
+                            mask=rows(node.mask), vision=vision, segment_ids=segments)
 
     return jax.tree.map(place, inputs, is_leaf=lambda x: isinstance(x, Sequences))
 

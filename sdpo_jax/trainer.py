@@ -268,20 +268,21 @@ class Trainer:
         tasks, images = self._draw_tasks(rc.sft.examples_per_step)
         plain, revisions = self.examples(step, tasks, images)
         examples_s = time.perf_counter() - start
-        batch = pack_supervised(self.model_config, plain, revisions, config=rc.sft,
-                                context=rc.context, target_images=rc.shows_targets,
-                                slot_patches=image_patches(rc.data.image_max_pixels,
-                                                           self.model_config))
+        examples = plain + revisions
+        batch, placed = pack_supervised(self.model_config, examples, config=rc.sft,
+                                        context=rc.context, target_images=rc.shows_targets,
+                                        slot_patches=image_patches(rc.data.image_max_pixels,
+                                                                   self.model_config))
         self.state, device_metrics = self.train_step(self.state, batch)
         metrics = {k: float(np.asarray(to_host(v))) for k, v in device_metrics.items()}
         step_s = time.perf_counter() - start
         metrics.update({"time/examples_s": examples_s, "time/step_s": step_s,
                         "throughput/tokens_per_s": float(batch.mask.sum()) / step_s,
                         "sft/careless_levers": float(np.mean([len(e.careless)
-                                                              for e in plain + revisions
-                                                              if not e.dropped] or [0.0])),
-                        "sft/dropped_examples": float(sum(e.dropped
-                                                          for e in plain + revisions))})
+                                                              for e, kept in zip(examples, placed)
+                                                              if kept] or [0.0])),
+                        "sft/dropped_examples": float(len(placed) - sum(placed)),
+                        "sft/row_fill": float(np.asarray(batch.sequences.mask).mean())})
         return metrics
 
     def _evaluate(self, step: int) -> dict[str, float]:
