@@ -52,6 +52,16 @@ def hard_to_read(ratio: float, required: float) -> bool:
     return ratio < required * 2.0 / 3.0
 
 
+def contrast_verdict(ratio: float, required: float) -> tuple[str, bool]:
+    """How a text below the WCAG line is reported: (the message's words, advisory). Text that is
+    hard to read is a low-contrast defect; text only below WCAG (3-4.5:1 body text, which a
+    person reads easily) is an advisory note with its ratio and threshold, kept out of the
+    reward and the defect rates."""
+    if hard_to_read(ratio, required):
+        return f"needs {required:g}:1; hard to read", False
+    return f"WCAG asks {required:g}:1; readable, an advisory note, not a defect", True
+
+
 def is_bold(font_weight: str | float | int) -> bool:
     text = str(font_weight).strip().lower()
     return text in ("bold", "bolder") or (text.replace(".", "", 1).isdigit() and float(text) >= 700)

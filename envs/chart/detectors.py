@@ -38,7 +38,7 @@ from envs.config_dict import checked
 from envs.feedback import Defect, LineSpan
 from envs.geometry import (Box, area, convex_intersection_area, fraction_outside, intersection,
                            intersection_area, polygon_area, union_box)
-from envs.color import blend, contrast_ratio, contrast_severity, hard_to_read
+from envs.color import blend, contrast_ratio, contrast_severity, contrast_verdict
 from envs.pixels import behind_text
 
 KINDS = ("overlap", "clipped_text", "overflow", "legend_over_data", "low_contrast", "misalignment")
@@ -79,7 +79,8 @@ class ChartDetectorConfig:
 
 
 def detect(scene: ChartScene, config: ChartDetectorConfig | None = None) -> list[Defect]:
-    """All enabled detectors over one scene, most severe first within each kind."""
+    """All enabled detectors over one scene, most severe first within each kind; advisory
+    notes (`Defect.advisory`) among them, which the env keeps out of the defects."""
     config = config or ChartDetectorConfig()
     detectors = {"overlap": overlaps, "clipped_text": clipped_texts, "overflow": overflows,
                  "legend_over_data": legends_over_data, "low_contrast": low_contrast,
@@ -87,7 +88,8 @@ def detect(scene: ChartScene, config: ChartDetectorConfig | None = None) -> list
     defects: list[Defect] = []
     for kind in config.kinds:
         found = sorted(detectors[kind](scene, config), key=lambda d: (-d.severity, d.region))
-        defects.extend(found[:config.max_per_kind])
+        for advisory in (False, True):  # advisory notes are capped apart from the defects
+            defects.extend([d for d in found if d.advisory == advisory][:config.max_per_kind])
     return defects
 
 
@@ -378,11 +380,11 @@ def low_contrast(scene: ChartScene, config: ChartDetectorConfig) -> list[Defect]
         large = t.size_pt >= 18 or (t.bold and t.size_pt >= 14)
         required = config.contrast_large if large else config.contrast_small
         if ratio < required:
+            verdict, advisory = contrast_verdict(ratio, required)
             defects.append(Defect(
                 "low_contrast", contrast_severity(ratio, required), t.box,
-                f"{_describe(t)} has contrast {ratio:.2f}:1 against its background (needs "
-                f"{required:g}:1; {'hard to read' if hard_to_read(ratio, required) else 'readable but below WCAG'}); "
-                f"pick a darker/lighter colour", t.color_lines))
+                f"{_describe(t)} has contrast {ratio:.2f}:1 against its background ({verdict}); "
+                f"pick a darker/lighter colour", t.color_lines, advisory=advisory))
     return defects
 
 

@@ -117,6 +117,13 @@ def test_text_in_the_background_colour_is_low_contrast():
     assert found[0].severity > 0.9
 
 
+def test_readable_grey_text_below_wcag_is_an_advisory_note():
+    image = np.full((H, W, 3), 255, dtype=np.uint8)
+    image[100:112, 100:150] = 128  # 3.9:1 on white: below WCAG's 4.5:1, easy to read
+    found = detect(scene(image=image, texts=[text((98, 98, 152, 114), rgba=(128 / 255,) * 3 + (1,))]))
+    assert kinds(found) == ["low_contrast"] and found[0].advisory and "WCAG asks 4.5:1" in found[0].message
+
+
 def test_dark_text_on_white_has_enough_contrast():
     image = np.full((H, W, 3), 255, dtype=np.uint8)
     image[100:112, 100:150] = 30
