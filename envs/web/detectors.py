@@ -37,6 +37,8 @@ class DetectorConfig:
     min_unseen_spill_em: float = 2.0     # ... or this many font sizes out of a box that paints
     # nothing (the audit saw count badges pushed 1 em past their invisible box by a float)
     max_cut_line: float = 0.85           # a line cut by more than this shows as a sliver, not text
+    min_line_cut: float = 0.25           # a line box cut by less loses only ascender/descender room
+    # (the audit saw 20% cuts of a footer's lines with every letter whole)
     overlap_min_fraction: float = 0.4    # intersection / smaller line area for text vs text
     overlap_leaf_fraction: float = 0.3   # images vs images
     align_min_offset_px: float = 2.0     # off the group's line by more than this is visible
@@ -234,7 +236,7 @@ def detect_low_contrast(layout: PageLayout, cfg: DetectorConfig) -> list[Finding
                     f"{wcolor.hex_color(m.bg)} (an icon needs {cfg.icon_min_contrast}:1 to be seen, "
                     f"WCAG 1.4.11 asks {m.required}:1; hard to see)", (m.record,)))
         elif m.ratio < m.required:
-            verdict, advisory = wcolor.contrast_verdict(m.ratio, m.required)
+            verdict, advisory = wcolor.contrast_verdict(m.ratio, m.required, m.fg, m.bg)
             findings.append(Finding(
                 "low_contrast", wcolor.contrast_severity(m.ratio, m.required), _union(rec["lines"]),
                 f"text {rec['text'][:40]!r} has contrast {m.ratio:.2f}:1 against its background "
@@ -307,14 +309,15 @@ def detect_clipped_text(layout: PageLayout, cfg: DetectorConfig) -> list[Finding
 def _cuts_a_line(lines: Sequence[Sequence[float]], clip: Sequence[float], cfg: DetectorConfig) -> bool:
     """Does the clip cut through the glyphs of a line? Lines wholly shown or wholly hidden (a
     clip on a line boundary: a line clamp, a fixed-height teaser) show no cut, nor does a line
-    whose cut leaves a sliver (more than `max_cut_line` hidden) or only its ascender space."""
+    whose cut leaves a sliver (more than `max_cut_line` hidden) or only its ascender room
+    (less than `min_line_cut` of its height)."""
     for b in lines:
         shown = geometry.intersection(b, clip)
         if not shown:
             continue
         cut_y = 1.0 - (shown[3] - shown[1]) / max(b[3] - b[1], 1e-9)
         cut_x = 1.0 - (shown[2] - shown[0]) / max(b[2] - b[0], 1e-9)
-        if cfg.min_clipped_fraction <= cut_y <= cfg.max_cut_line or cut_x >= 0.05 and cut_y <= cfg.max_cut_line:
+        if cfg.min_line_cut <= cut_y <= cfg.max_cut_line or cut_x >= 0.05 and cut_y <= cfg.max_cut_line:
             return True
     return False
 
@@ -444,9 +447,8 @@ def _leaf_items(layout: PageLayout) -> list[tuple[Box, int, bool]]:
     for i, rec in enumerate(layout.records):
         if not rec["visible"] or hidden_on_purpose(layout, i):
             continue
-        inset = 0.2 * rec["fontSize"]
-        for x0, y0, x1, y1 in rec["lines"]:
-            line = (x0, y0 + inset, x1, y1 - inset) if y1 - y0 > 2 * inset + 2 else (x0, y0, x1, y1)
+        for line in rec["lines"]:
+            line = glyph_core(line, rec["fontSize"])
             box = geometry.intersection(line, rec["clip"]) if rec["clip"] else tuple(line)
             if box and geometry.area(box) > 4:
                 items.append((box, i, True))
@@ -473,8 +475,9 @@ def detect_overlap(layout: PageLayout, cfg: DetectorConfig) -> list[Finding]:
             need = cfg.overlap_min_fraction if is_text else cfg.overlap_leaf_fraction
             if frac <= need or layout.is_ancestor(i, j) or layout.is_ancestor(j, i):
                 continue
-            if not is_text and geometry.iou(box, other) >= 0.8:
-                continue  # images stacked on one spot (a slideshow, a hover swap) show as one
+            if not is_text and (frac >= 0.9 or a_canvas_pair(layout, i, j)):
+                continue  # a picture laid on another (a slideshow, a hover swap, a backdrop) or
+                # drawing layers (canvases stack by design; what they draw the layout never knows)
             if is_text and (_buried(layout, i, j) or _buried(layout, j, i)):
                 continue  # a text painted over wholly by something else collides with nothing
             a, b = layout.records[i], layout.records[j]
@@ -484,6 +487,19 @@ def detect_overlap(layout: PageLayout, cfg: DetectorConfig) -> list[Finding]:
                 f"({frac:.0%} of the smaller)", (i, j))
         active.append((box, i, is_text))
     return list(findings.values())
+
+
+def glyph_core(line: Sequence[float], font_size: float) -> Box:
+    """A line box less a fifth of the font size above and below: where its letters are (the rest
+    is ascender and descender room that tight line heights let neighbours share unseen). The
+    same inset as extract.js's occlusion test."""
+    x0, y0, x1, y1 = line
+    inset = 0.2 * font_size if y1 - y0 > 0.4 * font_size + 2 else 0.0
+    return (x0, y0 + inset, x1, y1 - inset)
+
+
+def a_canvas_pair(layout: PageLayout, i: int, j: int) -> bool:
+    return layout.records[i]["tag"] == layout.records[j]["tag"] == "canvas"
 
 
 def _buried(layout: PageLayout, idx: int, other: int) -> bool:
@@ -523,8 +539,8 @@ def detect_occlusion(layout: PageLayout, cfg: DetectorConfig) -> list[Finding]:
         by = layout.records[by_idx]
         if by["text"] and by["text"] == rec["text"]:
             continue  # the same words drawn twice on one spot read as one
-        area = sum(geometry.intersection_area(b, rec["clip"]) if rec["clip"] else geometry.area(b)
-                   for b in rec["lines"][:8])
+        cores = [glyph_core(b, rec["fontSize"]) for b in rec["lines"][:8]]
+        area = sum(geometry.intersection_area(b, rec["clip"]) if rec["clip"] else geometry.area(b) for b in cores)
         if hidden_px >= 0.98 * area and _layered_on_purpose(layout, i, by_idx):
             continue
         findings.append(Finding(
@@ -554,6 +570,8 @@ def alignment_groups(layout: PageLayout) -> list[tuple[str, list[int]]]:
         for members in by_tag.values():
             members = [i for i in members if not _one_glyph(layout, i)]
             for axis in (1, 0):  # rows (compare tops), columns (compare lefts)
+                if axis == 0:  # a column stacks blocks; inline boxes wrapping in a flow do not
+                    members = [i for i in members if not layout.records[i]["display"].startswith("inline")]
                 for group in _bands(layout, members, axis):
                     if len(group) >= 2 and _laid_out_as(layout, group, axis):
                         groups.append(("row" if axis == 1 else "column", group))

@@ -22,7 +22,10 @@
       return r.visible && r.opacity >= 0.9 && (leafVisual.has(r.tag.toUpperCase()) ||
                            /url\(/.test(cs.backgroundImage) || (r.bg !== null && r.bg[3] >= 0.9));
     });
-    const shown = out.map((r) => r.lines.map((l) => {
+    const shown = out.map((r) => r.lines.map((line) => {
+      // a line's glyph core: less a fifth of the font size above and below (ascender room)
+      const inset = line[3] - line[1] > 0.4 * r.fontSize + 2 ? 0.2 * r.fontSize : 0;
+      const l = [line[0], line[1] + inset, line[2], line[3] - inset];
       const c = r.clip;
       if (!c) return l;
       const b = [Math.max(l[0], c[0]), Math.max(l[1], c[1]), Math.min(l[2], c[2]), Math.min(l[3], c[3])];
@@ -33,7 +36,8 @@
     const isAncestor = (a, i) => { for (let p = out[i].parent; p >= 0; p = out[p].parent) if (p === a) return true; return false; };
     const paints = [];  // [record, box] of everything that can hide glyphs
     out.forEach((r, j) => {
-      const c = r.parent >= 0 ? out[r.parent].clip : null;  // what clips this element's box
+      // what clips this element's box: its ancestors' overflow, or its own clip / clip-path
+      const c = r.clipsSelf ? r.clip : r.parent >= 0 ? out[r.parent].clip : null;
       const box = c ? [Math.max(r.box[0], c[0]), Math.max(r.box[1], c[1]), Math.min(r.box[2], c[2]),
                        Math.min(r.box[3], c[3])] : r.box;
       if (opaque[j] && box[2] > box[0] && box[3] > box[1]) paints.push([j, box]);
@@ -175,7 +179,20 @@
       clip = clip ? [Math.max(clip[0], mine[0]), Math.max(clip[1], mine[1]),
                      Math.min(clip[2], mine[2]), Math.min(clip[3], mine[3])] : mine;
     }
+    // A placed box's `clip: rect(...)` or `clip-path: inset(50%)` (screen-reader-only text,
+    // collapsed skip links) clips it like overflow does.
+    const placed = cs.position === "absolute" || cs.position === "fixed";
+    const cut = placed && /^rect\(/.test(cs.clip) ? cs.clip.slice(5, -1).split(/[ ,]+/).map(parseFloat) :
+      /^inset\((50|100)%/.test(cs.clipPath) ? [0, 0, 0, 0] : null;
+    if (cut) {
+      const b = box(r), [t, rt, bt, lt] = cut;
+      const mine = [b[0] + (isNaN(lt) ? 0 : lt), b[1] + (isNaN(t) ? 0 : t),
+                    isNaN(rt) ? b[2] : b[0] + rt, isNaN(bt) ? b[3] : b[1] + bt];
+      clip = clip ? [Math.max(clip[0], mine[0]), Math.max(clip[1], mine[1]),
+                     Math.min(clip[2], mine[2]), Math.min(clip[3], mine[3])] : mine;
+    }
     rec.clip = clip;  // what clips this element's own text: its ancestors' and its own overflow
+    rec.clipsSelf = cut !== null;
     for (const child of el.children) visit(child, idx, clip, opacity, mySid);
   };
   if (document.body) {
