@@ -57,27 +57,41 @@ class Element:
 
 @dataclasses.dataclass(frozen=True)
 class Defect:
-    """A visual defect: what, how bad (severity in [0,1]), where on the render, and which lines."""
+    """A visual defect: what, how bad (severity in [0,1]), where on the render, and which lines.
+
+    `advisory`: a note, not a defect a person sees (text below the WCAG contrast line that is
+    still easy to read); environments keep these in `Feedback.notes`, out of the defects, the
+    reward and the defect rates."""
 
     kind: str
     severity: float
     region: Box
     message: str
     lines: tuple[LineSpan, ...] = ()
+    advisory: bool = False
 
     def __post_init__(self):
         if not 0.0 <= self.severity <= 1.0:
             raise ValueError(f"Defect severity must be in [0, 1], got {self.severity} for {self.kind}")
 
     def to_json(self) -> dict[str, Any]:
-        return {"kind": self.kind, "severity": float(self.severity),
-                "region": [float(v) for v in self.region], "message": self.message,
-                "lines": [list(s) for s in self.lines]}
+        out = {"kind": self.kind, "severity": float(self.severity),
+               "region": [float(v) for v in self.region], "message": self.message,
+               "lines": [list(s) for s in self.lines]}
+        if self.advisory:
+            out["advisory"] = True
+        return out
 
     @classmethod
     def from_json(cls, d: dict[str, Any]) -> "Defect":
         return cls(kind=d["kind"], severity=float(d["severity"]), region=tuple(d["region"]),
-                   message=d["message"], lines=_spans(d.get("lines", ())))
+                   message=d["message"], lines=_spans(d.get("lines", ())),
+                   advisory=bool(d.get("advisory", False)))
+
+
+def split_advisories(found: list[Defect]) -> tuple[list[Defect], list[Defect]]:
+    """(defects, notes): what a detector found, the advisory notes set apart."""
+    return [d for d in found if not d.advisory], [d for d in found if d.advisory]
 
 
 @dataclasses.dataclass
@@ -93,6 +107,9 @@ class Feedback:
     elements: list[Element] = dataclasses.field(default_factory=list)
     timings: dict[str, float] = dataclasses.field(default_factory=dict)
     render_size: tuple[int, int] | None = None  # (width, height) in pixels of render_png
+    # Advisory notes (Defect.advisory): e.g. readable text below the WCAG contrast line, with its
+    # ratio and threshold. Never in the reward, the defects or the defect rates.
+    notes: list[Defect] = dataclasses.field(default_factory=list)
     stdout: str = ""
     stderr: str = ""
 
@@ -106,6 +123,7 @@ class Feedback:
             "defects": [d.to_json() for d in self.defects],
             "timings": {k: float(v) for k, v in self.timings.items()},
             "render_size": None if self.render_size is None else list(self.render_size),
+            "notes": [d.to_json() for d in self.notes],
         }
         if with_elements:
             out["elements"] = [e.to_json() for e in self.elements]
@@ -121,7 +139,8 @@ class Feedback:
                    render_png=render_png,
                    elements=[Element.from_json(x) for x in d.get("elements", [])],
                    timings=dict(d.get("timings", {})),
-                   render_size=None if size is None else (int(size[0]), int(size[1])))
+                   render_size=None if size is None else (int(size[0]), int(size[1])),
+                   notes=[Defect.from_json(x) for x in d.get("notes", [])])
 
     @classmethod
     def failure(cls, error: ExecError, *, reward_parts: dict[str, float] | None = None,

@@ -17,3 +17,4 @@ class Finding:
     region: Box
     message: str
     records: tuple[int, ...]  # indices into the domain's element records; traced to lines later
+    advisory: bool = False  # a note for the feedback, not a defect (see envs.feedback.Defect)

@@ -38,7 +38,7 @@ from envs.config_dict import checked
 from envs.feedback import Defect, LineSpan
 from envs.geometry import (Box, area, convex_intersection_area, fraction_outside, intersection,
                            intersection_area, polygon_area, union_box)
-from envs.color import blend, contrast_ratio, contrast_severity, hard_to_read
+from envs.color import blend, contrast_ratio, contrast_severity, contrast_verdict
 from envs.pixels import behind_text
 
 KINDS = ("overlap", "clipped_text", "overflow", "legend_over_data", "low_contrast", "misalignment")
@@ -79,7 +79,8 @@ class ChartDetectorConfig:
 
 
 def detect(scene: ChartScene, config: ChartDetectorConfig | None = None) -> list[Defect]:
-    """All enabled detectors over one scene, most severe first within each kind."""
+    """All enabled detectors over one scene, most severe first within each kind; advisory
+    notes (`Defect.advisory`) among them, which the env keeps out of the defects."""
     config = config or ChartDetectorConfig()
     detectors = {"overlap": overlaps, "clipped_text": clipped_texts, "overflow": overflows,
                  "legend_over_data": legends_over_data, "low_contrast": low_contrast,
@@ -87,7 +88,8 @@ def detect(scene: ChartScene, config: ChartDetectorConfig | None = None) -> list
     defects: list[Defect] = []
     for kind in config.kinds:
         found = sorted(detectors[kind](scene, config), key=lambda d: (-d.severity, d.region))
-        defects.extend(found[:config.max_per_kind])
+        for advisory in (False, True):  # advisory notes are capped apart from the defects
+            defects.extend([d for d in found if d.advisory == advisory][:config.max_per_kind])
     return defects
 
 
@@ -251,7 +253,8 @@ def legends_over_data(scene: ChartScene, config: ChartDetectorConfig) -> list[De
     defects = []
     for lg in scene.legends:
         marks = [m for m in scene.marks if m.geometry is not None and _visible_part(m, lg.box, scene)
-                 and not _is_background(m, scene, config)]
+                 and not _is_background(m, scene, config) and not _is_reference(m, scene)
+                 and (lg.axes is None or m.axes <= lg.axes)]  # a later (twin) axes paints over it
         if not marks:
             continue
         samples = _grid(lg.box, config.legend_sample_px)
@@ -308,6 +311,23 @@ def _is_background(m: MarkItem, scene: ChartScene, config: ChartDetectorConfig) 
         return False
     ax_area = area(scene.axes[m.axes].box)
     return ax_area > 0 and intersection_area(m.box, scene.axes[m.axes].box) >= config.background_fraction * ax_area
+
+
+def _is_reference(m: MarkItem, scene: ChartScene) -> bool:
+    """A line or band drawn across its whole axes (axvline, axhline, axvspan, bin edges): a
+    reference or a shaded backdrop a legend may sit on, not data it hides. Straight lines only
+    (every polyline vertical or horizontal); patches spanning both edges of one dimension."""
+    if m.kind not in ("line", "patch"):
+        return False
+    ax = scene.axes[m.axes].box
+    spans = [m.box[k] <= ax[k] + 2 and m.box[k + 2] >= ax[k + 2] - 2 for k in (0, 1)]
+    if not any(spans):
+        return False
+    if m.kind == "patch":
+        return True
+    geo = m.geometry
+    return geo is not None and bool(geo.polylines) and geo.points is None and all(
+        np.ptp(line[:, 0]) < 1 or np.ptp(line[:, 1]) < 1 for line in geo.polylines)
 
 
 def _grid(box: Box, step: float) -> np.ndarray:
@@ -378,11 +398,11 @@ def low_contrast(scene: ChartScene, config: ChartDetectorConfig) -> list[Defect]
         large = t.size_pt >= 18 or (t.bold and t.size_pt >= 14)
         required = config.contrast_large if large else config.contrast_small
         if ratio < required:
+            verdict, advisory = contrast_verdict(ratio, required, foreground, background)
             defects.append(Defect(
                 "low_contrast", contrast_severity(ratio, required), t.box,
-                f"{_describe(t)} has contrast {ratio:.2f}:1 against its background (needs "
-                f"{required:g}:1; {'hard to read' if hard_to_read(ratio, required) else 'readable but below WCAG'}); "
-                f"pick a darker/lighter colour", t.color_lines))
+                f"{_describe(t)} has contrast {ratio:.2f}:1 against its background ({verdict}); "
+                f"pick a darker/lighter colour", t.color_lines, advisory=advisory))
     return defects
 
 

@@ -44,7 +44,7 @@ from envs.chart.detectors import ChartDetectorConfig
 from envs.chart.scene import scene_elements, scene_from_json
 from envs.chart.verify import Verification, verify
 from envs.config_dict import checked
-from envs.feedback import ExecError, Feedback
+from envs.feedback import ExecError, Feedback, split_advisories
 from envs.outcome import domain_result, feedback_from_run, protocol_failure
 from envs.reward import cleanliness
 from envs.sandbox import Sandbox, SandboxLimits, SandboxResult
@@ -172,8 +172,8 @@ class ChartEnv:
         check = verify(scene)
         feedback.timings["verify_s"] = time.perf_counter() - t
         t = time.perf_counter()
-        feedback.defects = (detectors.detect(scene, self.config.detectors)
-                            if self.config.detect else [])
+        feedback.defects, feedback.notes = split_advisories(
+            detectors.detect(scene, self.config.detectors) if self.config.detect else [])
         feedback.timings["detect_s"] = time.perf_counter() - t
         feedback.elements = scene_elements(scene)[:self.config.max_elements]
         feedback.render_png = run.artifacts["render.png"]

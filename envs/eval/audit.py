@@ -129,9 +129,11 @@ def sheets(domain: str, flagged: int, out: pathlib.Path, per_sheet: int = 4) -> 
 
 
 def audit_name(index: dict) -> str:
-    """How verdicts name an audit: its domain, and the kinds it was limited to."""
+    """How verdicts name an audit: its domain, the kinds it was limited to, and its round (an
+    index's optional "round": the same audit redrawn after detector changes, judged anew)."""
     kinds = index.get("kinds") or []
-    return index["domain"] + (":" + "+".join(kinds) if kinds else "")
+    return index["domain"] + (":" + "+".join(kinds) if kinds else "") + \
+        (f"@{index['round']}" if index.get("round") else "")
 
 
 def score(verdicts: dict, indexes: list[dict]) -> dict[str, dict[str, dict[str, float]]]:

@@ -37,7 +37,7 @@ class InjectionStats:
     no_target: collections.Counter = dataclasses.field(default_factory=collections.Counter)
     clean_items: int = 0
     clean_with_kind: collections.Counter = dataclasses.field(default_factory=collections.Counter)
-    clean_hard_to_read: int = 0  # clean artifacts with a low-contrast text that is hard to read
+    clean_below_wcag: int = 0  # clean artifacts with a readable text below WCAG (an advisory note)
     invalid: collections.Counter = dataclasses.field(default_factory=collections.Counter)
     misses: list = dataclasses.field(default_factory=list)
 
@@ -60,10 +60,12 @@ class InjectionStats:
         self.detections[key] += len(new)
         self.traced[key] += sum(any(a <= ln <= b for a, b in d.lines for ln in lines) for d in new)
 
-    def record_clean(self, defects: list[Defect]) -> None:
+    def record_clean(self, defects: list[Defect], notes: list[Defect] = ()) -> None:
+        """A clean artifact's defects (low contrast: hard to read) and advisory notes (readable
+        text below WCAG)."""
         self.clean_items += 1
         self.clean_with_kind.update({d.kind for d in defects})
-        self.clean_hard_to_read += any(d.kind == "low_contrast" and "hard to read" in d.message for d in defects)
+        self.clean_below_wcag += any(d.kind == "low_contrast" for d in notes)
 
     def table(self, kinds: Iterable[str]) -> dict[str, dict[str, float]]:
         out = {}
@@ -114,13 +116,14 @@ def evaluate_html(rows: list[dict], judge: Callable, kinds: Iterable[str], seed:
 def _clean_pages(rows: list[dict], judge: Callable, stats: InjectionStats, label: str | None):
     """(row, JudgedPage, defects) of every row that renders, its clean defects recorded."""
     from envs.web.browser import PageError
+    from envs.web.env import to_defects
 
     for n, row in enumerate(rows):
         try:
             clean_page, clean = judge(row["html"])
         except PageError:
             continue
-        stats.record_clean(clean)
+        stats.record_clean(clean, to_defects(clean_page, advisory=True))
         yield row, clean_page, clean
         if label and (n + 1) % 5 == 0:
             print(f"[{label}] {n + 1}/{len(rows)}", file=sys.stderr, flush=True)
@@ -170,7 +173,7 @@ def evaluate_pptx(programs: int, seed: int = 0) -> InjectionStats:
             if not clean.ok:
                 stats.misses.append((str(n), "clean", str(clean.error)))
                 continue
-            stats.record_clean(clean.defects)
+            stats.record_clean(clean.defects, clean.notes)
             for kind in pptx_samples.KINDS:
                 code, line = pptx_samples.inject(program, kind, rng)
                 fb = env.step(task, code)
@@ -288,11 +291,12 @@ def _main_person(args) -> None:
     print(format_table(stats, recipes))
     clean = stats.table(DEFECT_KINDS)
     print("clean FP per kind: " + ", ".join(f"{k} {v['clean_fp_rate']:.1%}" for k, v in clean.items()) +
-          f"; low contrast hard to read: {stats.clean_hard_to_read / max(stats.clean_items, 1):.1%}")
+          f" (low contrast: hard to read); readable below WCAG (advisory notes): "
+          f"{stats.clean_below_wcag / max(stats.clean_items, 1):.1%}")
     print(json.dumps({"domain": args.domain, "items": len(rows), "person": True,
                       "table": stats.table(recipes), "invalid": dict(stats.invalid),
                       "clean_fp": {k: v["clean_fp_rate"] for k, v in clean.items()},
-                      "clean_hard_to_read": stats.clean_hard_to_read / max(stats.clean_items, 1)}))
+                      "clean_below_wcag_advisory": stats.clean_below_wcag / max(stats.clean_items, 1)}))
 
 
 if __name__ == "__main__":

@@ -136,6 +136,7 @@ class HtmlSlideEnv:
         reward = parts["substance"] * (w * scores["aeslides_avg"] + (1 - w) * parts["cleanliness"])
         return Feedback(
             ok=True, reward=float(reward), reward_parts=parts, defects=defects, render_png=judged.png,
+            notes=to_defects(judged, advisory=True),
             elements=to_elements(judged, 4000), timings={"total_s": time.monotonic() - t0},
             render_size=judged.png_size)
 

@@ -116,10 +116,11 @@ def detect_low_contrast(view: DeckView, slide: int, rgb: np.ndarray) -> list[Fin
         ratio = wcolor.contrast_ratio(span.rgb, bg)
         required = wcolor.required_contrast(span.size_pt * 96 / 72, span.bold)
         if ratio < required:
+            verdict, advisory = wcolor.contrast_verdict(ratio, required, span.rgb, bg)
             out.append(Finding("low_contrast", wcolor.contrast_severity(ratio, required), span.box,
                                f"text {span.text[:40]!r} has contrast {ratio:.2f}:1 against "
-                               f"{wcolor.hex_color(bg)} (needs {required}:1)",
-                               (span.shape,) if span.shape is not None else ()))
+                               f"{wcolor.hex_color(bg)} ({verdict})",
+                               (span.shape,) if span.shape is not None else (), advisory=advisory))
     return out
 
 

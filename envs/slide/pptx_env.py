@@ -23,7 +23,7 @@ import numpy as np
 from PIL import Image
 
 from envs import geometry, pixels
-from envs.feedback import Defect, Element, ExecError, Feedback
+from envs.feedback import Defect, Element, ExecError, Feedback, split_advisories
 from envs.outcome import feedback_from_run
 from envs.reward import cleanliness, substance
 from envs.finding import Finding
@@ -148,7 +148,7 @@ class PptxSlideEnv:
             for f in findings:
                 region = (f.region[0], f.region[1] + offset, f.region[2], f.region[3] + offset)
                 defects.append(Defect(f.kind, float(f.severity), region, f"slide {slide + 1}: {f.message}",
-                                      finding_lines(f, view, trace)))
+                                      finding_lines(f, view, trace), advisory=f.advisory))
             items = pptx_detectors.visual_items(view, slide)
             boxes = [pptx_detectors.rendered_box(view, k) for k, s in enumerate(view.shapes) if s.slide == slide]
             content = geometry.union_box([(0.0, 0.0, float(view.width), float(view.height)), *boxes])
@@ -156,6 +156,7 @@ class PptxSlideEnv:
                                                (content[2] - content[0], content[3] - content[1])))
         scores = {k: float(np.mean([m[k] for m in per_slide])) for k in per_slide[0]}
         canvas = np.concatenate(images, axis=0)
+        defects, notes = split_advisories(defects)
         parts = {"exec": 1.0, "cleanliness": cleanliness(defects), **scores,
                  "substance": substance(canvas)}
         w = self.config.aesthetic_weight
@@ -174,6 +175,6 @@ class PptxSlideEnv:
                                     lines=spans, text=shape.text or None,
                                     attrs={"slide": shape.slide, "shape_id": shape.shape_id, "name": shape.name}))
         timings["total_s"] = time.monotonic() - t0
-        return Feedback(ok=True, reward=float(reward), reward_parts=parts, defects=defects,
+        return Feedback(ok=True, reward=float(reward), reward_parts=parts, defects=defects, notes=notes,
                         render_png=buf.getvalue(), elements=elements, timings=timings,
                         render_size=(canvas.shape[1], canvas.shape[0]))

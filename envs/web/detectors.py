@@ -33,7 +33,12 @@ class DetectorConfig:
 
     min_clipped_fraction: float = 0.15   # share of a text line hidden by an overflow clip (the
     # audit saw 6-12% cuts as glyph edges no reader notices)
-    min_spill_px: float = 3.0            # text further than this outside its own block box
+    min_spill_px: float = 3.0            # text further than this outside its own block box ...
+    min_unseen_spill_em: float = 2.0     # ... or this many font sizes out of a box that paints
+    # nothing (the audit saw count badges pushed 1 em past their invisible box by a float)
+    max_cut_line: float = 0.85           # a line cut by more than this shows as a sliver, not text
+    min_line_cut: float = 0.25           # a line box cut by less loses only ascender/descender room
+    # (the audit saw 20% cuts of a footer's lines with every letter whole)
     overlap_min_fraction: float = 0.4    # intersection / smaller line area for text vs text
     overlap_leaf_fraction: float = 0.3   # images vs images
     align_min_offset_px: float = 2.0     # off the group's line by more than this is visible
@@ -133,6 +138,12 @@ def is_icon(rec: dict[str, Any]) -> bool:
     return rec["tag"] == "i" or bool(_ICON_FONT.search(rec.get("fontFamily") or ""))
 
 
+def paints_box(rec: dict[str, Any]) -> bool:
+    """Does the element paint its own box (a background, a border or an image), so that a reader
+    sees where it ends?"""
+    return bool(rec["border"] or rec["bgImage"] or rec["leaf"] or (rec["bg"] and rec["bg"][3] > 0.1))
+
+
 def _text_records(layout: PageLayout) -> list[int]:
     return [i for i, r in enumerate(layout.records) if r["lines"] and r["visible"]]
 
@@ -208,10 +219,10 @@ def _over_picture(layout: PageLayout, idx: int, pictures: list[tuple[int, Sequen
 
 
 def detect_low_contrast(layout: PageLayout, cfg: DetectorConfig) -> list[Finding]:
-    """WCAG 2.x contrast against the backdrop: 4.5:1, 3:1 for large text. Severity grows with
-    how far below the threshold the text is (`envs.color.contrast_severity`: 4.4:1 body text is
-    a mild defect, 1.5:1 a severe one); the message names the ratio, the threshold and whether
-    the text is hard to read (`envs.color.hard_to_read`) or only below the WCAG line. Icons
+    """WCAG 2.x contrast against the backdrop: 4.5:1, 3:1 for large text. Text that is hard to
+    read (`envs.color.hard_to_read`) is a defect whose severity grows with how far below the
+    threshold it is (`envs.color.contrast_severity`); text only below the WCAG line is an
+    advisory finding (`envs.color.contrast_verdict`), a note with its ratio and threshold. Icons
     follow their own visibility rule: a defect below `icon_min_contrast`."""
     findings = []
     for m in measure_contrast(layout, cfg):
@@ -225,11 +236,11 @@ def detect_low_contrast(layout: PageLayout, cfg: DetectorConfig) -> list[Finding
                     f"{wcolor.hex_color(m.bg)} (an icon needs {cfg.icon_min_contrast}:1 to be seen, "
                     f"WCAG 1.4.11 asks {m.required}:1; hard to see)", (m.record,)))
         elif m.ratio < m.required:
-            verdict = "hard to read" if wcolor.hard_to_read(m.ratio, m.required) else "readable but below WCAG"
+            verdict, advisory = wcolor.contrast_verdict(m.ratio, m.required, m.fg, m.bg)
             findings.append(Finding(
                 "low_contrast", wcolor.contrast_severity(m.ratio, m.required), _union(rec["lines"]),
                 f"text {rec['text'][:40]!r} has contrast {m.ratio:.2f}:1 against its background "
-                f"{wcolor.hex_color(m.bg)} (needs {m.required}:1; {verdict})", (m.record,)))
+                f"{wcolor.hex_color(m.bg)} ({verdict})", (m.record,), advisory=advisory))
     return findings
 
 
@@ -284,12 +295,47 @@ def detect_clipped_text(layout: PageLayout, cfg: DetectorConfig) -> list[Finding
         # is text pushed wholly below the clipping box of a fixed canvas (a slide's overflow).
         pushed_under = cfg.strict_canvas_height and all(
             b[1] >= clip[3] - 1 and b[0] >= clip[0] - 1 and b[2] <= clip[2] + 1 for b in rec["lines"])
+        if not pushed_under and (not _cuts_a_line(rec["lines"], clip, cfg)
+                                 or (not cfg.strict_canvas_height and _scrolls_to(layout, i, clip))):
+            continue
         if cfg.min_clipped_fraction <= hidden and (hidden < 0.98 or pushed_under):
             findings.append(Finding(
                 "clipped_text", min(1.0, hidden), _union(rec["lines"]),
                 f"{hidden:.0%} of text {rec['text'][:40]!r} is cut off by an overflow clip",
                 (i, *_pushed_by(layout, i, clip, cfg))))
     return findings
+
+
+def _cuts_a_line(lines: Sequence[Sequence[float]], clip: Sequence[float], cfg: DetectorConfig) -> bool:
+    """Does the clip cut through the glyphs of a line? Lines wholly shown or wholly hidden (a
+    clip on a line boundary: a line clamp, a fixed-height teaser) show no cut, nor does a line
+    whose cut leaves a sliver (more than `max_cut_line` hidden) or only its ascender room
+    (less than `min_line_cut` of its height)."""
+    for b in lines:
+        shown = geometry.intersection(b, clip)
+        if not shown:
+            continue
+        cut_y = 1.0 - (shown[3] - shown[1]) / max(b[3] - b[1], 1e-9)
+        cut_x = 1.0 - (shown[2] - shown[0]) / max(b[2] - b[0], 1e-9)
+        if cfg.min_line_cut <= cut_y <= cfg.max_cut_line or cut_x >= 0.05 and cut_y <= cfg.max_cut_line:
+            return True
+    return False
+
+
+def _scrolls_to(layout: PageLayout, idx: int, clip: Sequence[float]) -> bool:
+    """Is the text cut by a scroll container (overflow auto/scroll on the cut's axis), so that a
+    reader scrolls to the rest, as in a code block or a scrolling panel? Pages only: a slide
+    does not scroll."""
+    text = _union(layout.records[idx]["lines"])
+    cuts = [side for side in range(4)  # the clip's edges the text crosses: left, top, right, bottom
+            if (text[side] < clip[side] - 0.5 if side < 2 else text[side] > clip[side] + 0.5)]
+    for a in (idx, *layout.ancestors(idx)):
+        rec = layout.records[a]
+        for side in cuts:  # the scroller's padding edge is the clip's edge (within its border)
+            inset = clip[side] - rec["box"][side] if side < 2 else rec["box"][side] - clip[side]
+            if rec["oy" if side % 2 else "ox"] in ("auto", "scroll") and -0.5 <= inset <= 20:
+                return True
+    return False
 
 
 def _pushed_by(layout: PageLayout, idx: int, clip: Sequence[float], cfg: DetectorConfig) -> tuple[int, ...]:
@@ -339,7 +385,7 @@ def detect_overflow(layout: PageLayout, cfg: DetectorConfig) -> list[Finding]:
             # exceed half a line before it is a defect.
             spill = max(max(x0 - b[0], b[2] - x1,
                             max(y0 - b[1], b[3] - y1) - 0.5 * (b[3] - b[1])) for b in rec["lines"])
-            if spill > cfg.min_spill_px:
+            if spill > cfg.min_spill_px and (paints_box(rec) or spill > cfg.min_unseen_spill_em * rec["fontSize"]):
                 lines_area = sum(geometry.area(b) for b in rec["lines"])
                 inside = sum(geometry.intersection_area(b, rec["box"]) for b in rec["lines"])
                 findings.append(Finding(
@@ -394,12 +440,15 @@ def _content_before(layout: PageLayout, container: int, idx: int, limit: int) ->
 
 
 def _leaf_items(layout: PageLayout) -> list[tuple[Box, int, bool]]:
-    """(box, record, is_text) for every visible text line and every image-like element."""
+    """(box, record, is_text) for every visible text line and every image-like element. A line
+    is its glyphs' core: the line box less a fifth of the font size above and below (ascender
+    and descender room, which tight line heights let neighbouring lines share unseen)."""
     items = []
     for i, rec in enumerate(layout.records):
         if not rec["visible"] or hidden_on_purpose(layout, i):
             continue
         for line in rec["lines"]:
+            line = glyph_core(line, rec["fontSize"])
             box = geometry.intersection(line, rec["clip"]) if rec["clip"] else tuple(line)
             if box and geometry.area(box) > 4:
                 items.append((box, i, True))
@@ -426,6 +475,11 @@ def detect_overlap(layout: PageLayout, cfg: DetectorConfig) -> list[Finding]:
             need = cfg.overlap_min_fraction if is_text else cfg.overlap_leaf_fraction
             if frac <= need or layout.is_ancestor(i, j) or layout.is_ancestor(j, i):
                 continue
+            if not is_text and (frac >= 0.9 or a_canvas_pair(layout, i, j)):
+                continue  # a picture laid on another (a slideshow, a hover swap, a backdrop) or
+                # drawing layers (canvases stack by design; what they draw the layout never knows)
+            if is_text and (_buried(layout, i, j) or _buried(layout, j, i)):
+                continue  # a text painted over wholly by something else collides with nothing
             a, b = layout.records[i], layout.records[j]
             findings[(min(i, j), max(i, j))] = Finding(
                 "overlap", min(1.0, frac), geometry.intersection(box, other) or box,
@@ -433,6 +487,25 @@ def detect_overlap(layout: PageLayout, cfg: DetectorConfig) -> list[Finding]:
                 f"({frac:.0%} of the smaller)", (i, j))
         active.append((box, i, is_text))
     return list(findings.values())
+
+
+def glyph_core(line: Sequence[float], font_size: float) -> Box:
+    """A line box less a fifth of the font size above and below: where its letters are (the rest
+    is ascender and descender room that tight line heights let neighbours share unseen). The
+    same inset as extract.js's occlusion test."""
+    x0, y0, x1, y1 = line
+    inset = 0.2 * font_size if y1 - y0 > 0.4 * font_size + 2 else 0.0
+    return (x0, y0 + inset, x1, y1 - inset)
+
+
+def a_canvas_pair(layout: PageLayout, i: int, j: int) -> bool:
+    return layout.records[i]["tag"] == layout.records[j]["tag"] == "canvas"
+
+
+def _buried(layout: PageLayout, idx: int, other: int) -> bool:
+    """Is idx's text wholly painted over by a third element (`cover` of extract.js)?"""
+    cover = layout.records[idx].get("cover")
+    return bool(cover) and cover[0] >= 0.9 and cover[2] != other
 
 
 def peer_children(layout: PageLayout) -> dict[int, list[int]]:
@@ -466,7 +539,8 @@ def detect_occlusion(layout: PageLayout, cfg: DetectorConfig) -> list[Finding]:
         by = layout.records[by_idx]
         if by["text"] and by["text"] == rec["text"]:
             continue  # the same words drawn twice on one spot read as one
-        area = sum(geometry.area(b) for b in rec["lines"])
+        cores = [glyph_core(b, rec["fontSize"]) for b in rec["lines"][:8]]
+        area = sum(geometry.intersection_area(b, rec["clip"]) if rec["clip"] else geometry.area(b) for b in cores)
         if hidden_px >= 0.98 * area and _layered_on_purpose(layout, i, by_idx):
             continue
         findings.append(Finding(
@@ -494,11 +568,46 @@ def alignment_groups(layout: PageLayout) -> list[tuple[str, list[int]]]:
             if not hidden_on_purpose(layout, i):
                 by_tag.setdefault(layout.records[i]["tag"], []).append(i)
         for members in by_tag.values():
+            members = [i for i in members if not _one_glyph(layout, i)]
             for axis in (1, 0):  # rows (compare tops), columns (compare lefts)
+                if axis == 0:  # a column stacks blocks; inline boxes wrapping in a flow do not
+                    members = [i for i in members if not layout.records[i]["display"].startswith("inline")]
                 for group in _bands(layout, members, axis):
-                    if len(group) >= 2:
+                    if len(group) >= 2 and _laid_out_as(layout, group, axis):
                         groups.append(("row" if axis == 1 else "column", group))
     return groups
+
+
+def _laid_out_as(layout: PageLayout, group: list[int], axis: int) -> bool:
+    """Do the members read as a row (axis 1) or column (axis 0) of repeated peers? They sit
+    side by side (a row) or one under another (a column), not stacked on one spot; and a pair
+    looks alike (lengths along the line within a quarter), not two unrelated blocks that happen
+    to share a width (a page's header and its article)."""
+    along = 0 if axis == 1 else 1  # rows run along x, columns along y
+    boxes = sorted((layout.records[i]["box"] for i in group), key=lambda b: b[along])
+    for a, b in zip(boxes, boxes[1:]):
+        shared = min(a[along + 2], b[along + 2]) - max(a[along], b[along])
+        if shared > 0.1 * min(a[along + 2] - a[along], b[along + 2] - b[along]):
+            return False
+    if len(group) == 2:
+        lengths = [b[along + 2] - b[along] for b in boxes]
+        return min(lengths) >= 0.75 * max(lengths)
+    return True
+
+
+def _one_glyph(layout: PageLayout, idx: int) -> bool:
+    """A member whose only text is one glyph (an arrow, a bullet, a separator) and no picture:
+    its box is room around a symbol, which is centred, not aligned by its edge."""
+    chars, j = 0, idx
+    while j < len(layout.records) and (j == idx or layout.is_ancestor(idx, j)):
+        rec = layout.records[j]
+        if rec["leaf"] and j != idx:
+            return False
+        chars += len(rec["text"].replace(" ", ""))
+        if chars > 1:
+            return False
+        j += 1
+    return chars == 1
 
 
 def _bands(layout: PageLayout, members: list[int], axis: int) -> list[list[int]]:

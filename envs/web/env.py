@@ -117,9 +117,11 @@ def judge_page(browser: Browser, html: str, width: int, height: int, *, max_elem
                       png_size=size, log_blocked=blocked, capture=capture, extra=extra)
 
 
-def to_defects(judged: JudgedPage) -> list[Defect]:
+def to_defects(judged: JudgedPage, advisory: bool = False) -> list[Defect]:
+    """The page's defects (with advisory=True: its advisory notes, `Feedback.notes`)."""
     return [Defect(kind=f.kind, severity=float(f.severity), region=tuple(float(v) for v in f.region),
-                   message=f.message, lines=spans) for f, spans in zip(judged.findings, judged.lines)]
+                   message=f.message, lines=spans, advisory=f.advisory)
+            for f, spans in zip(judged.findings, judged.lines) if f.advisory == advisory]
 
 
 def to_elements(judged: JudgedPage, limit: int) -> list[Element]:
@@ -203,5 +205,6 @@ class WebEnv:
         timings["total_s"] = time.monotonic() - t0
         return Feedback(
             ok=True, reward=float(reward), reward_parts=parts, defects=defects, render_png=judged.png,
+            notes=to_defects(judged, advisory=True),
             elements=to_elements(judged, self.config.max_feedback_elements), timings=timings,
             render_size=judged.png_size, stderr="\n".join(f"blocked: {u}" for u in judged.log_blocked[:20]))

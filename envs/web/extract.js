@@ -7,7 +7,10 @@
   // element that paints something opaque (a background, an image or control, or its own text)
   // and overlaps one of a text's line boxes, the topmost element at the centre of the overlap
   // says whether it lies on top; a child (a badge inside a paragraph) counts like any other.
-  // rec.cover = [hidden share of the worst line, hidden px^2, record hiding most];
+  // Only what shows of a line counts (its part inside its clipping box), only near-opaque paint
+  // hides it (a 70% veil over the page leaves text readable), and a text that hit testing cannot
+  // see (pointer-events: none) is not judged by it.
+  // rec.cover = [hidden share of the worst shown line, hidden px^2, record hiding most];
   // rec.under = [backgrounds painted under the text's first line by elements that are not its
   // ancestors (a box laid behind it), true if an image or gradient is among them].
   const paintedOver = (out, nodes, rgba, leafVisual) => {
@@ -16,16 +19,29 @@
     const opaque = out.map((r, j) => {
       const cs = styles[j];
       // A gradient is often a see-through fade laid over text on purpose: only images count.
-      return r.visible && (leafVisual.has(r.tag.toUpperCase()) || /url\(/.test(cs.backgroundImage) ||
-                           (r.bg !== null && r.bg[3] * r.opacity >= 0.5));
+      return r.visible && r.opacity >= 0.9 && (leafVisual.has(r.tag.toUpperCase()) ||
+                           /url\(/.test(cs.backgroundImage) || (r.bg !== null && r.bg[3] >= 0.9));
     });
+    const shown = out.map((r) => r.lines.map((line) => {
+      // a line's glyph core: less a fifth of the font size above and below (ascender room)
+      const inset = line[3] - line[1] > 0.4 * r.fontSize + 2 ? 0.2 * r.fontSize : 0;
+      const l = [line[0], line[1] + inset, line[2], line[3] - inset];
+      const c = r.clip;
+      if (!c) return l;
+      const b = [Math.max(l[0], c[0]), Math.max(l[1], c[1]), Math.min(l[2], c[2]), Math.min(l[3], c[3])];
+      return b[2] - b[0] >= 1 && b[3] - b[1] >= 1 ? b : null;
+    }));
     const fixed = out.map((r, j) => styles[j].position === "fixed" || styles[j].position === "sticky");
     for (let j = 0; j < out.length; j++) if (out[j].parent >= 0 && fixed[out[j].parent]) fixed[j] = true;
     const isAncestor = (a, i) => { for (let p = out[i].parent; p >= 0; p = out[p].parent) if (p === a) return true; return false; };
     const paints = [];  // [record, box] of everything that can hide glyphs
     out.forEach((r, j) => {
-      if (opaque[j]) paints.push([j, r.box]);
-      if (r.visible) for (const l of r.lines) paints.push([j, l]);
+      // what clips this element's box: its ancestors' overflow, or its own clip / clip-path
+      const c = r.clipsSelf ? r.clip : r.parent >= 0 ? out[r.parent].clip : null;
+      const box = c ? [Math.max(r.box[0], c[0]), Math.max(r.box[1], c[1]), Math.min(r.box[2], c[2]),
+                       Math.min(r.box[3], c[3])] : r.box;
+      if (opaque[j] && box[2] > box[0] && box[3] > box[1]) paints.push([j, box]);
+      if (r.visible) for (const l of shown[j]) if (l) paints.push([j, l]);
     });
     paints.sort((a, b) => a[1][1] - b[1][1]);
     const jobs = [];  // [screen, kind, i, line, j, area, x, y]
@@ -34,7 +50,9 @@
       const first = rec.lines[0];
       jobs.push([Math.floor(Math.max(0, (first[1] + first[3]) / 2) / vh), 0, i, 0, -1, 0,
                  (first[0] + first[2]) / 2, (first[1] + first[3]) / 2]);
-      rec.lines.slice(0, 8).forEach((l, li) => {
+      if (styles[i].pointerEvents === "none") return;
+      shown[i].slice(0, 8).forEach((l, li) => {
+        if (!l) return;
         for (const [j, b] of paints) {
           if (b[1] >= l[3]) break;
           if (j === i || b[3] <= l[1]) continue;
@@ -84,7 +102,7 @@
     for (const [i, h] of hidden) {
       let worst = 0, total = 0;
       for (const [li, a] of h.lines) {
-        const l = out[i].lines[li];
+        const l = shown[i][li];
         const lineArea = Math.max(1, (l[2] - l[0]) * (l[3] - l[1]));
         worst = Math.max(worst, Math.min(1, a / lineArea));
         total += Math.min(a, lineArea);
@@ -161,7 +179,20 @@
       clip = clip ? [Math.max(clip[0], mine[0]), Math.max(clip[1], mine[1]),
                      Math.min(clip[2], mine[2]), Math.min(clip[3], mine[3])] : mine;
     }
+    // A placed box's `clip: rect(...)` or `clip-path: inset(50%)` (screen-reader-only text,
+    // collapsed skip links) clips it like overflow does.
+    const placed = cs.position === "absolute" || cs.position === "fixed";
+    const cut = placed && /^rect\(/.test(cs.clip) ? cs.clip.slice(5, -1).split(/[ ,]+/).map(parseFloat) :
+      /^inset\((50|100)%/.test(cs.clipPath) ? [0, 0, 0, 0] : null;
+    if (cut) {
+      const b = box(r), [t, rt, bt, lt] = cut;
+      const mine = [b[0] + (isNaN(lt) ? 0 : lt), b[1] + (isNaN(t) ? 0 : t),
+                    isNaN(rt) ? b[2] : b[0] + rt, isNaN(bt) ? b[3] : b[1] + bt];
+      clip = clip ? [Math.max(clip[0], mine[0]), Math.max(clip[1], mine[1]),
+                     Math.min(clip[2], mine[2]), Math.min(clip[3], mine[3])] : mine;
+    }
     rec.clip = clip;  // what clips this element's own text: its ancestors' and its own overflow
+    rec.clipsSelf = cut !== null;
     for (const child of el.children) visit(child, idx, clip, opacity, mySid);
   };
   if (document.body) {

@@ -2,6 +2,8 @@
 that is not one, and names the lines of the elements involved."""
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pytest
 
@@ -100,6 +102,22 @@ def test_a_legend_over_a_full_axes_backdrop_is_not_over_data_but_over_a_heatmap_
         ["legend_over_data"]
 
 
+def test_a_legend_on_reference_lines_bands_or_under_a_twin_axes_hides_no_data():
+    legend = LegendItem((170, 110, 240, 170), 0, 0)
+    edges = [MarkItem(kind="line", box=(x, 30, x + 1, 250), axes=0, figure=0, clipped=True,
+                      geometry=MarkGeometry(polylines=[np.array([[x, 30.0], [x, 250.0]])]))
+             for x in (180.0, 200.0, 220.0)]  # axvline bin edges across the axes
+    band = MarkItem(kind="patch", box=(150, 30, 260, 250), axes=0, figure=0, clipped=True,
+                    geometry=MarkGeometry(polygons=[np.array(box_corners((150, 30, 260, 250)))]))  # axvspan
+    assert kinds(detect(scene(legends=[legend], marks=[*edges, band]))) == []
+    curve = MarkGeometry(polylines=[np.array([[60.0, 240.0], [200.0, 140.0], [340.0, 40.0]])])
+    twin = [axes_item((50, 30, 350, 250)), axes_item((50, 30, 350, 250))]
+    later = MarkItem(kind="line", box=(60, 40, 340, 240), axes=1, figure=0, clipped=True, geometry=curve)
+    assert kinds(detect(scene(axes=twin, legends=[legend], marks=[later]))) == [], "the twin paints over it"
+    same = dataclasses.replace(later, axes=0)
+    assert kinds(detect(scene(axes=twin, legends=[legend], marks=[same]))) == ["legend_over_data"]
+
+
 def test_a_single_hidden_marker_is_hidden_data():
     points = MarkItem(kind="collection", box=(60, 40, 340, 240), axes=0, figure=0, clipped=True,
                       geometry=MarkGeometry(points=np.array([[80.0, 60.0], [200.0, 140.0], [320.0, 220.0]]),
@@ -115,6 +133,25 @@ def test_text_in_the_background_colour_is_low_contrast():
     found = detect(scene(image=image, texts=[faint]))
     assert kinds(found) == ["low_contrast"] and found[0].lines == ((21, 21),)
     assert found[0].severity > 0.9
+
+
+def test_readable_grey_text_below_wcag_is_an_advisory_note():
+    image = np.full((H, W, 3), 255, dtype=np.uint8)
+    image[100:112, 100:150] = 128  # 3.9:1 on white: below WCAG's 4.5:1, easy to read
+    found = detect(scene(image=image, texts=[text((98, 98, 152, 114), rgba=(128 / 255,) * 3 + (1,))]))
+    assert kinds(found) == ["low_contrast"] and found[0].advisory and "WCAG asks 4.5:1" in found[0].message
+
+
+def test_heatmap_numbers_white_on_a_saturated_cell_read_but_black_on_a_dark_cell_do_not():
+    def cell(ground, ink):
+        image = np.full((H, W, 3), ground, dtype=np.uint8)
+        image[100:112, 100:150] = ink
+        return detect(scene(image=image, texts=[text((98, 98, 152, 114), rgba=(*(c / 255 for c in ink), 1))]),
+                      ChartDetectorConfig(kinds=("low_contrast",)))
+    white_on_pink = cell((248, 141, 141), (255, 255, 255))  # WCAG 2.3:1, APCA Lc -50: the audit read it
+    black_on_blue = cell((59, 76, 192), (0, 0, 0))  # WCAG 3.0:1, APCA Lc 20: the audit could not
+    assert white_on_pink and all(d.advisory for d in white_on_pink)
+    assert black_on_blue and not black_on_blue[0].advisory and "hard to read" in black_on_blue[0].message
 
 
 def test_dark_text_on_white_has_enough_contrast():
