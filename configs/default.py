@@ -28,11 +28,13 @@ def get_config() -> ml_collections.ConfigDict:
     # (HF or Flax; a run's exported workdir/model) in `checkpoint`; `tokenizer`: "qwen3", a
     # bundled sentencepiece model ("synthetic_charts", the toy size's) or a .model path;
     # `overrides` change the size's text_config / vision_config; attention_query_chunk > 0
-    # computes attention that many queries at a time (long prompts).
+    # computes attention that many queries at a time (long prompts); attention_impl "splash"
+    # runs the text decoder's attention (training, no KV cache) as the fused Pallas kernel on
+    # TPU backends (XLA elsewhere), "xla" always as XLA's masked softmax.
     c.model = ml_collections.ConfigDict(dict(
         size="toy", checkpoint="", tokenizer="synthetic_charts", param_dtype="float32",
         dtype="float32", scan_layers=False, remat="none", attention_query_chunk=0,
-        overrides={}))
+        attention_impl="xla", overrides={}))
     # Mesh axis sizes; -1 takes the remaining devices.
     c.mesh = ml_collections.ConfigDict(dict(data=-1, fsdp=1, tensor=1))
 

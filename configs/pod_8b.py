@@ -23,6 +23,11 @@ def pod_config(sources: list[dict], max_new_tokens: int, max_prompt_tokens: int,
     # Queries per attention chunk: the teacher's 8-10k-token rows would otherwise hold
     # [heads, length, length] float32 scores per layer (64 GiB per chip at chart_8b).
     c.model.attention_query_chunk = 512
+    # The text decoder's training attention as the fused Pallas splash kernel on the TPU: its
+    # float32 scores never reach HBM (with XLA's softmax each 512-query chunk writes and reads
+    # them back: 11.7 of chart_8b's 41.3 TB per chip). Chunking still bounds the vision tower
+    # and the sampler's prefill.
+    c.model.attention_impl = "splash"
     c.mesh.update(dict(data=1, fsdp=-1, tensor=1))
     c.data.sources = sources
     c.data.target_images = True  # image -> code: the reference's render is the task

@@ -240,7 +240,9 @@ class ProgramReport:
     """One compiled program on one device: bytes, costs and the roofline time. `flops` and
     `bytes_accessed` come from `cost_method`; `xla_*` are the compiler's own figures (each loop
     body once); `loops` are the loops the program runs itself (their share of the costs),
-    `uncounted_loops` those whose trip count could not be read (counted once)."""
+    `uncounted_loops` those whose trip count could not be read (counted once); `kernel_*` the
+    Pallas kernels' share (counted by `hlo_costs.kernel_costs`, which XLA does not see),
+    `unknown_kernels` kernels it could not count."""
 
     name: str
     argument_bytes: int
@@ -258,6 +260,9 @@ class ProgramReport:
     xla_bytes_accessed: float = 0.0
     loops: tuple[dict[str, Any], ...] = ()
     uncounted_loops: tuple[str, ...] = ()
+    kernel_flops: float = 0.0
+    kernel_bytes_accessed: float = 0.0
+    unknown_kernels: tuple[str, ...] = ()
 
     @property
     def total_bytes(self) -> int:
@@ -390,7 +395,9 @@ def measure(name: str, lowered: jax.stages.Lowered, chip: Chip, devices_per_chip
         bytes_s=costs.bytes_accessed / bandwidth, cost_method=method,
         xla_flops=counted.analysed.flops, xla_bytes_accessed=counted.analysed.bytes_accessed,
         loops=_outer_loops(counted, peak, bandwidth),
-        uncounted_loops=tuple(loop.op_name for loop in counted.uncounted))
+        uncounted_loops=tuple(loop.op_name for loop in counted.uncounted),
+        kernel_flops=counted.kernels.flops, kernel_bytes_accessed=counted.kernels.bytes_accessed,
+        unknown_kernels=counted.unknown_kernels)
 
 
 def run(config: Any, topology: str, programs: tuple[str, ...] = tuple(PROGRAMS),
@@ -422,6 +429,11 @@ def run(config: Any, topology: str, programs: tuple[str, ...] = tuple(PROGRAMS),
                                devices_per_chip, costs if alternative else "loops",
                                alternative))
         log(_row(reports[-1]))
+        if reports[-1].kernel_flops or reports[-1].unknown_kernels:
+            log(f"{'':>14}Pallas kernels (counted apart, hlo_costs.kernel_costs): "
+                f"{reports[-1].kernel_flops:.3e} FLOP "
+                f"{reports[-1].kernel_bytes_accessed / GIB:.1f} GiB; not counted: "
+                f"{list(reports[-1].unknown_kernels) or 'none'}")
         for loop in reports[-1].loops[:_LOGGED_LOOPS]:
             log(f"{'':>14}{loop['roofline_s'] * 1e3:9.1f} ms  {loop['count']:2d} x "
                 f"{loop['trips'] or '-':>3} trips  {loop['flops']:.3e} FLOP  "

@@ -25,10 +25,23 @@ collective-permute) counts only its local operand and output bytes: the time on 
 links is in neither figure. Bytes are the arrays' logical sizes: the analysis runs on the host
 (XLA:CPU's shape sizes) on the TPU program's HLO, where the TPU's own analysis counts tile-padded
 sizes (at chart_8b's train step its loops-once figure is 5.4% higher); FLOPs agree exactly.
+
+Pallas kernels. A Mosaic kernel is a custom call whose inside HloCostAnalysis cannot see (it
+counts nothing for it; the TPU compiler counts only what the kernel's `cost_estimate` says, and
+JAX's splash-attention kernels set none). A kernel whose backend config carries a cost estimate
+is counted by it; the splash-attention kernels (forward, dq, dkv) are counted analytically here
+(`splash_costs`) from their operand shapes and block sizes (both in the HLO) and their grids as
+jax's splash_attention_kernel lays them out: the matmul FLOPs of every block pair the kernel
+visits, and every block it copies between HBM and VMEM (q once per query block, keys and values
+once per visited block pair, ...). Under the named scope `CAUSAL_SCOPE` (where
+models/qwen3_vl/layers.py runs its causal kernels) only the causal part of the block grid is
+visited; elsewhere the whole grid is counted. Any other custom call without an estimate is
+listed in `ProgramCosts.unknown_kernels` (counted as nothing).
 """
 from __future__ import annotations
 
 import dataclasses
+import json
 import math
 import re
 from functools import cached_property
@@ -75,6 +88,8 @@ class ProgramCosts:
     total: Costs
     analysed: Costs
     loops: tuple[Loop, ...]
+    kernels: Costs = Costs()  # the Pallas kernels' part of `total`, loops counted
+    unknown_kernels: tuple[str, ...] = ()  # TPU custom calls counted as nothing
 
     @property
     def uncounted(self) -> tuple[Loop, ...]:
@@ -96,6 +111,7 @@ _HEADER = re.compile(r"^(ENTRY )?%(\S+) \(")
 _INSTRUCTION = re.compile(r"^\s*(ROOT )?%(\S+) = ")
 _OPCODE = re.compile(r"([a-z][\w-]*)\(")
 _OP_NAME = re.compile(r'op_name="([^"]*)"')
+_END = re.compile(r"^\}(, execution_thread=\S+)?\s*$")  # not a kernel metadata's "}}, ..."
 
 
 def _closing(text: str, start: int) -> int:
@@ -152,17 +168,116 @@ def _computations(text: str) -> tuple[list[str], dict[str, _Computation]]:
     the computations, in the text's order (callees before their callers)."""
     preamble, computations, current = [], {}, None
     for line in text.splitlines():
-        header = _HEADER.match(line) if line.endswith("{") else None
+        header = _HEADER.match(line) if line.endswith("{") and current is None else None
         if header:
             current = _Computation(header[2], bool(header[1]), [line])
         elif current is not None:
-            current.lines.append(line)
-            if line.startswith("}"):
+            if _END.match(line):
+                current.lines.append(line)
                 computations[current.name] = current
                 current = None
+            elif _INSTRUCTION.match(line) or len(current.lines) == 1:
+                current.lines.append(line)
+            else:  # an attribute printed over several lines (a kernel's metadata)
+                current.lines[-1] += "\n" + line
         elif not computations:
             preamble.append(line)
     return preamble, computations
+
+
+# ------------------------------------------------------------------------------ kernels
+CAUSAL_SCOPE = "splash_causal"
+_SPLASH = re.compile(r"splash_m[hq]a_(fwd|dq|dkv)_(\w+?)(?:\.\d+)?$")
+_ITEM_BYTES = {"bf16": 2, "f16": 2, "f32": 4, "s32": 4, "u32": 4, "s8": 1, "u8": 1, "pred": 1}
+_SHAPE = re.compile(r"\b([a-z]+\d*)\[([\d,]*)\]")
+_LANES, _SUBLANES = 128, 8
+
+
+def visited_blocks(q_blocks: int, kv_blocks: int, block_q: int, block_kv: int,
+                   causal: bool) -> int:
+    """Block pairs (query block, key block) a splash kernel computes: all of them, or with a
+    causal mask those holding a key at or before one of the block's queries."""
+    if not causal:
+        return q_blocks * kv_blocks
+    return sum(min(kv_blocks, -(-(i + 1) * block_q // block_kv)) for i in range(q_blocks))
+
+
+def splash_costs(phase: str, q_shape: tuple[int, ...], kv_shape: tuple[int, ...],
+                 item_bytes: int, block_q: int, block_kv: int, *, causal: bool,
+                 segmented: bool, residuals: bool, q_sequence: bool) -> Costs:
+    """One splash-attention kernel (`phase` fwd, dq or dkv): q [..., Hq, L, D], k/v
+    [..., Hk, Lk, D] (leading dims: rows the kernel is vmapped over). FLOPs: its matmuls on
+    every visited block pair (fwd: QK^T and PV, 4 bq bkv D; dq: QK^T, dO V^T, dS K, 6; dkv:
+    QK^T, dO V^T, P^T dO, dS^T Q, 8). Bytes: each block copied in or out as the kernel's grid
+    (fwd, dq: heads x query blocks x key blocks; dkv: key blocks x heads x query blocks) and its
+    block specs move them (a block whose index does not change is not copied again): in the
+    forward and dq kernels q-side blocks once per query block and keys / values once per
+    visited pair, in the dkv kernel the reverse; segment ids and the causal mask's query
+    positions travel as int32 rows 128 lanes (or 8 sublanes) wide, the softmax statistics as
+    float32 (the forward's log-sum-exp 128 lanes wide)."""
+    *batch, heads, length, dim = q_shape
+    kv_heads, kv_length = kv_shape[-3], kv_shape[-2]
+    rows = math.prod(batch) * heads
+    pairs = rows * visited_blocks(-(-length // block_q), -(-kv_length // block_kv), block_q,
+                                  block_kv, causal)
+    block = block_q * block_kv * dim
+    queries = rows * length * dim * item_bytes  # one pass over q-shaped data
+    lane_rows = rows * length * _LANES * 4  # q segment ids or query positions, 128 lanes
+    kv_ids = pairs * _SUBLANES * block_kv * 4  # kv segment ids per visited pair, 8 sublanes
+    if phase == "fwd":
+        flops = 4 * block * pairs
+        moved = (2 * queries + 2 * pairs * block_kv * dim * item_bytes + residuals * lane_rows
+                 + segmented * (lane_rows + kv_ids) + q_sequence * lane_rows)
+    elif phase == "dq":
+        flops = 6 * block * pairs
+        moved = (3 * queries + 2 * rows * length * 4 + 2 * pairs * block_kv * dim * item_bytes
+                 + segmented * (lane_rows + kv_ids) + q_sequence * lane_rows)
+    else:
+        flops = 8 * block * pairs
+        keys = math.prod(batch) * kv_heads * kv_length * dim * item_bytes
+        per_query_block = pairs * block_q
+        moved = (4 * keys + 2 * per_query_block * dim * item_bytes
+                 + (2 + segmented + q_sequence) * per_query_block * _SUBLANES * 4
+                 + segmented * rows * kv_length * _LANES * 4)
+    return Costs(float(flops), float(moved))
+
+
+def _block_size(attributes: str, key: str) -> int | None:
+    found = re.search(rf'{key}\\?"\s*:\s*(\d+)', attributes)
+    return int(found[1]) if found else None
+
+
+def kernel_costs(instruction: _Instruction) -> Costs | None:
+    """A TPU custom call's costs: its own cost estimate, the splash model, or None."""
+    found = re.search(r'"cost_estimate":\s*(\{[^}]*\})', instruction.attributes)
+    if found:
+        estimate = json.loads(found[1])
+        return Costs(float(estimate.get("flops", 0)), float(estimate.get("bytes_accessed", 0)))
+    kernel = _SPLASH.search(instruction.name)
+    operands = re.search(r"operand_layout_constraints=\{(.*?)\}, \w+=", instruction.attributes,
+                         re.S)
+    if kernel is None or operands is None:
+        return None
+    phase, variant = kernel[1], kernel[2]
+    shapes = [(dtype, tuple(int(d) for d in dims.split(",") if d))
+              for dtype, dims in _SHAPE.findall(re.sub(r"\{[\d,]*\}", "", operands[1]))
+              if dtype in _ITEM_BYTES]
+    q, k = [(dtype, shape) for dtype, shape in shapes
+            if len(shape) >= 3 and dtype in ("bf16", "f16", "f32")][:2]
+    prefix = {"fwd": "", "dq": "_dq", "dkv": "_dkv"}[phase]
+    block_q = _block_size(instruction.attributes, f"block_q{prefix}")
+    block_kv = _block_size(instruction.attributes, f"block_kv{prefix}")
+    if block_q is None or block_kv is None:
+        return None
+    length = q[1][-2]
+    op_name = _OP_NAME.search(instruction.attributes)
+    return splash_costs(
+        phase, q[1], k[1], _ITEM_BYTES[q[0]], block_q, block_kv,
+        causal=bool(op_name and CAUSAL_SCOPE in op_name[1]), segmented="segmented" in variant,
+        residuals=variant == "residuals" or variant.endswith("_residuals")
+        and not variant.endswith("no_residuals"),
+        q_sequence=any(dtype == "s32" and shape in ((length, _LANES), (_SUBLANES, length))
+                       for dtype, shape in shapes))
 
 
 # ------------------------------------------------------------------------------ counting
@@ -241,11 +356,13 @@ class _Counter:
     """Analyses computations on their own (as the entry of a module made of what they call)
     and adds up loops with their trip counts."""
 
-    def __init__(self, text: str):
+    def __init__(self, text: str, kernels_only: bool = False):
         preamble, self.computations = _computations(text)
         self.preamble = ["HloModule costs", *preamble[1:]]
         self.backend = xla_bridge.get_backend("cpu")
+        self.kernels_only = kernels_only  # count the TPU kernels alone (their share)
         self.loops: list[Loop] = []
+        self.unknown_kernels: set[str] = set()
 
     def analyse(self, name: str) -> Costs:
         """HloCostAnalysis of computation `name` as a program of its own (loops once)."""
@@ -256,6 +373,9 @@ class _Counter:
                 reached.add(current)
                 pending += [c for i in self.computations[current].instructions.values()
                             for c in _callees(i, self.computations)]
+        kernels = self.kernels(reached)
+        if self.kernels_only:
+            return kernels
         parts = list(self.preamble)
         for computation in self.computations.values():
             if computation.name in reached:
@@ -264,7 +384,22 @@ class _Counter:
                           *computation.lines[1:]]
         module = _hlo.hlo_module_from_text("\n".join(parts))
         costs = _jax.hlo_module_cost_analysis(self.backend, module)
-        return Costs(float(costs.get("flops", 0.0)), float(costs.get("bytes accessed", 0.0)))
+        return Costs(float(costs.get("flops", 0.0)), float(costs.get("bytes accessed", 0.0))) \
+            + kernels
+
+    def kernels(self, names: set[str]) -> Costs:
+        """The TPU custom calls of computations `names` (HloCostAnalysis counts them as
+        nothing)."""
+        total = Costs()
+        for name in names:
+            for instruction in self.computations[name].instructions.values():
+                if instruction.opcode == "custom-call" \
+                        and "tpu_custom_call" in instruction.attributes:
+                    costs = kernel_costs(instruction)
+                    if costs is None:
+                        self.unknown_kernels.add(instruction.name)
+                    total += costs or Costs()
+        return total
 
     def correction(self, name: str, runs: float, depth: int) -> Costs:
         """total - analysed of computation `name`: its loops' extra iterations (and theirs);
@@ -303,4 +438,9 @@ def hlo_costs(text: str) -> ProgramCosts:
     entry = next(c.name for c in counter.computations.values() if c.entry)
     analysed = counter.analyse(entry)
     total = analysed + counter.correction(entry, 1, 0)
-    return ProgramCosts(total, analysed, tuple(counter.loops))
+    kernels = Costs()
+    if any("tpu_custom_call" in line for c in counter.computations.values() for line in c.lines):
+        alone = _Counter(text, kernels_only=True)
+        kernels = alone.analyse(entry) + alone.correction(entry, 1, 0)
+    return ProgramCosts(total, analysed, tuple(counter.loops), kernels,
+                        tuple(sorted(counter.unknown_kernels)))

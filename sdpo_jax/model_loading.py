@@ -54,7 +54,8 @@ def runtime_options(run_config) -> dict:
     """config.model's options that are not architecture (dtypes, scan, remat, chunking)."""
     m = run_config.model
     return dict(param_dtype=m.param_dtype, dtype=m.dtype, scan_layers=m.scan_layers,
-                remat=m.remat, attention_query_chunk=m.attention_query_chunk)
+                remat=m.remat, attention_query_chunk=m.attention_query_chunk,
+                attention_impl=m.attention_impl)
 
 
 def architecture(run_config) -> Qwen3VLConfig:

@@ -58,6 +58,7 @@ class ModelSection:
     scan_layers: bool
     remat: str
     attention_query_chunk: int  # queries per attention chunk; 0: all at once
+    attention_impl: str  # text attention without a cache: "xla", or "splash" (Pallas, on TPU)
     overrides: dict  # {"text_config": {...}, "vision_config": {...}} on top of `size`
 
 

@@ -28,6 +28,9 @@ REMAT_POLICIES = {
     "dots": jax.checkpoint_policies.checkpoint_dots,
     "dots_no_batch": jax.checkpoint_policies.checkpoint_dots_with_no_batch_dims,
 }
+# Text attention in training / prefill without a cache: "xla" (masked softmax by XLA, in query
+# chunks), "splash" (the fused Pallas splash-attention kernel on TPU backends, XLA elsewhere).
+ATTENTION_IMPLS = ("xla", "splash")
 _DTYPES = {"float32": jnp.float32, "bfloat16": jnp.bfloat16, "float16": jnp.float16}
 
 
@@ -269,6 +272,7 @@ class Qwen3VLConfig:
     bfloat16), `scan_layers` (run the stacked layers with `lax.scan` instead of unrolled),
     `remat` (a name in REMAT_POLICIES, applied per layer), `attention_query_chunk` (queries per
     attention chunk, 0 = all at once; bounds the score memory of long sequences and big images),
+    `attention_impl` (ATTENTION_IMPLS: the text decoder's attention without a KV cache),
     `sharding_rules` (logical axis -> mesh axes, see models/sharding.py). Parameters are stored
     stacked per layer either way, so checkpoints do not depend on the runtime options.
     """
@@ -284,6 +288,7 @@ class Qwen3VLConfig:
     scan_layers: bool = False
     remat: str = "none"
     attention_query_chunk: int = 0
+    attention_impl: str = "xla"
     sharding_rules: Rules = DEFAULT_RULES
 
     @classmethod
@@ -355,6 +360,9 @@ class Qwen3VLConfig:
         if not isinstance(self.attention_query_chunk, int) or self.attention_query_chunk < 0:
             raise ConfigError(f"attention_query_chunk={self.attention_query_chunk!r} must be an "
                               f"int >= 0 (0 = no chunking).")
+        if self.attention_impl not in ATTENTION_IMPLS:
+            raise ConfigError(f"attention_impl={self.attention_impl!r}: use one of "
+                              f"{list(ATTENTION_IMPLS)}.")
         validate_rules(self.sharding_rules)
 
     @property

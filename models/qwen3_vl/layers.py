@@ -9,14 +9,16 @@ module holds no Qwen3-VL wiring (that lives in vision.py / text.py) and never to
 """
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Sequence
 
 import jax
 import jax.numpy as jnp
-from flax import nnx
+from flax import nnx, struct
+from jax.sharding import PartitionSpec
 
 from models.qwen3_vl.config import Qwen3VLConfig
-from models.sharding import Rules, constrain
+from models.sharding import Rules, constrain, logical_to_spec
 
 Initializer = Callable[[jax.Array, Sequence[int], jnp.dtype], jax.Array]
 
@@ -183,3 +185,94 @@ def attention(q: jax.Array, k: jax.Array, v: jax.Array, mask: jax.Array, scale: 
     out = jax.lax.map(one, (split(q), split(mask)))  # [chunks, B, chunk, Nq, H]
     out = jnp.moveaxis(out, 0, 1)
     return out.reshape(out.shape[0], chunks * query_chunk, *out.shape[3:])[:, :lq]
+
+
+# ------------------------------------------------------------------ fused (splash) attention
+SPLASH_BLOCK = 512  # queries / keys per kernel block (MaxText's default); shorter rows: one block
+SPLASH_SCOPE = "splash_causal"  # named scope around the kernels: sdpo_jax.hlo_costs reads it to
+# count them on the causal half of their block grid
+
+
+@struct.dataclass
+class Segments:
+    """Causal attention within segments, as the splash kernel takes it: query i may attend key
+    j <= i when q[b, i] == kv[b, j] ([B, L] int32 each)."""
+    q: jax.Array
+    kv: jax.Array
+
+
+def causal_segments(mask: jax.Array) -> Segments:
+    """The segment ids of a mask [B, L, L] that is causal & key-valid & same-segment (what
+    model.py builds): a query's id is the first key it may attend; a key's is its own query's
+    id when it is valid. A query that may attend nothing (a padding slot) and an invalid key get
+    L + position, an id nothing else has, so such a query attends only its own slot: the kernel
+    never sees an empty row (its softmax would divide by zero), and no other query sees it. Rows
+    with an allowed key get exactly the mask's keys (the first allowed key stands for the
+    segment: every allowed key of a query shares that first key)."""
+    length = mask.shape[-1]
+    own = length + jnp.arange(length, dtype=jnp.int32)
+    first = jnp.argmax(mask, axis=-1).astype(jnp.int32)
+    q = jnp.where(jnp.any(mask, axis=-1), first, own)
+    kv = jnp.where(jnp.diagonal(mask, axis1=1, axis2=2), first, own)
+    return Segments(q=q, kv=kv)
+
+
+@functools.lru_cache(maxsize=None)
+def _splash_kernel(q_heads: int, length: int, block: int, interpret: bool):
+    from jax.experimental.pallas.ops.tpu.splash_attention import (
+        splash_attention_kernel as kernel, splash_attention_mask as masks)
+    sizes = kernel.BlockSizes(block_q=block, block_kv=block, block_kv_compute=block,
+                              block_q_dkv=block, block_kv_dkv=block, block_kv_dkv_compute=block,
+                              block_q_dq=block, block_kv_dq=block)
+    causal = masks.MultiHeadMask([masks.CausalMask((length, length))] * q_heads)
+    return kernel.make_splash_mha(causal, block_sizes=sizes, head_shards=1, q_seq_shards=1,
+                                  interpret=interpret)
+
+
+def _splash_local(q: jax.Array, k: jax.Array, v: jax.Array, segments: Segments, scale: float,
+                  interpret: bool) -> jax.Array:
+    """splash attention of one device's rows: q [b, L, Nq, H], k, v [b, L, Nk, H]."""
+    from jax.experimental.pallas.ops.tpu.splash_attention.splash_attention_kernel import \
+        SegmentIds
+    length = q.shape[1]
+    block = min(SPLASH_BLOCK, -(-length // 128) * 128)
+    pad = -length % block
+    if pad:  # padded slots: ids of their own, attending only themselves
+        extra = 2 * length + jnp.arange(pad, dtype=jnp.int32)
+        extra = jnp.broadcast_to(extra, (q.shape[0], pad))
+        segments = Segments(q=jnp.concatenate([segments.q, extra], 1),
+                            kv=jnp.concatenate([segments.kv, extra], 1))
+    heads_major = lambda x: jnp.swapaxes(  # noqa: E731
+        jnp.pad(x, ((0, 0), (0, pad), (0, 0), (0, 0))), 1, 2)
+    kernel = _splash_kernel(q.shape[2], length + pad, block, interpret)
+    with jax.named_scope(SPLASH_SCOPE):
+        out = jax.vmap(lambda q, k, v, sq, skv: kernel(q, k, v, SegmentIds(sq, skv)))(
+            heads_major(q * jnp.asarray(scale, q.dtype)), heads_major(k), heads_major(v),
+            segments.q, segments.kv)
+    return jnp.swapaxes(out, 1, 2)[:, :length]
+
+
+def splash_attention(q: jax.Array, k: jax.Array, v: jax.Array, segments: Segments,
+                     scale: float, rules: Rules, *, interpret: bool = False) -> jax.Array:
+    """Causal attention within `segments` by the Pallas splash-attention kernel (TPU; its
+    interpreter elsewhere with `interpret`): fused, so no [Lq, Lk] scores reach HBM, with its
+    own backward kernels. q: [B, L, Nq, H]; k, v: [B, L, Nk, H] (GQA as in `attention`).
+    Under an active mesh it runs per device on its rows (and heads, when q and kv heads are
+    split alike) in a shard_map laid out by `rules`; the sequence must not be split."""
+    mesh = jax.sharding.get_abstract_mesh()
+    local = functools.partial(_splash_local, scale=scale, interpret=interpret)
+    if mesh.empty:
+        return local(q, k, v, segments)
+    sizes = dict(zip(mesh.axis_names, mesh.axis_sizes))
+    spec = lambda axes, x: logical_to_spec(axes, rules, sizes, x.shape)  # noqa: E731
+    q_spec = spec(("act_batch", "act_seq", "act_q_heads", "act_head_dim"), q)
+    kv_spec = spec(("act_batch", "act_seq", "act_kv_heads", "act_head_dim"), k)
+    if q_spec[1] is not None or q_spec[3] is not None:
+        raise ValueError(f"splash attention needs whole rows and heads on a device; the rules "
+                         f"split q as {q_spec}. Fix: set attention_impl='xla' or map act_seq "
+                         f"and act_head_dim to None.")
+    if q_spec[2] != kv_spec[2]:  # GQA groups would straddle devices: keep heads whole
+        q_spec = kv_spec = PartitionSpec(q_spec[0])
+    rows = PartitionSpec(q_spec[0])
+    return jax.shard_map(local, in_specs=(q_spec, kv_spec, kv_spec, Segments(rows, rows)),
+                         out_specs=q_spec, check_vma=False)(q, k, v, segments)

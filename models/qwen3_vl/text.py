@@ -6,7 +6,10 @@ positions after layer k (k < number of taps), exactly where transformers adds it
 takes precomputed cos/sin and an attention mask from model.py, and optionally a KV cache
 (keys/values [layers, B, kv_heads, S, head_dim] or one [B, kv_heads, S, head_dim] per layer,
 kv_cache.py) that each layer updates in place at a write index; it knows nothing about images
-beyond the DeepStack additions.
+beyond the DeepStack additions. With `attention_impl="splash"` and no cache, attention on a TPU
+backend is the fused Pallas kernel, given the mask's segment ids (`layers.causal_segments`, so
+the mask must be model.py's causal & key-valid & same-segment one); other backends, and every
+call with a cache, keep XLA's masked softmax.
 """
 from __future__ import annotations
 
@@ -15,8 +18,8 @@ import jax.numpy as jnp
 from flax import nnx, struct
 
 from models.qwen3_vl.config import Qwen3VLConfig
-from models.qwen3_vl.layers import (Embed, Linear, RMSNorm, apply_rotary, attention,
-                                    linear_options)
+from models.qwen3_vl.layers import (Embed, Linear, RMSNorm, Segments, apply_rotary, attention,
+                                    causal_segments, linear_options, splash_attention)
 from models.qwen3_vl.stack import create_stacked, run_stacked
 from models.sharding import constrain
 
@@ -63,14 +66,19 @@ class TextAttention(nnx.Module):
         self.k_norm = RMSNorm(t.head_dim, t.rms_norm_eps, **norm_kw)
 
     def __call__(self, x: jax.Array, cos: jax.Array, sin: jax.Array, mask: jax.Array,
-                 cache: CacheWrite | None, layer: jax.Array | int
-                 ) -> tuple[jax.Array, CacheWrite | None]:
+                 cache: CacheWrite | None, layer: jax.Array | int,
+                 segments: Segments | None = None) -> tuple[jax.Array, CacheWrite | None]:
         heads = ("act_batch", "act_seq", "act_q_heads", "act_head_dim")
         kv_heads = ("act_batch", "act_seq", "act_kv_heads", "act_head_dim")
         q = constrain(apply_rotary(self.q_norm(self.q_proj(x)), cos, sin), heads, self.rules)
         k = constrain(apply_rotary(self.k_norm(self.k_proj(x)), cos, sin), kv_heads, self.rules)
         v = constrain(self.v_proj(x), kv_heads, self.rules)
-        if cache is None:
+        if cache is None and segments is not None:
+            out = jax.lax.platform_dependent(
+                q, k, v, tpu=lambda q, k, v: splash_attention(q, k, v, segments, self.scale,
+                                                              self.rules),
+                default=lambda q, k, v: attention(q, k, v, mask, self.scale, self.query_chunk))
+        elif cache is None:
             out = attention(q, k, v, mask, self.scale, self.query_chunk)
         else:
             cache = _write_layer(cache, layer, k, v)
@@ -128,9 +136,10 @@ class DecoderLayer(nnx.Module):
         self.mlp = TextMLP(config, rngs)
 
     def __call__(self, h: jax.Array, cos: jax.Array, sin: jax.Array, mask: jax.Array,
-                 cache: CacheWrite | None, layer: jax.Array | int
-                 ) -> tuple[jax.Array, CacheWrite | None]:
-        attn, cache = self.self_attn(self.input_layernorm(h), cos, sin, mask, cache, layer)
+                 cache: CacheWrite | None, layer: jax.Array | int,
+                 segments: Segments | None = None) -> tuple[jax.Array, CacheWrite | None]:
+        attn, cache = self.self_attn(self.input_layernorm(h), cos, sin, mask, cache, layer,
+                                     segments)
         h = h + attn
         h = h + self.mlp(self.post_attention_layernorm(h))
         return h, cache
@@ -156,10 +165,12 @@ class TextModel(nnx.Module):
         """Run all layers on input embeddings h [B, L, D]; returns normed hidden states."""
         cfg = self.config
         residual = ("act_batch", "act_seq", "act_embed")
+        segments = causal_segments(mask) if cfg.attention_impl == "splash" and cache is None \
+            else None
 
         def step(layer: DecoderLayer, carry, index):
             hidden, kv = carry
-            hidden, kv = layer(hidden, cos, sin, mask, kv, index)
+            hidden, kv = layer(hidden, cos, sin, mask, kv, index, segments)
             return constrain(hidden, residual, cfg.sharding_rules), kv
 
         carry = (constrain(h, residual, cfg.sharding_rules), cache)
