@@ -100,6 +100,21 @@ def spec_of(task: Task) -> ChartSpec:
     return ChartSpec.from_json(task.meta["spec"])
 
 
+@dataclasses.dataclass(frozen=True)
+class PendingExamples:
+    """A step's drawn tasks whose careless attempts the env pool is judging: submitted a step
+    ahead, so the renders run while the device trains the step before. `data_before` is the data
+    stream's state before these tasks were drawn (a checkpoint rewinds to it: the resumed run
+    draws the same tasks again)."""
+
+    step: int
+    data_before: dict
+    tasks: list[Task]
+    images: list[Image.Image | None]
+    careless: list[frozenset[str]]
+    render_ids: list[int]
+
+
 class SupervisedExamples:
     """Builds each step's examples (see the module docstring); revisions' careless attempts are
     judged by the env pool."""
@@ -117,24 +132,33 @@ class SupervisedExamples:
                                                                        list[Example]]:
         """(plain, revision) examples of `step` from its `tasks` (examples_per_step of them,
         the first `revisions_per_step` become revisions)."""
+        return self.collect(self.submit(step, tasks, target_images, data_before={}))
+
+    def submit(self, step: int, tasks: Sequence[Task], target_images: Sequence[Image.Image | None],
+               data_before: dict) -> PendingExamples:
+        """Draw `step`'s careless choices and queue the revisions' careless attempts on the pool
+        (returns at once; `collect` waits for them)."""
         if len(tasks) != self.config.examples_per_step:
             raise ValueError(f"{len(tasks)} tasks for {self.config.examples_per_step} examples")
-        specs = [spec_of(task) for task in tasks]
-        careless = [sample_careless(spec, self.config.careless_probability,
+        careless = [sample_careless(spec_of(task), self.config.careless_probability,
                                     np.random.default_rng([self.seed, step, i]))
-                    for i, spec in enumerate(specs)]
+                    for i, task in enumerate(tasks)]
         count = self.config.revisions_per_step
-        attempts = [write_program(spec, chosen).code
-                    for spec, chosen in zip(specs[:count], careless[:count])]
-        feedbacks = self.pool.map(list(zip(tasks[:count], attempts)))
-        revisions = [self._revision(task, image, spec, chosen, feedback)
-                     for task, image, spec, chosen, feedback
-                     in zip(tasks[:count], target_images[:count], specs[:count], careless[:count],
-                            feedbacks)]
+        ids = [self.pool.submit(task, write_program(spec_of(task), chosen).code)
+               for task, chosen in zip(tasks[:count], careless[:count])]
+        return PendingExamples(step, data_before, list(tasks), list(target_images), careless, ids)
+
+    def collect(self, pending: PendingExamples) -> tuple[list[Example], list[Example]]:
+        """(plain, revision) examples of a submitted step, once its attempts are judged."""
+        done = dict(self.pool.results(pending.render_ids))
+        count = len(pending.render_ids)
+        revisions = [self._revision(task, image, spec_of(task), chosen, done[render_id])
+                     for task, image, chosen, render_id
+                     in zip(pending.tasks, pending.images, pending.careless, pending.render_ids)]
         plain = [self._example(task, self.processor(student_messages(task, image)),
-                               write_program(spec, chosen).code, chosen)
-                 for task, image, spec, chosen
-                 in zip(tasks[count:], target_images[count:], specs[count:], careless[count:])]
+                               write_program(spec_of(task), chosen).code, chosen)
+                 for task, image, chosen
+                 in zip(pending.tasks[count:], pending.images[count:], pending.careless[count:])]
         return plain, revisions
 
     def _revision(self, task: Task, image: Image.Image | None, spec: ChartSpec,

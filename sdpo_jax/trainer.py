@@ -53,7 +53,7 @@ from sdpo_jax.replies import read_replies
 from sdpo_jax.rollout_batch import Rows, abstract_train_inputs, build_train_batch
 from sdpo_jax.run_config import RunConfig, image_patches
 from sdpo_jax.sampler import Prompt, Sampler
-from sdpo_jax.sft import SupervisedExamples, pack_supervised
+from sdpo_jax.sft import PendingExamples, SupervisedExamples, pack_supervised
 from sdpo_jax.targets import TargetImages
 from sdpo_jax.teacher_context import student_messages
 from sdpo_jax.train_step import (InputLayout, init_train_state, make_supervised_step,
@@ -214,7 +214,7 @@ class Trainer:
             if rc.mode == "sdpo":
                 last, pending = self._sdpo_step(step, pending)
             else:
-                last = self._supervised_step(step)
+                last, pending = self._supervised_step(step, pending)
             if self.evaluator is not None and ((step + 1) % rc.eval.every == 0
                                                or step + 1 == num_steps):
                 last.update(self._evaluate(step + 1))
@@ -260,19 +260,22 @@ class Trainer:
                                      env_wait=env_wait, train_s=train_s, step_s=step_s)
         return metrics, next_batch
 
-    def _supervised_step(self, step: int) -> dict[str, float]:
-        """One warm-start step: draw tasks, build plain and revision examples (the revisions'
-        careless attempts judged by the envs), update by cross-entropy."""
+    def _supervised_step(self, step: int, pending: PendingExamples | None
+                         ) -> tuple[dict[str, float], PendingExamples | None]:
+        """One warm-start step: build the plain and revision examples of `pending` (the step's
+        tasks, their careless attempts judged by the envs), submit the next step's attempts so
+        they render while the device trains this one, update by cross-entropy."""
         rc = self.run_config
         start = time.perf_counter()
-        tasks, images = self._draw_tasks(rc.sft.examples_per_step)
-        plain, revisions = self.examples(step, tasks, images)
-        examples_s = time.perf_counter() - start
+        pending = pending or self._submit_examples(step)
+        plain, revisions = self.examples.collect(pending)
         examples = plain + revisions
         batch, placed = pack_supervised(self.model_config, examples, config=rc.sft,
                                         context=rc.context, target_images=rc.shows_targets,
                                         slot_patches=image_patches(rc.data.image_max_pixels,
                                                                    self.model_config))
+        examples_s = time.perf_counter() - start
+        next_pending = self._submit_examples(step + 1) if step + 1 < rc.train.num_steps else None
         self.state, device_metrics = self.train_step(self.state, batch)
         metrics = {k: float(np.asarray(to_host(v))) for k, v in device_metrics.items()}
         step_s = time.perf_counter() - start
@@ -283,7 +286,12 @@ class Trainer:
                                                               if kept] or [0.0])),
                         "sft/dropped_examples": float(len(placed) - sum(placed)),
                         "sft/row_fill": float(np.asarray(batch.sequences.mask).mean())})
-        return metrics
+        return metrics, next_pending
+
+    def _submit_examples(self, step: int) -> PendingExamples:
+        before = self.data.state.to_json()
+        tasks, images = self._draw_tasks(self.run_config.sft.examples_per_step)
+        return self.examples.submit(step, tasks, images, data_before=before)
 
     def _evaluate(self, step: int) -> dict[str, float]:
         """The current policy on the fixed evaluation tasks, as eval/* metrics."""
@@ -342,11 +350,13 @@ class Trainer:
         return out
 
     # ------------------------------------------------------------------ checkpoints
-    def _save(self, step: int, pending: Batch | None) -> None:
+    def _save(self, step: int, pending: Batch | PendingExamples | None) -> None:
         arrays = {"state": self.state}
         host: dict[str, Any] = {"step": step, "data": self.data.state.to_json(), "pending": None,
                                 "skipped_targets": self.skipped_targets}
-        if pending is not None:  # sdpo with lag: the next batch's rollouts are already sampled
+        if isinstance(pending, PendingExamples):  # sft: rewind; the resumed run redraws them
+            host["data"] = pending.data_before
+        elif pending is not None:  # sdpo with lag: the next batch's rollouts are already sampled
             arrays["pending"] = dict(pending.sampled)
             host["pending"] = {"data_before": pending.data_before,
                                "policy_version": pending.policy_version}

@@ -106,16 +106,20 @@ def test_the_step_loss_is_the_cross_entropy_of_each_example_run_alone(world):
     assert float(metrics["sft/response_tokens"]) == sum(len(e.response) for e in examples)
 
 
+def _small_run(num_steps=2):
+    c = get_config()
+    c.sft.examples_per_step = 2
+    c.env.num_workers = 1
+    c.train.update(dict(num_steps=num_steps, checkpoint_every=1, plot_every=1))
+    c.eval.update(dict(every=num_steps, count=2))
+    return c
+
+
 @pytest.mark.slow
 def test_sft_mode_trains_evaluates_and_exports_a_loadable_policy(tmp_path):
     from sdpo_jax.model_loading import load_model
     from sdpo_jax.trainer import Trainer
-    c = get_config()
-    c.sft.examples_per_step = 2
-    c.env.num_workers = 1
-    c.train.update(dict(num_steps=2, checkpoint_every=1, plot_every=1))
-    c.eval.update(dict(every=2, count=2))
-    trainer = Trainer(c, str(tmp_path))
+    trainer = Trainer(_small_run(), str(tmp_path))
     metrics = trainer.run()
     assert np.isfinite(metrics["loss/cross_entropy"]) and "eval/exec_rate" in metrics
     assert os.path.isfile(tmp_path / "model" / "tokenizer.model")
@@ -123,6 +127,22 @@ def test_sft_mode_trains_evaluates_and_exports_a_loadable_policy(tmp_path):
     assert config.text.vocab_size == 2048
     rows = [dataclasses.asdict(config.text)["vocab_size"]]
     assert rows == [2048] and isinstance(model, Qwen3VL)
+
+
+@pytest.mark.slow
+def test_an_interrupted_warm_start_resumes_with_the_same_examples(tmp_path):
+    """The next step's tasks are drawn (and their attempts rendered) a step ahead; a checkpoint
+    rewinds the data stream to before them, so a resumed run trains exactly the same steps."""
+    from sdpo_jax.trainer import Trainer
+    config = _small_run(num_steps=3)
+    config.eval.every = 0
+    straight = Trainer(config, str(tmp_path / "straight"))
+    straight.run()
+    Trainer(config, str(tmp_path / "resumed")).run(until=1)
+    resumed = Trainer(config, str(tmp_path / "resumed"))
+    resumed.run()
+    for a, b in zip(jax.tree.leaves(straight.state.params), jax.tree.leaves(resumed.state.params)):
+        np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
 
 
 def test_an_example_longer_than_a_row_sits_out_and_the_step_runs(world):
