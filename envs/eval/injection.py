@@ -24,7 +24,7 @@ from collections.abc import Callable, Iterable
 
 from envs import geometry
 from envs.data_folder import data_file
-from envs.feedback import Defect
+from envs.feedback import Defect, Feedback
 
 
 @dataclasses.dataclass
@@ -40,13 +40,15 @@ class InjectionStats:
     clean_with_kind: collections.Counter = dataclasses.field(default_factory=collections.Counter)
     clean_below_wcag: int = 0  # clean artifacts with a readable text below WCAG (an advisory note)
     invalid: collections.Counter = dataclasses.field(default_factory=collections.Counter)
+    noted: collections.Counter = dataclasses.field(default_factory=collections.Counter)  # misses told as advisory notes
     misses: list = dataclasses.field(default_factory=list)
 
     def record(self, kind: str | tuple[str, ...], clean: list[Defect], judged: list[Defect] | None,
                line: int | tuple[int, ...],
-               item: str, key: str | None = None) -> None:
+               item: str, key: str | None = None, notes: tuple[list[Defect], list[Defect]] | None = None) -> None:
         """One injection of `kind` (tabled under `key`, default the kind); `line`: the edited
-        line(s), any of which a traced detection must name."""
+        line(s), any of which a traced detection must name; `notes`: (clean, injected) advisory
+        notes, to count a miss the judge only noted (readable below WCAG)."""
         key = key or (kind if isinstance(kind, str) else kind[0])
         lines = line if isinstance(line, tuple) else (line,)
         self.injected[key] += 1
@@ -56,6 +58,9 @@ class InjectionStats:
         new = new_defects(clean, judged, kind)
         if new:
             self.detected[key] += 1
+        elif notes is not None and new_defects(notes[0], notes[1], kind):
+            self.noted[key] += 1
+            self.misses.append((item, key, "an advisory note only"))
         else:
             self.misses.append((item, key, "not detected"))
         self.detections[key] += len(new)
@@ -75,7 +80,8 @@ class InjectionStats:
             out[kind] = {"injected": n, "recall": self.detected[kind] / n if n else float("nan"),
                          "trace_rate": self.traced[kind] / det if det else float("nan"),
                          "clean_fp_rate": self.clean_with_kind[kind] / self.clean_items if self.clean_items else float("nan"),
-                         "no_target": self.no_target[kind], "invalid": self.invalid[kind]}
+                         "no_target": self.no_target[kind], "invalid": self.invalid[kind],
+                         "advisory_only": self.noted[kind]}
         return out
 
 
@@ -155,11 +161,13 @@ def evaluate_planted(rows: list[dict], judge: Callable, recipes: Iterable[str], 
     return stats
 
 
-def _record_planted(stats: InjectionStats, item: str, recipe: str, clean: list[Defect], clean_pixels,
+def _record_planted(stats: InjectionStats, item: str, recipe: str, clean, clean_pixels,
                     planted: tuple | None, judge: Callable) -> None:
     """One planted recipe: `planted` = (kinds, source, added lines) or None (no target);
-    judge(source) -> (pixels, defects), or (None, None) when it failed to render. Tabled under
-    the recipe; an injection whose render did not visibly change is invalid, not a miss."""
+    judge(source) -> (pixels, defects), or (None, None) when it failed to render; `clean`: the
+    clean defects, or the clean Feedback (with `judge` giving Feedback too: its advisory notes
+    count misses told only as notes). Tabled under the recipe; an injection whose render did
+    not visibly change is invalid, not a miss."""
     from envs.pixels import visibly_changed
 
     if planted is None:
@@ -170,7 +178,11 @@ def _record_planted(stats: InjectionStats, item: str, recipe: str, clean: list[D
     if shown is not None and not visibly_changed(clean_pixels, shown):
         stats.invalid[recipe] += 1
         return
-    stats.record(kinds, clean, judged, lines, item, key=recipe)
+    if isinstance(clean, Feedback):
+        notes = None if judged is None else (clean.notes, judged.notes)
+        stats.record(kinds, clean.defects, judged and judged.defects, lines, item, key=recipe, notes=notes)
+    else:
+        stats.record(kinds, clean, judged, lines, item, key=recipe)
 
 
 def pptx_rows(programs: int, seed: int = 0) -> list[dict]:
@@ -234,7 +246,7 @@ def evaluate_planted_pptx(rows: list[dict], step: Callable, recipes: Iterable[st
 
     def judged(code):
         fb = step(code)
-        return (decode_png(fb.render_png, MAX_PAGE_PIXELS), fb.defects) if fb.ok else (None, None)
+        return (decode_png(fb.render_png, MAX_PAGE_PIXELS), fb) if fb.ok else (None, None)
 
     stats = InjectionStats()
     rng = random.Random(seed)
@@ -242,7 +254,7 @@ def evaluate_planted_pptx(rows: list[dict], step: Callable, recipes: Iterable[st
         clean_pixels = decode_png(clean.render_png, MAX_PAGE_PIXELS)
         for recipe in recipes:
             planted = plant(row["code"], clean, recipe, rng)
-            _record_planted(stats, row["id"], recipe, clean.defects, clean_pixels,
+            _record_planted(stats, row["id"], recipe, clean, clean_pixels,
                             planted and (planted.kinds, planted.code, planted.lines), judged)
     return stats
 
@@ -275,7 +287,8 @@ def format_table(stats, kinds) -> str:
     for kind, row in stats.table(kinds).items():
         lines.append(f"  {kind:13s} injected {row['injected']:4d}  recall {row['recall']:.3f}  "
                      f"trace {row['trace_rate']:.3f}  clean FP {row['clean_fp_rate']:.3f}  "
-                     f"no target {row['no_target']}")
+                     f"no target {row['no_target']}" +
+                     (f"  missed as advisory notes {row['advisory_only']}" if row["advisory_only"] else ""))
     lines += [f"  miss: {miss}" for miss in stats.misses[:15]]
     return "\n".join(lines)
 

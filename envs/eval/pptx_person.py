@@ -8,9 +8,10 @@ planted, and a detection is traced when its lines hold one of the added statemen
 * nested_occluder (overlap): the text box is moved into a new group shape and a red "NEW" badge
   is added inside that group, over the first line of its text;
 * opaque_box (overlap): a dark filled rectangle, no text, added over the whole text frame;
-* grid_nudge (misalignment): one shape of a row or column of peers (same kind, same width in a
-  column, same height in a row, one shared edge) moved 14 px right and 7 px down, in EMU at the
-  render's scale (`envs.slide.office.DPI`);
+* grid_nudge (misalignment): one shape of a row or column of look-alike peers (one kind, one
+  width in a column, one height in a row, one shared edge; grouped as `envs.geometry` groups
+  them for the detectors, as the HTML recipe takes the page detector's groups) moved 14 px right
+  and 7 px down, in EMU at the render's scale (`envs.slide.office.DPI`);
 * pale_on_box (low_contrast): a gradient panel or a gradient picture laid just behind the text
   box (12 px larger), and the text #c4c4c4 (as the HTML and chart recipes) on its own white (or
   #f2f2f2) filled box;
@@ -36,7 +37,6 @@ from envs.slide.pptx_trace import CREATORS
 EMU_PER_PX = EMU_PER_INCH / DPI  # the render's scale: 9525 EMU a pixel at 96 dpi
 KINDS = HTML_KINDS  # the same classes, described by the same defect kinds
 RECIPES = tuple(HTML_KINDS)
-_PEER_PX = 0.5  # peers share an edge or a size within this
 
 
 @dataclasses.dataclass(frozen=True)
@@ -105,6 +105,10 @@ def targets(code: str, feedback: Feedback) -> list[Target]:
         nodes = {id(top[a]): top[a] for a, _ in e.lines if a in top}
         named = [(node, _created_name(node)) for node in nodes.values()]
         named = [(node, name) for node, name in named if name and creations.get(node.lineno) == 1]
+        if not named:  # a placeholder: created by add_slide, named by an assignment the edits use
+            used = {n.id for node in nodes.values() for n in ast.walk(node) if isinstance(n, ast.Name)}
+            named = [(node, _created_name(node)) for node in body if not isinstance(node.value if
+                     isinstance(node, ast.Assign) else None, ast.Call) and _created_name(node) in used]
         if len(named) != 1:
             continue
         node, var = named[0]
@@ -138,7 +142,9 @@ _IMPORTS = ("from pptx.util import Emu, Pt", "from pptx.dml.color import RGBColo
 def nested_occluder(t: Target, rng: random.Random, canvas) -> list[str]:
     w = min(240.0, max(70.0, 0.4 * (t.box[2] - t.box[0])))
     h = min(30.0, t.box[3] - t.box[1])
-    return [*_IMPORTS, _SLIDE.format(v=t.var),
+    v = t.var  # a placeholder's frame is inherited: pinned first, or grouping cannot place it
+    return [*_IMPORTS, _SLIDE.format(v=v), f"{v}.left, {v}.top, {v}.width, {v}.height = "
+            f"{v}.left, {v}.top, {v}.width, {v}.height",
             f"_group = _slide.shapes.add_group_shape([{t.var}])",
             f"_badge = _group.shapes.add_shape(MSO_SHAPE.ROUNDED_RECTANGLE, {t.var}.left + Emu({_emu(10)}), "
             f"{t.var}.top + Emu({_emu(5)}), Emu({_emu(w)}), Emu({_emu(h)}))",
@@ -203,19 +209,18 @@ _MAKERS = {"nested_occluder": nested_occluder, "opaque_box": opaque_box, "grid_n
 
 
 def _peers(found: list[Target]) -> list[Target]:
-    """Members of a row (same top, same height) or column (same left, same width) of at least
-    two shapes of one kind."""
-    out = []
-    for t in found:
+    """Members of a row or column of at least two look-alike shapes of one kind, grouped as the
+    detectors group peers (`envs.geometry.alignment_bands`, `laid_out_as`), on one line."""
+    out: dict[int, Target] = {}
+    for kind in {t.kind for t in found}:
+        members = {t.element: t for t in found if t.kind == kind}
+        boxes = {k: t.box for k, t in members.items()}
         for axis in (0, 1):
-            size = t.box[axis + 2] - t.box[axis]
-            same = [o for o in found if o is not t and o.kind == t.kind and o.slide == t.slide
-                    and abs(o.box[axis] - t.box[axis]) <= _PEER_PX
-                    and abs((o.box[axis + 2] - o.box[axis]) - size) <= _PEER_PX]
-            if same and size >= 20:
-                out.append(t)
-                break
-    return out
+            for group in geometry.alignment_bands(boxes, list(members), axis):
+                if len(group) >= 2 and geometry.laid_out_as(boxes, group, axis) \
+                        and geometry.shared_line({k: boxes[k][axis] for k in group}) is None:
+                    out.update((k, members[k]) for k in group if boxes[k][axis + 2] - boxes[k][axis] >= 20)
+    return [out[k] for k in sorted(out)]
 
 
 def plant(code: str, clean: Feedback, recipe: str, rng: random.Random) -> Planted | None:

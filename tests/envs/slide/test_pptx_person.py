@@ -1,10 +1,12 @@
 """Issue 15 on python-pptx slides: the detector fixes the person-written recipes
 (`envs.eval.pptx_person`) showed, each on a small program through the real sandbox and
 LibreOffice, and the recipes themselves on a few seeded programs."""
+import random
+
 import pytest
 
 from envs.eval import pptx_person, pptx_samples
-from envs.eval.injection import evaluate_planted_pptx, format_table
+from envs.eval.injection import evaluate_planted_pptx, format_table, new_defects
 from envs.slide.pptx_env import PptxSlideEnv
 from envs.task import Task
 
@@ -86,11 +88,28 @@ def test_letters_of_a_line_cut_at_the_slide_edge_go_to_the_frame_that_grew(env):
     assert all(any(a <= added <= b for a, b in d.lines) for d in overflow), [d.message for d in overflow]
 
 
+def test_recipes_reach_placeholders_and_cover_them(env):
+    """A layout's placeholders (created by add_slide, named by an assignment) are targets too:
+    a box over the body placeholder and a badge grouped with it are found and traced."""
+    code = ("from pptx import Presentation\nprs = Presentation()\n"
+            "slide = prs.slides.add_slide(prs.slide_layouts[1])\n"
+            "title = slide.shapes.title\ntitle.text = 'Quarterly results for the board'\n"
+            "body = slide.placeholders[1]\nbody.text_frame.text = 'Revenue grew twelve percent this year'\n"
+            "prs.save('deck.pptx')\n")
+    clean = step(env, code)
+    assert {t.var for t in pptx_person.targets(code, clean)} == {"title", "body"}
+    for recipe in ("nested_occluder", "opaque_box"):
+        planted = pptx_person.plant(code, clean, recipe, random.Random(0))
+        found = new_defects(clean.defects, step(env, planted.code).defects, planted.kinds)
+        assert found and any(a <= n <= b for d in found for a, b in d.lines for n in planted.lines), recipe
+
+
 @pytest.mark.slow
 def test_person_recipes_on_seeded_programs_are_found_and_traced(env):
     """Every recipe on 4 seeded programs (the data folder holds no python-pptx programs):
-    valid injections only; pale text at 22-40 pt is an advisory note by the hard-to-read rule
-    (#c4c4c4 on white: 1.74:1, APCA Lc 31.8 >= 30 for large text), so it is not asserted."""
+    valid injections only. Pale text at 22-40 pt on a white box is only an advisory note by
+    the hard-to-read rule (#c4c4c4 on white: 1.74:1, APCA Lc 31.8 >= 30 for large text), so
+    pale_on_box must be found as a defect or as a note."""
     rows = [{"id": str(n), "code": pptx_samples.clean_program(n).code} for n in range(4)]
     stats = evaluate_planted_pptx(rows, lambda code: env.step(
         Task(domain="slide_pptx", task_id="p", instruction="", width=1280, height=720), code),
@@ -99,5 +118,5 @@ def test_person_recipes_on_seeded_programs_are_found_and_traced(env):
     assert stats.clean_items == 4 and not stats.clean_with_kind
     for recipe, row in stats.table(pptx_person.RECIPES).items():
         assert row["injected"] == 4, (recipe, row)
-        if recipe != "pale_on_box":
-            assert row["recall"] == 1.0 and row["trace_rate"] >= 0.9, (recipe, row, stats.misses)
+        seen = row["recall"] + (row["advisory_only"] / 4 if recipe == "pale_on_box" else 0)
+        assert seen == 1.0 and row["trace_rate"] >= 0.9, (recipe, row, stats.misses)
