@@ -134,3 +134,57 @@ def rotated_rect(cx: float, cy: float, width: float, height: float, angle_deg: f
                    (width / 2, height / 2), (-width / 2, height / 2)):
         corners.append((cx + dx * c - dy * s, cy - (dx * s + dy * c)))
     return corners
+
+
+# -- rows and columns of repeated peers (misalignment as perceived, issue 15) ------------------
+
+def alignment_bands(boxes: dict[int, Box], members: Iterable[int], axis: int,
+                    same_size_px: float = 2.0) -> list[list[int]]:
+    """Members grouped into bands along `axis` (1: rows, 0: columns) of one perpendicular size
+    (within `same_size_px`), each member sharing more than half its extent with the band's first."""
+    bands: list[list[int]] = []
+    for i in sorted(members, key=lambda k: boxes[k][axis]):
+        b = boxes[i]
+        size = b[axis + 2] - b[axis]
+        for band in bands:
+            ref = boxes[band[0]]
+            ref_size = ref[axis + 2] - ref[axis]
+            shared = min(b[axis + 2], ref[axis + 2]) - max(b[axis], ref[axis])
+            if abs(size - ref_size) <= same_size_px and shared > 0.5 * min(size, ref_size):
+                band.append(i)
+                break
+        else:
+            bands.append([i])
+    return bands
+
+
+def laid_out_as(boxes: dict[int, Box], group: Sequence[int], axis: int) -> bool:
+    """Do the members read as a row (axis 1) or column (axis 0) of repeated peers? They sit
+    side by side (a row) or one under another (a column), not stacked on one spot; and a pair
+    looks alike (lengths along the line within a quarter), not two unrelated blocks that happen
+    to share a width (a page's header and its article)."""
+    along = 0 if axis == 1 else 1  # rows run along x, columns along y
+    ordered = sorted((boxes[i] for i in group), key=lambda b: b[along])
+    for a, b in zip(ordered, ordered[1:]):
+        shared = min(a[along + 2], b[along + 2]) - max(a[along], b[along])
+        if shared > 0.1 * min(a[along + 2] - a[along], b[along + 2] - b[along]):
+            return False
+    if len(group) == 2:
+        lengths = [b[along + 2] - b[along] for b in ordered]
+        return min(lengths) >= 0.75 * max(lengths)
+    return True
+
+
+def shared_line(edges: dict[int, float], cluster_px: float = 1.0) -> tuple[float, bool] | None:
+    """The line most members of a group share, from their edges (clustered within `cluster_px`):
+    (line, tie), where tie says the two largest clusters are the same size (the line is then the
+    first cluster's); None when all members share one line."""
+    ordered = sorted(edges, key=edges.get)
+    clusters = [[ordered[0]]]
+    for i in ordered[1:]:
+        (clusters[-1].append(i) if edges[i] - edges[clusters[-1][-1]] <= cluster_px else clusters.append([i]))
+    if len(clusters) == 1:
+        return None
+    sizes = sorted((len(c) for c in clusters), reverse=True)
+    tie = sizes[0] == sizes[1]
+    return (edges[clusters[0][0]] if tie else edges[max(clusters, key=len)[0]]), tie

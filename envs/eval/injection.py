@@ -7,8 +7,9 @@ with a detection; tracing = detections whose line spans hold the edited line.
 
 `python -m envs.eval.injection --domain web|slide_html|slide_pptx --limit N` prints the table
 and one JSON line (slide_pptx: N seeded programs from envs.eval.pptx_samples); `--person` runs
-the person-written recipes of `envs.eval.person_recipes` instead, tabled per recipe, counting
-only valid injections (the render visibly changed). Never imports jax.
+the person-written recipes of `envs.eval.person_recipes` (slide_pptx: `envs.eval.pptx_person`)
+instead, tabled per recipe, counting only valid injections (the render visibly changed). Never
+imports jax.
 """
 from __future__ import annotations
 
@@ -23,7 +24,7 @@ from collections.abc import Callable, Iterable
 
 from envs import geometry
 from envs.data_folder import data_file
-from envs.feedback import Defect
+from envs.feedback import Defect, Feedback
 
 
 @dataclasses.dataclass
@@ -39,13 +40,15 @@ class InjectionStats:
     clean_with_kind: collections.Counter = dataclasses.field(default_factory=collections.Counter)
     clean_below_wcag: int = 0  # clean artifacts with a readable text below WCAG (an advisory note)
     invalid: collections.Counter = dataclasses.field(default_factory=collections.Counter)
+    noted: collections.Counter = dataclasses.field(default_factory=collections.Counter)  # misses told as advisory notes
     misses: list = dataclasses.field(default_factory=list)
 
     def record(self, kind: str | tuple[str, ...], clean: list[Defect], judged: list[Defect] | None,
                line: int | tuple[int, ...],
-               item: str, key: str | None = None) -> None:
+               item: str, key: str | None = None, notes: tuple[list[Defect], list[Defect]] | None = None) -> None:
         """One injection of `kind` (tabled under `key`, default the kind); `line`: the edited
-        line(s), any of which a traced detection must name."""
+        line(s), any of which a traced detection must name; `notes`: (clean, injected) advisory
+        notes, to count a miss the judge only noted (readable below WCAG)."""
         key = key or (kind if isinstance(kind, str) else kind[0])
         lines = line if isinstance(line, tuple) else (line,)
         self.injected[key] += 1
@@ -55,6 +58,9 @@ class InjectionStats:
         new = new_defects(clean, judged, kind)
         if new:
             self.detected[key] += 1
+        elif notes is not None and new_defects(notes[0], notes[1], kind):
+            self.noted[key] += 1
+            self.misses.append((item, key, "an advisory note only"))
         else:
             self.misses.append((item, key, "not detected"))
         self.detections[key] += len(new)
@@ -74,7 +80,8 @@ class InjectionStats:
             out[kind] = {"injected": n, "recall": self.detected[kind] / n if n else float("nan"),
                          "trace_rate": self.traced[kind] / det if det else float("nan"),
                          "clean_fp_rate": self.clean_with_kind[kind] / self.clean_items if self.clean_items else float("nan"),
-                         "no_target": self.no_target[kind], "invalid": self.invalid[kind]}
+                         "no_target": self.no_target[kind], "invalid": self.invalid[kind],
+                         "advisory_only": self.noted[kind]}
         return out
 
 
@@ -134,8 +141,14 @@ def evaluate_planted(rows: list[dict], judge: Callable, recipes: Iterable[str], 
     """Pages or HTML slides with the person-written recipes of `envs.eval.person_recipes`,
     tabled per recipe; an injection whose render did not visibly change is invalid, not a miss."""
     from envs.eval.person_recipes import HTML_KINDS, plant
-    from envs.pixels import visibly_changed
     from envs.web.browser import PageError
+
+    def judged(html):
+        try:
+            page, defects = judge(html)
+        except PageError:
+            return None, None
+        return page.layout.pixels, defects
 
     stats = InjectionStats()
     rng = random.Random(seed)
@@ -143,43 +156,106 @@ def evaluate_planted(rows: list[dict], judge: Callable, recipes: Iterable[str], 
         for recipe in recipes:
             shown = frozenset(r for f in clean_page.findings if f.kind in HTML_KINDS[recipe] for r in f.records)
             planted = plant(clean_page.source, clean_page.layout, recipe, rng, canvas, avoid=shown)
-            if planted is None:
-                stats.no_target[recipe] += 1
-                continue
-            try:
-                page, judged = judge(planted.html)
-            except PageError:
-                page, judged = None, None
-            if page is not None and not visibly_changed(clean_page.layout.pixels, page.layout.pixels):
-                stats.invalid[recipe] += 1
-                continue
-            stats.record(HTML_KINDS[recipe], clean, judged, planted.lines, row["id"], key=recipe)
+            _record_planted(stats, row["id"], recipe, clean, clean_page.layout.pixels,
+                            planted and (planted.kinds, planted.html, planted.lines), judged)
     return stats
 
 
-def evaluate_pptx(programs: int, seed: int = 0) -> InjectionStats:
-    """Seeded python-pptx programs (envs.eval.pptx_samples): clean run, then each kind injected."""
+def _record_planted(stats: InjectionStats, item: str, recipe: str, clean, clean_pixels,
+                    planted: tuple | None, judge: Callable) -> None:
+    """One planted recipe: `planted` = (kinds, source, added lines) or None (no target);
+    judge(source) -> (pixels, defects), or (None, None) when it failed to render; `clean`: the
+    clean defects, or the clean Feedback (with `judge` giving Feedback too: its advisory notes
+    count misses told only as notes). Tabled under the recipe; an injection whose render did
+    not visibly change is invalid, not a miss."""
+    from envs.pixels import visibly_changed
+
+    if planted is None:
+        stats.no_target[recipe] += 1
+        return
+    kinds, source, lines = planted
+    shown, judged = judge(source)
+    if shown is not None and not visibly_changed(clean_pixels, shown):
+        stats.invalid[recipe] += 1
+        return
+    if isinstance(clean, Feedback):
+        notes = None if judged is None else (clean.notes, judged.notes)
+        stats.record(kinds, clean.defects, judged and judged.defects, lines, item, key=recipe, notes=notes)
+    else:
+        stats.record(kinds, clean, judged, lines, item, key=recipe)
+
+
+def pptx_rows(programs: int, seed: int = 0) -> list[dict]:
+    """The seeded python-pptx programs of envs.eval.pptx_samples as rows (id, code, program):
+    the data folder holds no python-pptx programs."""
     from envs.eval import pptx_samples
+    rows = []
+    for n in range(programs):
+        program = pptx_samples.clean_program(seed * 1000 + n)
+        rows.append({"id": str(n), "code": program.code, "program": program})
+    return rows
+
+
+def pptx_judge():
+    """(env, step(code) -> Feedback) for python-pptx programs on a 1280x720 task."""
     from envs.slide.pptx_env import PptxSlideEnv
     from envs.task import Task
 
     env = PptxSlideEnv()
     task = Task(domain="slide_pptx", task_id="inject", instruction="", width=1280, height=720)
+    return env, lambda code: env.step(task, code)
+
+
+def _clean_programs(rows: list[dict], step: Callable, stats: InjectionStats, label: str | None):
+    """(row, clean Feedback) of every program that runs, its clean defects recorded."""
+    for n, row in enumerate(rows):
+        clean = step(row["code"])
+        if not clean.ok:
+            stats.misses.append((row["id"], "clean", str(clean.error)))
+            continue
+        stats.record_clean(clean.defects, clean.notes)
+        yield row, clean
+        if label and (n + 1) % 5 == 0:
+            print(f"[{label}] {n + 1}/{len(rows)}", file=sys.stderr, flush=True)
+
+
+def evaluate_pptx(programs: int, seed: int = 0) -> InjectionStats:
+    """Seeded python-pptx programs (envs.eval.pptx_samples): clean run, then each kind injected."""
+    from envs.eval import pptx_samples
+
+    env, step = pptx_judge()
     stats, rng = InjectionStats(), random.Random(seed)
     try:
-        for n in range(programs):
-            program = pptx_samples.clean_program(seed * 1000 + n)
-            clean = env.step(task, program.code)
-            if not clean.ok:
-                stats.misses.append((str(n), "clean", str(clean.error)))
-                continue
-            stats.record_clean(clean.defects, clean.notes)
+        for row, clean in _clean_programs(pptx_rows(programs, seed), step, stats, None):
             for kind in pptx_samples.KINDS:
-                code, line = pptx_samples.inject(program, kind, rng)
-                fb = env.step(task, code)
-                stats.record(kind, clean.defects, fb.defects if fb.ok else None, line, str(n))
+                code, line = pptx_samples.inject(row["program"], kind, rng)
+                fb = step(code)
+                stats.record(kind, clean.defects, fb.defects if fb.ok else None, line, row["id"])
     finally:
         env.close()
+    return stats
+
+
+def evaluate_planted_pptx(rows: list[dict], step: Callable, recipes: Iterable[str], seed: int = 0,
+                          progress: bool = True) -> InjectionStats:
+    """python-pptx programs (rows with "id" and "code") with the person-written recipes of
+    `envs.eval.pptx_person`, tabled per recipe; only visibly changed renders count."""
+    from envs.eval.pptx_person import plant
+    from envs.pixels import decode_png
+    from envs.slide.pptx_env import MAX_PAGE_PIXELS
+
+    def judged(code):
+        fb = step(code)
+        return (decode_png(fb.render_png, MAX_PAGE_PIXELS), fb) if fb.ok else (None, None)
+
+    stats = InjectionStats()
+    rng = random.Random(seed)
+    for row, clean in _clean_programs(rows, step, stats, "planted" if progress else None):
+        clean_pixels = decode_png(clean.render_png, MAX_PAGE_PIXELS)
+        for recipe in recipes:
+            planted = plant(row["code"], clean, recipe, rng)
+            _record_planted(stats, row["id"], recipe, clean, clean_pixels,
+                            planted and (planted.kinds, planted.code, planted.lines), judged)
     return stats
 
 
@@ -211,7 +287,8 @@ def format_table(stats, kinds) -> str:
     for kind, row in stats.table(kinds).items():
         lines.append(f"  {kind:13s} injected {row['injected']:4d}  recall {row['recall']:.3f}  "
                      f"trace {row['trace_rate']:.3f}  clean FP {row['clean_fp_rate']:.3f}  "
-                     f"no target {row['no_target']}")
+                     f"no target {row['no_target']}" +
+                     (f"  missed as advisory notes {row['advisory_only']}" if row["advisory_only"] else ""))
     lines += [f"  miss: {miss}" for miss in stats.misses[:15]]
     return "\n".join(lines)
 
@@ -223,7 +300,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--person", action="store_true",
                         help="the person-written recipes of envs.eval.person_recipes on --limit "
-                             "artifacts spread over the file (pages and HTML slides)")
+                             "artifacts spread over the file (pages and HTML slides), or of "
+                             "envs.eval.pptx_person on --limit seeded python-pptx programs")
     parser.add_argument("--recipes", nargs="*", default=None, help="with --person: only these recipes")
     args = parser.parse_args(argv)
     t0 = time.monotonic()
@@ -250,16 +328,18 @@ def main(argv: list[str] | None = None) -> None:
 
 def run_person(domain: str, rows: list[dict], limit: int | None, only: Iterable[str] | None = None,
                seed: int = 0, progress: bool = True) -> tuple[InjectionStats, list[str], list[dict]]:
-    """The person-written recipes that apply to `domain` on `limit` rows spread over `rows`."""
+    """The person-written recipes that apply to `domain` on `limit` rows spread over `rows`
+    (slide_pptx: rows with "id" and "code", planted by `envs.eval.pptx_person`)."""
     from envs.eval.person_recipes import CANVAS_ONLY, HTML_KINDS
 
     if limit:
         rows = rows[::max(1, len(rows) // limit)][:limit]
-    recipes = [r for r in HTML_KINDS if (domain == "slide_html" or r not in CANVAS_ONLY)
+    recipes = [r for r in HTML_KINDS if (domain != "web" or r not in CANVAS_ONLY)
                and (not only or r in only)]
-    env, judge = judges(domain)
+    env, judge = pptx_judge() if domain == "slide_pptx" else judges(domain)
+    evaluate = evaluate_planted_pptx if domain == "slide_pptx" else evaluate_planted
     try:
-        return evaluate_planted(rows, judge, recipes, seed=seed, progress=progress), recipes, rows
+        return evaluate(rows, judge, recipes, seed=seed, progress=progress), recipes, rows
     finally:
         env.close()
 
@@ -282,9 +362,12 @@ def shortfalls(stats: InjectionStats, recipes: Iterable[str], min_rate: float = 
 def _main_person(args) -> None:
     from envs.feedback import DEFECT_KINDS
 
-    name = "design2code_testset.jsonl" if args.domain == "web" else "aeslides_examples.jsonl"
-    with open(data_file(name)) as f:
-        rows = [json.loads(line) for line in f]
+    if args.domain == "slide_pptx":  # no python-pptx programs in the data folder: the seeded ones
+        rows = pptx_rows(args.limit or 20, seed=args.seed)
+    else:
+        name = "design2code_testset.jsonl" if args.domain == "web" else "aeslides_examples.jsonl"
+        with open(data_file(name)) as f:
+            rows = [json.loads(line) for line in f]
     t0 = time.monotonic()
     stats, recipes, rows = run_person(args.domain, rows, args.limit, args.recipes, args.seed)
     print(f"{args.domain}: {len(rows)} artifacts, person recipes, {time.monotonic() - t0:.0f}s")

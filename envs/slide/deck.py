@@ -32,6 +32,7 @@ class ShapeInfo:
     fill_rgb: tuple[int, int, int] | None
     lined: bool
     backdrop: bool = False  # covers >= 90% of the slide: a background, not content
+    opaque: bool = True  # its fill hides what lies under it (a solid fill's alpha >= 0.9)
 
 
 @dataclasses.dataclass
@@ -97,6 +98,13 @@ def read_shapes(deck: bytes, max_slides: int) -> tuple[int, int, int, list[Shape
         except (AttributeError, TypeError, ValueError, NotImplementedError):
             return False, None
 
+    def opaque(shape) -> bool:
+        alpha = shape._element.xpath("./*[local-name()='spPr']/*[local-name()='solidFill']/*/*[local-name()='alpha']/@val")
+        try:
+            return not alpha or int(alpha[0]) >= 90_000
+        except ValueError:
+            return True
+
     def lined(shape) -> bool:
         try:
             return shape.line.fill.type not in (None, 5) and (shape.line.width or 1) > 0
@@ -136,7 +144,8 @@ def read_shapes(deck: bytes, max_slides: int) -> tuple[int, int, int, list[Shape
         area = max(0.0, box[2] - box[0]) * max(0.0, box[3] - box[1])
         shapes.append(ShapeInfo(slide=slide_idx, shape_id=shape.shape_id, name=shape.name, kind=kind,
                                 box=box, text=text, filled=filled, fill_rgb=rgb, lined=lined(shape),
-                                backdrop=area >= 0.9 * width * height and not text.strip()))
+                                backdrop=area >= 0.9 * width * height and not text.strip(),
+                                opaque=opaque(shape)))
 
     for slide_idx, slide in enumerate(prs.slides):
         if slide_idx >= max_slides:
@@ -179,22 +188,31 @@ def read_spans(pdf: bytes, max_pages: int) -> list[TextSpan]:
 
 
 def assign_spans(view: DeckView) -> None:
-    """Give each PDF span to the shape that wrote it: same text first, then the nearest box."""
+    """Give each PDF span to the shape that wrote it: same text first; then a frame that holds
+    it; a span outside every such frame is text that outgrew its frame, which LibreOffice writes
+    right after the frame's other lines: the shape of the span before it when that one could
+    have written it (a line cut at the slide's edge leaves single letters, found in many shapes'
+    texts), else a frame whose columns hold it (wrapped text grows down), else the nearest."""
     by_slide: dict[int, list[int]] = {}
     for k, shape in enumerate(view.shapes):
         if shape.text.strip():
             by_slide.setdefault(shape.slide, []).append(k)
 
-    def distance(box: Box, span: TextSpan) -> float:
+    def distance(box: Box, span: TextSpan) -> tuple[bool, float]:
         cx, cy = (span.box[0] + span.box[2]) / 2, (span.box[1] + span.box[3]) / 2
         dx = max(box[0] - cx, 0.0, cx - box[2])
         dy = max(box[1] - cy, 0.0, cy - box[3])
-        return dx * dx + dy * dy
+        return dx > 0, dx * dx + dy * dy
 
+    previous: TextSpan | None = None
     for span in view.spans:
         candidates = by_slide.get(span.slide, [])
         needle = " ".join(span.text.split())
         same_text = [k for k in candidates if needle in " ".join(view.shapes[k].text.split())]
         pool = same_text or candidates
         if pool:
-            span.shape = min(pool, key=lambda k: distance(view.shapes[k].box, span))
+            best = min(pool, key=lambda k: distance(view.shapes[k].box, span))
+            outside = distance(view.shapes[best].box, span)[1] > 0
+            flows_on = previous is not None and previous.slide == span.slide and previous.shape in pool
+            span.shape = previous.shape if outside and flows_on else best
+        previous = span

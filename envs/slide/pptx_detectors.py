@@ -3,10 +3,14 @@
 * overflow: text that LibreOffice laid out beyond its shape's frame (it grows boxes instead of
   clipping), and shapes or text outside the slide (as LibreOffice renders them);
 * overlap: content shapes (not full-slide backdrops, not empty) whose rendered extents (frame
-  plus text) intersect; a filled, text-less shape that holds another is a card behind it;
+  plus text) intersect; a filled, text-less shape that holds another is a card behind it only
+  when it is painted first (earlier in the slide's shape tree) or its fill lets the other show
+  through (alpha < 0.9): one painted over a text hides it;
 * low_contrast: each span's PDF colour against the rendered pixels around it (WCAG, pt sizes);
-* misalignment: near-miss left/centre/right edges of stacked shapes and top/middle/bottom
-  edges of shapes in a row.
+* misalignment: a shape of a row (column) of repeated peers (one kind, one height in a row, one
+  width in a column) off the line the others share by more than 2 px and less than half its
+  size (`envs.geometry.alignment_bands`, as the page detectors group them); and near-miss
+  left/centre/right edges of other stacked shapes and top/middle/bottom edges of shapes in a row.
 
 Findings name shape indices (DeckView.shapes); envs/slide/pptx_env.py traces them to lines.
 Each slide is judged in its own pixel frame; regions are offset later for multi-slide renders.
@@ -33,6 +37,8 @@ class PptxDetectorConfig:
     card_contains_fraction: float = 0.95
     align_tolerance_px: float = 4.0
     align_min_offset_px: float = 0.75
+    peer_min_offset_px: float = 2.0   # a peer off its row's (column's) line by more than this
+    peer_max_offset: float = 0.5      # ... and by less than this share of its size
 
 
 def text_extent(view: DeckView, shape_idx: int) -> tuple[float, float, float, float] | None:
@@ -82,8 +88,9 @@ def detect_overlap(view: DeckView, slide: int, cfg: PptxDetectorConfig) -> list[
             sa, sb = view.shapes[a], view.shapes[b]
             ba, bb = rendered_box(view, a), rendered_box(view, b)
             frac = geometry.overlap_over_min(ba, bb)
-            if frac <= cfg.overlap_min_fraction or _is_card(sa, ba, bb, cfg) or _is_card(sb, bb, ba, cfg):
-                continue
+            if frac <= cfg.overlap_min_fraction or _is_card(sa, ba, bb, cfg) \
+                    or (_is_card(sb, bb, ba, cfg) and not sb.opaque):
+                continue  # a is painted first: only a card under b, or a see-through one over it, is a backdrop
             out.append(Finding("overlap", min(1.0, frac), geometry.intersection(ba, bb),
                                f"{sa.name!r} and {sb.name!r} overlap ({frac:.0%} of the smaller)", (a, b)))
     return out
@@ -124,11 +131,46 @@ def detect_low_contrast(view: DeckView, slide: int, rgb: np.ndarray) -> list[Fin
     return out
 
 
+def detect_peer_misalignment(view: DeckView, slide: int, cfg: PptxDetectorConfig
+                             ) -> tuple[list[Finding], set[frozenset[int]]]:
+    """A shape of a row (column) of peers off the line the others share, by a visible amount;
+    a pair off each other names both. Also: the pairs of shapes of the groups reported."""
+    by_kind: dict[str, list[int]] = {}
+    for k in _content(view, slide):
+        by_kind.setdefault(view.shapes[k].kind, []).append(k)
+    boxes = {k: view.shapes[k].box for k in _content(view, slide)}
+    out, told = [], set()
+    for members in by_kind.values():
+        for axis, kind in ((1, "row"), (0, "column")):
+            for group in geometry.alignment_bands(boxes, members, axis):
+                if len(group) < 2 or not geometry.laid_out_as(boxes, group, axis):
+                    continue
+                shared = geometry.shared_line({k: boxes[k][axis] for k in group})
+                if shared is None or (shared[1] and len(group) > 2):
+                    continue  # all on one line, or no line most members share
+                line, pair = shared
+                for k in group:
+                    offset = boxes[k][axis] - line
+                    if not cfg.peer_min_offset_px < abs(offset) <= cfg.peer_max_offset * (boxes[k][axis + 2] - boxes[k][axis]):
+                        continue
+                    where = ("down" if offset > 0 else "up") if axis == 1 else ("right" if offset > 0 else "left")
+                    involved = tuple(group) if pair else (k,)
+                    told.update(frozenset((k, other)) for other in group if other != k)
+                    out.append(Finding("misalignment", min(1.0, 0.3 + abs(offset) / 30),
+                                       geometry.union_box([boxes[i] for i in involved]),
+                                       f"{view.shapes[k].name!r} sits {abs(offset):.0f}px {where} of the {kind} "
+                                       f"of {len(group)} matching shapes it belongs to", involved))
+    return out, told
+
+
 def detect_misalignment(view: DeckView, slide: int, cfg: PptxDetectorConfig) -> list[Finding]:
+    peers, told = detect_peer_misalignment(view, slide, cfg)
     content = _content(view, slide)
     out = []
     for n, a in enumerate(content):
         for b in content[n + 1:]:
+            if frozenset((a, b)) in told:
+                continue  # already told as a peer off its row or column
             ba, bb = view.shapes[a].box, view.shapes[b].box
             if geometry.intersection_area(ba, bb) > 0:
                 continue
@@ -145,7 +187,7 @@ def detect_misalignment(view: DeckView, slide: int, cfg: PptxDetectorConfig) -> 
                                    geometry.union_box([ba, bb]),
                                    f"{view.shapes[a].name!r} and {view.shapes[b].name!r} miss a shared "
                                    f"{edges} edge by {offset:.1f}px", (a, b)))
-    return out
+    return peers + out
 
 
 def visual_items(view: DeckView, slide: int) -> list[VisualItem]:

@@ -572,27 +572,11 @@ def alignment_groups(layout: PageLayout) -> list[tuple[str, list[int]]]:
             for axis in (1, 0):  # rows (compare tops), columns (compare lefts)
                 if axis == 0:  # a column stacks blocks; inline boxes wrapping in a flow do not
                     members = [i for i in members if not layout.records[i]["display"].startswith("inline")]
-                for group in _bands(layout, members, axis):
-                    if len(group) >= 2 and _laid_out_as(layout, group, axis):
+                boxes = {i: layout.records[i]["box"] for i in members}
+                for group in geometry.alignment_bands(boxes, members, axis):
+                    if len(group) >= 2 and geometry.laid_out_as(boxes, group, axis):
                         groups.append(("row" if axis == 1 else "column", group))
     return groups
-
-
-def _laid_out_as(layout: PageLayout, group: list[int], axis: int) -> bool:
-    """Do the members read as a row (axis 1) or column (axis 0) of repeated peers? They sit
-    side by side (a row) or one under another (a column), not stacked on one spot; and a pair
-    looks alike (lengths along the line within a quarter), not two unrelated blocks that happen
-    to share a width (a page's header and its article)."""
-    along = 0 if axis == 1 else 1  # rows run along x, columns along y
-    boxes = sorted((layout.records[i]["box"] for i in group), key=lambda b: b[along])
-    for a, b in zip(boxes, boxes[1:]):
-        shared = min(a[along + 2], b[along + 2]) - max(a[along], b[along])
-        if shared > 0.1 * min(a[along + 2] - a[along], b[along + 2] - b[along]):
-            return False
-    if len(group) == 2:
-        lengths = [b[along + 2] - b[along] for b in boxes]
-        return min(lengths) >= 0.75 * max(lengths)
-    return True
 
 
 def _one_glyph(layout: PageLayout, idx: int) -> bool:
@@ -610,25 +594,6 @@ def _one_glyph(layout: PageLayout, idx: int) -> bool:
     return chars == 1
 
 
-def _bands(layout: PageLayout, members: list[int], axis: int) -> list[list[int]]:
-    """Members grouped into bands along `axis` (1: rows, 0: columns) of one perpendicular size."""
-    boxes = {i: layout.records[i]["box"] for i in members}
-    bands: list[list[int]] = []
-    for i in sorted(members, key=lambda k: boxes[k][axis]):
-        b = boxes[i]
-        size = b[axis + 2] - b[axis]
-        for band in bands:
-            ref = boxes[band[0]]
-            ref_size = ref[axis + 2] - ref[axis]
-            shared = min(b[axis + 2], ref[axis + 2]) - max(b[axis], ref[axis])
-            if abs(size - ref_size) <= 2.0 and shared > 0.5 * min(size, ref_size):
-                band.append(i)
-                break
-        else:
-            bands.append([i])
-    return bands
-
-
 def detect_misalignment(layout: PageLayout, cfg: DetectorConfig) -> list[Finding]:
     """A member of a row (column) of repeated peers off the line the others share, by a visible
     amount: more than `align_min_offset_px` (sub-2-px jitter is invisible) and less than
@@ -638,15 +603,10 @@ def detect_misalignment(layout: PageLayout, cfg: DetectorConfig) -> list[Finding
     for kind, group in alignment_groups(layout):
         axis = 1 if kind == "row" else 0
         edge = {i: layout.records[i]["box"][axis] for i in group}
-        ordered = sorted(group, key=edge.get)
-        clusters = [[ordered[0]]]
-        for i in ordered[1:]:
-            (clusters[-1].append(i) if edge[i] - edge[clusters[-1][-1]] <= 1.0 else clusters.append([i]))
-        if len(clusters) == 1 or len(group) < cfg.align_min_members:
+        shared = geometry.shared_line(edge)
+        if shared is None or len(group) < cfg.align_min_members:
             continue
-        sizes = sorted((len(c) for c in clusters), reverse=True)
-        pair = sizes[0] == sizes[1]
-        line = edge[clusters[0][0]] if pair else edge[max(clusters, key=len)[0]]
+        line, pair = shared
         for i in group:
             box = layout.records[i]["box"]
             offset = edge[i] - line
