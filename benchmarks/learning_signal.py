@@ -9,8 +9,9 @@ Runs go through the real entry point (`python -m sdpo_jax.main`) as subprocesses
 OUT/<run>/ and are resumable: a finished run (OUT/<run>/done.json) is never re-run, an
 interrupted one continues from its last checkpoint.
 
-    python benchmarks/learning_signal.py --warm_start runs/sft_toy/model --out runs/signal
-    python benchmarks/learning_signal.py --quick --out runs/signal_quick   # builds its warm start
+    python benchmarks/learning_signal.py --out runs/signal   # from the bundled warm start
+    python benchmarks/learning_signal.py --quick --out runs/signal_quick
+    python benchmarks/learning_signal.py --warm_start runs/sft_toy/model --out runs/signal_own
 
 Writes OUT/results.json (per arm and seed: eval curves and diagnostics), OUT/results.md (the
 table), OUT/curves.png (defect-free rate against steps and against rollouts, mean and range
@@ -34,6 +35,7 @@ import time
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 
+from configs.default import WARM_START  # noqa: E402
 from sdpo_jax.metrics import read_metrics  # noqa: E402
 
 ARMS = ("sdpo", "grpo", "uniform_credit", "no_failed_exec_path", "text_feedback", "opsd")
@@ -182,26 +184,11 @@ def export_examples(workdir: str, out: str, count: int = 4) -> list[str]:
     return flawed
 
 
-def warm_start_for_quick(out: str, steps: int) -> str:
-    """--quick without --warm_start: a short warm start of its own (reused when present)."""
-    workdir = os.path.join(out, "warm_start")
-    model = os.path.join(workdir, "model")
-    if not os.path.exists(os.path.join(model, "config.json")):
-        command = [sys.executable, "-m", "sdpo_jax.main", "--config=configs/sft_toy.py",
-                   f"--workdir={workdir}", f"--config.train.num_steps={steps}",
-                   "--config.eval.every=0", f"--config.train.checkpoint_every={steps}"]
-        print(f"[signal] warm start: {' '.join(command[2:])}", flush=True)
-        os.makedirs(workdir, exist_ok=True)
-        with open(os.path.join(workdir, "train.log"), "a", encoding="utf-8") as log:
-            if subprocess.call(command, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT):
-                raise SystemExit(f"[signal] the warm start failed; see {workdir}/train.log")
-    return model
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", required=True)
-    parser.add_argument("--warm_start", help="an exported policy folder (runs/sft_toy/model)")
+    parser.add_argument("--warm_start", default=WARM_START,
+                        help="an exported policy folder (default: the bundled warm start)")
     parser.add_argument("--arms", nargs="+", default=list(ARMS), choices=ARMS)
     parser.add_argument("--seeds", type=int, default=3, help="seeds of sdpo and grpo")
     parser.add_argument("--ablation_seeds", type=int, default=2)
@@ -211,24 +198,24 @@ def main() -> None:
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                         help="a config override for every arm, e.g. optim.learning_rate=1e-5")
     parser.add_argument("--quick", action="store_true",
-                        help="sdpo and grpo, one seed, 6 steps, 32 eval tasks, no sweep")
+                        help="sdpo and grpo, one seed, 10 steps, 64 eval tasks, no sweep")
     args = parser.parse_args()
     common: tuple[str, ...] = ()
     if args.quick:
         args.arms, args.seeds, args.grpo_lrs = ["sdpo", "grpo"], 1, []
-        args.steps = args.steps or 6
-        common = ("--config.eval.every=3",)
-        args.eval_count = args.eval_count or 32
+        args.steps = args.steps or 10
+        common = ("--config.eval.every=5",)
+        args.eval_count = args.eval_count or 64
     if args.eval_count:
         common += (f"--config.eval.count={args.eval_count}",)
     if args.steps:
         common += (f"--config.train.num_steps={args.steps}",)
     common += tuple(f"--config.{override}" for override in args.set)
-    warm_start = args.warm_start or (warm_start_for_quick(args.out, 40) if args.quick else None)
-    if not warm_start or not os.path.isdir(warm_start):
+    warm_start = args.warm_start
+    if not os.path.isdir(warm_start):
         raise SystemExit(f"--warm_start {warm_start!r} is not a folder: train one with "
                          f"python -m sdpo_jax.main --config=configs/sft_toy.py --workdir=W, then "
-                         f"pass W/model (or use --quick, which builds its own)")
+                         f"pass W/model (or leave it out: the bundled warm start)")
     sweep: dict[float, float] = {}
     grpo_overrides: tuple[str, ...] = ()
     if "grpo" in args.arms and len(args.grpo_lrs) > 1:

@@ -5,18 +5,26 @@ change what they name), so what a run does is what its config file says. Section
 common (seed, mode, model, mesh, data, env, context, optim, train, eval), Visual-SDPO's
 (rollout, credit, teacher, loss) and the warm start's (sft, see configs/sft_toy.py).
 
-The toy Qwen3-VL (configs/model_sizes.py "toy", the bundled sentencepiece tokenizer) trained by
-Visual-SDPO on the built-in synthetic chart tasks (sdpo_jax.synthetic: the instruction states the
-data), rendered and judged by the real chart environment; nothing outside the repository is
-read. From random weights the code rarely runs, so the signal flows mostly through the
-failed-execution path; start from a warm start (configs/sft_toy.py, then
---config.model.checkpoint=runs/sft_toy/model) to see defects fixed. Leaves checkpoints,
-metrics.jsonl, TensorBoard events, plots.png, evaluations and the exported policy in --workdir.
+The main job: the toy Qwen3-VL (configs/model_sizes.py "toy", the bundled sentencepiece
+tokenizer) from its bundled warm start (models/checkpoints/toy_warm_start: the supervised warm
+start of configs/sft_toy.py, whose programs run about half the time and carry real defects),
+trained by Visual-SDPO on the built-in synthetic chart tasks (sdpo_jax.synthetic: the instruction
+states the data), rendered and judged by the real chart environment, and evaluated on 100
+held-out validation tasks before, halfway and after; nothing outside the repository is read.
+`--config.model.checkpoint=` starts from random weights instead (the code then rarely runs, and
+the signal flows mostly through the failed-execution path). Leaves checkpoints, metrics.jsonl,
+TensorBoard events, plots.png, evaluations and the exported policy in --workdir.
 
     python -m sdpo_jax.main --config=configs/default.py --workdir=runs/tiny
-Runtime: a few minutes on 2 CPU cores.
+Runtime: see the README's main-job paragraph (2 CPU cores).
 """
+import os
+
 import ml_collections
+
+# The bundled warm start, found from this file so the job runs from any working directory.
+WARM_START = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "models",
+                          "checkpoints", "toy_warm_start")
 
 
 def get_config() -> ml_collections.ConfigDict:
@@ -32,7 +40,7 @@ def get_config() -> ml_collections.ConfigDict:
     # runs the text decoder's attention (training, no KV cache) as the fused Pallas kernel on
     # TPU backends (XLA elsewhere), "xla" always as XLA's masked softmax.
     c.model = ml_collections.ConfigDict(dict(
-        size="toy", checkpoint="", tokenizer="synthetic_charts", param_dtype="float32",
+        size="toy", checkpoint=WARM_START, tokenizer="synthetic_charts", param_dtype="float32",
         dtype="float32", scan_layers=False, remat="none", attention_query_chunk=0,
         attention_impl="xla", overrides={}))
     # Mesh axis sizes; -1 takes the remaining devices.
@@ -51,7 +59,7 @@ def get_config() -> ml_collections.ConfigDict:
     ))
 
     c.rollout = ml_collections.ConfigDict(dict(
-        prompts_per_step=2,
+        prompts_per_step=4,
         group_size=4,           # G rollouts per prompt: the GRPO group
         max_new_tokens=384, max_prompt_tokens=256,
         temperature=1.0,        # also the loss's temperature (log-probs must match the sampler's)
@@ -95,18 +103,20 @@ def get_config() -> ml_collections.ConfigDict:
         chunk_size=32, vocab_chunk_size=16384))
 
     # AdamW; the schedule decays over train.num_steps (the last step gets end_lr_ratio * lr).
+    # 1e-4 collapses the warm-started toy policy within 20 steps (README "Does the loop make the
+    # policy better?"): a fresh Adam takes sign-like steps on noisy 16-rollout gradients.
     c.optim = ml_collections.ConfigDict(dict(
-        learning_rate=1e-4, warmup_steps=1, schedule="cosine", end_lr_ratio=0.1,
+        learning_rate=1e-5, warmup_steps=2, schedule="cosine", end_lr_ratio=0.1,
         weight_decay=0.0, b1=0.9, b2=0.999, eps=1e-8, max_grad_norm=1.0, grad_accum=1))
 
     c.train = ml_collections.ConfigDict(dict(
-        num_steps=4, checkpoint_every=2, keep_checkpoints=2, plot_every=2))
+        num_steps=30, checkpoint_every=10, keep_checkpoints=2, plot_every=10))
 
     # Evaluation on held-out tasks (sdpo_jax.evaluation) before the first step, every `every`
     # steps and after the last (0: never): the first `count` tasks of `path`; greedy at
     # temperature 0; with_feedback also measures the policy revising its own flawed attempts.
     c.eval = ml_collections.ConfigDict(dict(
-        every=4, path="synthetic:validation", format="synthetic_chart", count=16, samples=1,
+        every=15, path="synthetic:validation", format="synthetic_chart", count=100, samples=1,
         temperature=0.0, max_new_tokens=384, max_prompt_tokens=256, prompts_per_call=16,
         with_feedback=False))
     return c

@@ -17,6 +17,7 @@ from configs import default
 def get_config():
     c = default.get_config()
     c.mode = "sft"
+    c.model.checkpoint = ""  # from random weights: this run is what makes the warm start
     for section in ("rollout", "credit", "teacher", "loss"):  # Visual-SDPO's own sections
         del c[section]
     c.sft = dict(

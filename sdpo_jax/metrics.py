@@ -11,9 +11,11 @@ import math
 import os
 from collections.abc import Mapping, Sequence
 
-# Curves worth a panel of their own in plots.png, when present.
-DEFAULT_PLOT_KEYS = ("loss/total", "loss/distill", "loss/grpo", "reward/mean", "env/exec_rate",
-                     "env/defects_per_rollout", "credit/weight_max", "time/step_s")
+# Curves worth a panel of their own in plots.png, when present; the held-out ones first: they
+# answer "did the policy get better?".
+DEFAULT_PLOT_KEYS = ("eval/defect_free_rate", "eval/exec_rate", "loss/total", "loss/distill",
+                     "loss/grpo", "reward/mean", "env/exec_rate", "env/defects_per_rollout",
+                     "credit/weight_max", "time/step_s")
 
 
 class MetricsWriter:
