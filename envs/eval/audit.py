@@ -171,15 +171,18 @@ def score(verdicts: dict, indexes: list[dict]) -> dict[str, dict[str, dict[str, 
 _CONTRAST = re.compile(r"^(.*) has contrast ([0-9.]+):1")
 
 
-def rescore_contrast(index: dict, verdicts: dict) -> collections.Counter:
+def rescore_contrast(index: dict, verdicts: dict, rows: dict | None = None,
+                     judge=None) -> collections.Counter:
     """The judged low-contrast texts of an audit under the current detectors: re-judges its
     artifacts and counts (verdict, now) with now "defect", "note", "gone" (passes WCAG now, or
     is no longer found) or "failed" (the artifact could not be judged this time). A judged text is matched to a current finding by its description
-    (role and text) and, among equal ones, the nearest contrast ratio."""
+    (role and text) and, among equal ones, the nearest contrast ratio. `rows` (id -> row) and
+    `judge` ((env, step) as `judge_of` makes them) default to the data folder's and the domain's."""
     marks = verdicts.get(audit_name(index), {})
-    rows = {row["id"]: row for row in map(json.loads, open(data_file(FILES[index["domain"]])))
-            if row["id"] in marks}
-    env, step = judge_of(index["domain"], all_findings=True)
+    if rows is None:
+        rows = {row["id"]: row for row in map(json.loads, open(data_file(FILES[index["domain"]])))
+                if row["id"] in marks}
+    env, step = judge or judge_of(index["domain"], all_findings=True)
     counts: collections.Counter = collections.Counter()
     try:
         for item_id, row in rows.items():
