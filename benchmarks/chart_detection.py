@@ -61,6 +61,9 @@ def main() -> None:
     if args.clean_only:
         flagged = {k: sum(any(d.kind == k for d in fb.defects) for fb in report["clean_feedback"]) for k in KINDS}
         advised = sum(any(d.kind == "low_contrast" for d in fb.notes) for fb in report["clean_feedback"])
+        for pid, fb in zip(report["clean_ids"], report["clean_feedback"]):
+            for d in (d for d in fb.defects + fb.notes if d.kind == "low_contrast"):
+                print(f"  {pid} {'note' if d.advisory else 'defect'}: {d.message}")
         print(f"clean programs flagged per kind: {flagged} of {report['clean_ran']}; any defect: "
               f"{report['clean_with_any_defect']:.1%}; readable text below WCAG (advisory notes, "
               f"not defects): {advised}")

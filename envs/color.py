@@ -65,26 +65,70 @@ def apca_contrast(fg: Sequence[float], bg: Sequence[float]) -> float:
     return 0.0 if sapc > -0.1 else (sapc + 0.027) * 100
 
 
+# APCA's font lookup (APCA-W3 beta 0.1.7 "G" tables, May 2022, the WCAG 3 draft's): for each
+# lightness contrast Lc, the smallest font size (CSS px of a reference font whose x-height is
+# 0.52 em) at which text of normal (400) and bold (700) weight reads fluently; the minimum size
+# shrinks as Lc grows. Sizes above 120 px (normal) / 96 px (bold) need no more than Lc 25.
+APCA_REFERENCE_X_HEIGHT = 0.52
+_APCA_FLUENT_PX = {
+    False: ((25, 120), (30, 108), (35, 96), (40, 60), (45, 42), (50, 32), (55, 28), (60, 24),
+            (65, 21.75), (70, 19.5), (75, 18), (80, 17.25), (85, 16.5), (90, 16), (95, 15.5),
+            (100, 15), (105, 14.5), (110, 14), (115, 12.5), (120, 11), (125, 10)),
+    True: ((25, 96), (30, 72), (35, 48), (40, 32), (45, 24), (50, 21), (55, 18), (60, 16),
+           (65, 15), (70, 14.5), (75, 14), (100, 13), (105, 12), (110, 11), (115, 10.625),
+           (120, 10.25), (125, 10)),
+}
+
+
+def apca_fluent_minimum(size_px: float, bold: bool) -> float:
+    """|Lc| APCA's font lookup asks for fluent reading of text `size_px` (reference-font CSS
+    px) tall, interpolated between the table's sizes (Lc 125 for text of 10 px or less)."""
+    rows = _APCA_FLUENT_PX[bool(bold)]
+    if size_px >= rows[0][1]:
+        return float(rows[0][0])
+    for (lc_big, px_big), (lc_small, px_small) in zip(rows, rows[1:]):
+        if size_px >= px_small:
+            return lc_big + (lc_small - lc_big) * (px_big - size_px) / (px_big - px_small)
+    return float(rows[-1][0])
+
+
+def apca_spot_minimum(size_px: float, bold: bool) -> float:
+    """|Lc| below which APCA finds text of this size and weight unfit even for spot reading
+    (short labels and numbers read one at a time, its least demanding text use): the lookup's
+    fluent level Lc F mapped through APCA's use-case adjustment, F / 2 + 15 from Lc 40 up
+    (fluent 100 -> spot 65, 60 -> 45, 40 -> 35) and F - 5 below, at most 75."""
+    fluent = apca_fluent_minimum(size_px, bold)
+    return min(75.0, fluent / 2 + 15 if fluent >= 40 else fluent - 5)
+
+
 def hard_to_read(ratio: float, required: float, fg: Sequence[float] | None = None,
-                 bg: Sequence[float] | None = None) -> bool:
+                 bg: Sequence[float] | None = None, size_px: float | None = None,
+                 bold: bool = False) -> bool:
     """Text a reader struggles with, as opposed to text most read easily that WCAG still fails:
     below two thirds of the WCAG threshold (3:1 for body text, 2:1 for large text) and, when the
-    colours are given, below APCA's minimum for its size (|Lc| 45 for body text, 30 for large
-    text: `apca_contrast`)."""
+    colours are given, below APCA's minimum lightness contrast (`apca_contrast`). That minimum
+    is APCA's spot-reading level for the text's size and weight (`apca_spot_minimum`) when its
+    size is given (`size_px`: reference-font px, i.e. x-height / 0.52), else |Lc| 45 for body
+    text and 30 for large text (the levels of 24 px and 72 px normal text)."""
     if ratio >= required * 2.0 / 3.0:
         return False
     if fg is None or bg is None:
         return True
-    return abs(apca_contrast(fg, bg)) < (45.0 if required > 3.0 else 30.0)
+    if size_px is not None and size_px > 0:
+        minimum = apca_spot_minimum(size_px, bold)
+    else:
+        minimum = 45.0 if required > 3.0 else 30.0
+    return abs(apca_contrast(fg, bg)) < minimum
 
 
 def contrast_verdict(ratio: float, required: float, fg: Sequence[float] | None = None,
-                     bg: Sequence[float] | None = None) -> tuple[str, bool]:
+                     bg: Sequence[float] | None = None, size_px: float | None = None,
+                     bold: bool = False) -> tuple[str, bool]:
     """How a text below the WCAG line is reported: (the message's words, advisory). Text that is
     hard to read (`hard_to_read`) is a low-contrast defect; text only below WCAG (3-4.5:1 body
     text, white on a saturated mid-tone), which a person reads easily, is an advisory note with
     its ratio and threshold, kept out of the reward and the defect rates."""
-    if hard_to_read(ratio, required, fg, bg):
+    if hard_to_read(ratio, required, fg, bg, size_px, bold):
         return f"needs {required:g}:1; hard to read", False
     return f"WCAG asks {required:g}:1; readable, an advisory note, not a defect", True
 

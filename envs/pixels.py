@@ -17,6 +17,7 @@ import numpy as np
 
 INK_TOLERANCE = 24  # max channel difference from the background still counted as background
 SIMILARITY_SIZE = (96, 72)  # (width, height) the renders are reduced to before comparing
+GLYPH_SHARE_MAX = 0.5  # more of a text's box in its colour than glyphs ever cover (`behind_text`)
 
 
 class RenderError(ValueError):
@@ -107,9 +108,13 @@ def similarity(render: np.ndarray, target: np.ndarray) -> float:
 
 def behind_text(image: np.ndarray, box: Sequence[float], ink: Sequence[float]) -> tuple[float, ...] | None:
     """Median colour of the pixels under a text's box that are not its ink: what the glyphs are
-    read against, whatever painted it (gradient, photo, a box laid behind). The 3-px ring around
-    the box when nearly every pixel looks like ink (text in the backdrop's own colour); None when
-    the box lies outside the image."""
+    read against, whatever painted it (gradient, photo, a box laid behind). Glyphs cover well
+    under half of their box (at most 27%, 21% at the 99th percentile, of 707 chart texts), so
+    when more than `GLYPH_SHARE_MAX` of the box looks like the text's colour, the text is drawn
+    in its surround's colour, and what is left in the box are other things drawn across it (a
+    legend's entries and handles over a title), not what the glyphs are read against: then the
+    3-px ring around the box, what a reader sees around the glyphs. None when the box lies
+    outside the image."""
     h, w = image.shape[:2]
     x0, y0 = max(0, int(box[0])), max(0, int(box[1]))
     x1, y1 = min(w, int(math.ceil(box[2]))), min(h, int(math.ceil(box[3])))
@@ -118,7 +123,7 @@ def behind_text(image: np.ndarray, box: Sequence[float], ink: Sequence[float]) -
     ink = np.asarray(ink, dtype=float)[:3]
     patch = image[y0:y1, x0:x1].reshape(-1, 3).astype(float)
     not_ink = patch[np.abs(patch - ink).max(axis=1) > 40]
-    if len(not_ink) < 0.2 * len(patch):
+    if len(not_ink) < (1.0 - GLYPH_SHARE_MAX) * len(patch):
         ring = np.concatenate([
             image[max(0, y0 - 3):y0, x0:x1].reshape(-1, 3), image[y1:min(h, y1 + 3), x0:x1].reshape(-1, 3),
             image[y0:y1, max(0, x0 - 3):x0].reshape(-1, 3), image[y0:y1, x1:min(w, x1 + 3)].reshape(-1, 3)])

@@ -15,7 +15,9 @@ Recipes:
   (>= 15 px) or a marker's centre hidden under it; patches filling their whole axes are
   backgrounds, images and contour fills are data;
 * low_contrast: WCAG contrast of the text colour against the median of the render's non-text
-  pixels under it (4.5:1, or 3:1 for large text: >= 18 pt, or >= 14 pt bold);
+  pixels under it (4.5:1, or 3:1 for large text: >= 18 pt, or >= 14 pt bold); a defect when
+  hard to read (`envs.color.hard_to_read`, APCA's minimum read at the size of the text's
+  glyphs: its font's x-height on the render over the reference 0.52), else an advisory note;
 * misalignment: a subplot translated off its grid row/column (both edges moved by the same
   amount > 2 px), near-misses (2 px < offset <= 1.2% of the figure) between edges of subplots
   in the same grid row/column, and between the titles and x-labels of a row; sub-2-px jitter is
@@ -38,7 +40,8 @@ from envs.config_dict import checked
 from envs.feedback import Defect, LineSpan
 from envs.geometry import (Box, area, convex_intersection_area, fraction_outside, intersection,
                            intersection_area, polygon_area, union_box)
-from envs.color import blend, contrast_ratio, contrast_severity, contrast_verdict
+from envs.color import (APCA_REFERENCE_X_HEIGHT, blend, contrast_ratio, contrast_severity,
+                         contrast_verdict)
 from envs.pixels import behind_text
 
 KINDS = ("overlap", "clipped_text", "overflow", "legend_over_data", "low_contrast", "misalignment")
@@ -398,7 +401,8 @@ def low_contrast(scene: ChartScene, config: ChartDetectorConfig) -> list[Defect]
         large = t.size_pt >= 18 or (t.bold and t.size_pt >= 14)
         required = config.contrast_large if large else config.contrast_small
         if ratio < required:
-            verdict, advisory = contrast_verdict(ratio, required, foreground, background)
+            verdict, advisory = contrast_verdict(ratio, required, foreground, background,
+                                                 t.x_height_px / APCA_REFERENCE_X_HEIGHT, t.bold)
             defects.append(Defect(
                 "low_contrast", contrast_severity(ratio, required), t.box,
                 f"{_describe(t)} has contrast {ratio:.2f}:1 against its background ({verdict}); "

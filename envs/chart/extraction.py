@@ -19,7 +19,8 @@ from matplotlib.artist import Artist
 from matplotlib.axes import Axes
 from matplotlib.collections import Collection, LineCollection, PathCollection, QuadMesh
 from matplotlib.figure import Figure
-from matplotlib.font_manager import weight_dict
+from matplotlib.font_manager import findfont, get_font, weight_dict
+from matplotlib.ft2font import LoadFlags
 from matplotlib.image import AxesImage
 from matplotlib.legend import Legend
 from matplotlib.lines import Line2D
@@ -193,7 +194,7 @@ class SceneBuilder:
                         size_pt=float(text.get_fontsize()), bold=bold, role=role,
                         axes=axes_index.get(id(ax)) if ax is not None else None, figure=fig_i,
                         lines=lines, color_lines=self.spans(text, color_only=True) or lines,
-                        axis=axis_name, clip=clip)
+                        axis=axis_name, clip=clip, x_height_px=_x_height_px(text, renderer))
 
     def _add_marks(self, scene: ChartScene, ax: Axes, ax_i: int, fig_i: int, renderer, frame: _Frame,
                    legend_boxes: list[Box]) -> None:
@@ -261,6 +262,24 @@ def _collect_roles(ax: Axes, roles: dict) -> None:
     for table in getattr(ax, "tables", ()):
         for cell in table.get_celld().values():
             roles[id(cell.get_text())] = ("table", None, (table,), ax)
+
+
+def _x_height_px(text: Text, renderer) -> float:
+    """The height of an 'x' in the text's font at the render's dpi (unhinted outline), the size
+    APCA's font lookup is read by; 0.0 when the font cannot say."""
+    prop = text.get_fontproperties()
+    key = (prop, float(renderer.dpi))
+    if key not in _X_HEIGHTS:
+        try:
+            font = get_font(findfont(prop))
+            font.set_size(prop.get_size_in_points(), float(renderer.dpi))
+            _X_HEIGHTS[key] = font.load_char(ord("x"), flags=LoadFlags.NO_HINTING).height / 64.0
+        except Exception:  # noqa: BLE001 - a font that cannot be measured: the size is unknown
+            _X_HEIGHTS[key] = 0.0
+    return _X_HEIGHTS[key]
+
+
+_X_HEIGHTS: dict[tuple, float] = {}
 
 
 def _text_corners(text: Text, renderer, box: Box) -> list[Point]:

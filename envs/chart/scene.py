@@ -42,6 +42,7 @@ class TextItem:
     color_lines: Spans = ()
     axis: str | None = None  # "x", "y", "z" for tick labels and axis labels
     clip: Box | None = None
+    x_height_px: float = 0.0  # its font's x-height on the render (0: unknown)
 
 
 @dataclasses.dataclass
@@ -156,7 +157,8 @@ def _scene(d: dict, image: np.ndarray) -> ChartScene:
                         figure=_int(t["figure"]), lines=_spans(t["lines"]),
                         color_lines=_spans(t["color_lines"]),
                         axis=None if t["axis"] is None else _str(t["axis"], 8),
-                        clip=None if t["clip"] is None else _box(t["clip"]))
+                        clip=None if t["clip"] is None else _box(t["clip"]),
+                        x_height_px=_float(t.get("x_height_px", 0.0)))
                for t in _items(d["texts"])],
         axes=[AxesItem(box=_box(a["box"]), position=_box(a["position"]), figure=_int(a["figure"]),
                        grid=None if a["grid"] is None else tuple(

@@ -8,7 +8,10 @@ and messages, four panels to a sheet (DIR/sheet_NN.png), with DIR/index.json lis
 numbered defect. The viewer writes one verdict per defect ("y": a person sees that defect
 there, "n": not) into a verdicts JSON {"audit": {"artifact id": {"1": "y", ...}}} (the audit:
 its domain, and ":kind+kind" when limited with --kinds);
-`python -m envs.eval.audit score VERDICTS INDEX...` prints precision per domain and kind.
+`python -m envs.eval.audit score VERDICTS INDEX...` prints precision per domain and kind;
+`python -m envs.eval.audit rescore VERDICTS INDEX` re-judges an audit's artifacts with the
+current detectors and says what became of each judged low-contrast text (defect, advisory note
+or gone), by verdict.
 Never imports jax; never imported by training.
 """
 from __future__ import annotations
@@ -18,6 +21,7 @@ import collections
 import io
 import json
 import pathlib
+import re
 import sys
 
 from PIL import Image, ImageDraw, ImageFont
@@ -36,16 +40,7 @@ PANEL_WIDTH = 880
 def judged(domain: str, rows: list[dict], flagged: int):
     """(row id, Feedback) over the rows until `flagged` have defects (and a quarter as many
     clean ones have been kept)."""
-    if domain == "chart":
-        from envs.chart.env import ChartEnv
-        env = ChartEnv()
-        step = lambda row: env.step(Task(domain="chart", task_id=row["id"], instruction=""), row["code"])  # noqa: E731
-    else:
-        from envs.slide.html_slide import HtmlSlideEnv
-        from envs.web.env import WebEnv, WebEnvConfig
-        env = WebEnv(WebEnvConfig(screenshot_max_height=1440)) if domain == "web" else HtmlSlideEnv()
-        step = lambda row: env.step(Task(domain=domain, task_id=row["id"], instruction="",  # noqa: E731
-                                         width=1280, height=720), row["html"])
+    env, step = judge_of(domain)
     kept_flagged = kept_clean = 0
     try:
         for row in rows:
@@ -63,6 +58,22 @@ def judged(domain: str, rows: list[dict], flagged: int):
             yield row["id"], fb
     finally:
         env.close()
+
+
+def judge_of(domain: str, all_findings: bool = False):
+    """(env, step): the domain's env as the audits judge with it, and row -> Feedback.
+    `all_findings`: no per-kind cap on what a chart reports (re-scoring matches every text)."""
+    if domain == "chart":
+        from envs.chart.detectors import ChartDetectorConfig
+        from envs.chart.env import ChartEnv, ChartEnvConfig
+        env = ChartEnv(ChartEnvConfig(detectors=ChartDetectorConfig(max_per_kind=10 ** 6))
+                       if all_findings else None)
+        return env, lambda row: env.step(Task(domain="chart", task_id=row["id"], instruction=""), row["code"])
+    from envs.slide.html_slide import HtmlSlideEnv
+    from envs.web.env import WebEnv, WebEnvConfig
+    env = WebEnv(WebEnvConfig(screenshot_max_height=1440)) if domain == "web" else HtmlSlideEnv()
+    return env, lambda row: env.step(Task(domain=domain, task_id=row["id"], instruction="",
+                                          width=1280, height=720), row["html"])
 
 
 KINDS: tuple[str, ...] = ()  # only these defect kinds are drawn and judged (all when empty)
@@ -157,6 +168,50 @@ def score(verdicts: dict, indexes: list[dict]) -> dict[str, dict[str, dict[str, 
     return table
 
 
+_CONTRAST = re.compile(r"^(.*) has contrast ([0-9.]+):1")
+
+
+def rescore_contrast(index: dict, verdicts: dict, rows: dict | None = None,
+                     judge=None) -> collections.Counter:
+    """The judged low-contrast texts of an audit under the current detectors: re-judges its
+    artifacts and counts (verdict, now) with now "defect", "note", "gone" (passes WCAG now, or
+    is no longer found) or "failed" (the artifact could not be judged this time). A judged text is matched to a current finding by its description
+    (role and text) and, among equal ones, the nearest contrast ratio. `rows` (id -> row) and
+    `judge` ((env, step) as `judge_of` makes them) default to the data folder's and the domain's."""
+    marks = verdicts.get(audit_name(index), {})
+    if rows is None:
+        rows = {row["id"]: row for row in map(json.loads, open(data_file(FILES[index["domain"]])))
+                if row["id"] in marks}
+    env, step = judge or judge_of(index["domain"], all_findings=True)
+    counts: collections.Counter = collections.Counter()
+    try:
+        for item_id, row in rows.items():
+            fb = step(row)
+            if not fb.ok:  # e.g. a browser timeout on a loaded machine: not judged, not gone
+                print(f"[rescore] {item_id} failed: {fb.error}", file=sys.stderr, flush=True)
+                counts.update((verdict, "failed") for n, verdict in marks[item_id].items()
+                              if index["artifacts"][item_id]["defects"][n]["kind"] == "low_contrast")
+                continue
+            found = [(*_CONTRAST.match(d.message).groups(), d.advisory)
+                     for d in fb.defects + fb.notes if d.kind == "low_contrast" and _CONTRAST.match(d.message)]
+            for n, verdict in marks[item_id].items():
+                judged = index["artifacts"][item_id]["defects"][n]
+                if judged["kind"] != "low_contrast":
+                    continue
+                what, ratio = _CONTRAST.match(judged["message"]).groups()
+                same = [f for f in found if f[0] == what]
+                if not same:
+                    counts[(verdict, "gone")] += 1
+                    continue
+                nearest = min(same, key=lambda f: abs(float(f[1]) - float(ratio)))
+                found.remove(nearest)
+                counts[(verdict, "note" if nearest[2] else "defect")] += 1
+            print(f"[rescore] {item_id}", file=sys.stderr, flush=True)
+    finally:
+        env.close()
+    return counts
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
@@ -168,7 +223,18 @@ def main(argv: list[str] | None = None) -> None:
     judge = sub.add_parser("score")
     judge.add_argument("verdicts", type=pathlib.Path)
     judge.add_argument("indexes", type=pathlib.Path, nargs="+")
+    again = sub.add_parser("rescore", help="judged low-contrast texts under the current detectors")
+    again.add_argument("verdicts", type=pathlib.Path)
+    again.add_argument("index", type=pathlib.Path)
     args = parser.parse_args(argv)
+    if args.command == "rescore":
+        counts = rescore_contrast(json.loads(args.index.read_text()), json.loads(args.verdicts.read_text()))
+        for verdict, words in (("y", "judged hard to read"), ("n", "judged readable")):
+            total = sum(c for (v, _), c in counts.items() if v == verdict)
+            print(f"{words}: {total} texts; " + ", ".join(
+                f"{counts[(verdict, now)]} {now}" for now in ("defect", "note", "gone", "failed")))
+        print(json.dumps({f"{v}:{now}": c for (v, now), c in sorted(counts.items())}))
+        return
     if args.command == "sheets":
         global KINDS
         KINDS = tuple(args.kinds)

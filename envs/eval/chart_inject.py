@@ -190,6 +190,7 @@ def detection_report(programs: Sequence[tuple[str, str]], judge: Judge,
                 rep.traced += traced
     n_clean = len(clean_ok)
     return {"programs": len(clean), "clean_ran": n_clean, "clean_feedback": clean_ok,
+            "clean_ids": [pid for pid, fb in clean.items() if fb.ok],
             "clean_with_any_defect": sum(bool(fb.defects) for fb in clean_ok) / n_clean if n_clean else 0.0,
             "kinds": {k: r.as_dict(n_clean) for k, r in reports.items()},
             "injections": {k: r.as_dict(n_clean) for k, r in sorted(per_injection.items())}}

@@ -121,9 +121,10 @@ def detect_low_contrast(view: DeckView, slide: int, rgb: np.ndarray) -> list[Fin
             continue
         bg = tuple(float(v) for v in np.median(np.concatenate(ring), axis=0))
         ratio = wcolor.contrast_ratio(span.rgb, bg)
-        required = wcolor.required_contrast(span.size_pt * 96 / 72, span.bold)
+        size_px = span.size_pt * 96 / 72
+        required = wcolor.required_contrast(size_px, span.bold)
         if ratio < required:
-            verdict, advisory = wcolor.contrast_verdict(ratio, required, span.rgb, bg)
+            verdict, advisory = wcolor.contrast_verdict(ratio, required, span.rgb, bg, size_px, span.bold)
             out.append(Finding("low_contrast", wcolor.contrast_severity(ratio, required), span.box,
                                f"text {span.text[:40]!r} has contrast {ratio:.2f}:1 against "
                                f"{wcolor.hex_color(bg)} ({verdict})",

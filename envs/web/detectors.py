@@ -220,10 +220,11 @@ def _over_picture(layout: PageLayout, idx: int, pictures: list[tuple[int, Sequen
 
 def detect_low_contrast(layout: PageLayout, cfg: DetectorConfig) -> list[Finding]:
     """WCAG 2.x contrast against the backdrop: 4.5:1, 3:1 for large text. Text that is hard to
-    read (`envs.color.hard_to_read`) is a defect whose severity grows with how far below the
-    threshold it is (`envs.color.contrast_severity`); text only below the WCAG line is an
-    advisory finding (`envs.color.contrast_verdict`), a note with its ratio and threshold. Icons
-    follow their own visibility rule: a defect below `icon_min_contrast`."""
+    read (`envs.color.hard_to_read`: APCA's minimum for its CSS font size and weight) is a
+    defect whose severity grows with how far below the threshold it is
+    (`envs.color.contrast_severity`); text only below the WCAG line is an advisory finding
+    (`envs.color.contrast_verdict`), a note with its ratio and threshold. Icons follow their own
+    visibility rule: a defect below `icon_min_contrast`."""
     findings = []
     for m in measure_contrast(layout, cfg):
         rec = layout.records[m.record]
@@ -236,7 +237,8 @@ def detect_low_contrast(layout: PageLayout, cfg: DetectorConfig) -> list[Finding
                     f"{wcolor.hex_color(m.bg)} (an icon needs {cfg.icon_min_contrast}:1 to be seen, "
                     f"WCAG 1.4.11 asks {m.required}:1; hard to see)", (m.record,)))
         elif m.ratio < m.required:
-            verdict, advisory = wcolor.contrast_verdict(m.ratio, m.required, m.fg, m.bg)
+            verdict, advisory = wcolor.contrast_verdict(m.ratio, m.required, m.fg, m.bg, rec["fontSize"],
+                                                        wcolor.is_bold(rec["fontWeight"]))
             findings.append(Finding(
                 "low_contrast", wcolor.contrast_severity(m.ratio, m.required), _union(rec["lines"]),
                 f"text {rec['text'][:40]!r} has contrast {m.ratio:.2f}:1 against its background "

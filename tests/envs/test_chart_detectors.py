@@ -183,3 +183,20 @@ def test_enabled_kinds_and_caps_come_from_the_config():
     texts = [text((100, 100 + 2 * i, 160, 115 + 2 * i), f"t{i}") for i in range(8)]
     assert len(detect(scene(texts=texts), ChartDetectorConfig(max_per_kind=3))) == 3
     assert detect(scene(texts=texts), ChartDetectorConfig(kinds=("low_contrast",))) == []
+
+
+def test_apca_minimum_follows_the_font_lookup_for_size_and_weight():
+    from envs.color import apca_fluent_minimum, apca_spot_minimum, hard_to_read
+    assert apca_fluent_minimum(16, False) == 90 and apca_fluent_minimum(24, False) == 60
+    assert apca_fluent_minimum(14, True) == 75 and apca_fluent_minimum(200, False) == 25
+    assert apca_spot_minimum(15, False) == 65 and apca_spot_minimum(24, False) == 45
+    assert apca_spot_minimum(8, False) == 75, "tiny text: the most the lookup asks"
+    sizes = [10, 12, 14, 16, 20, 24, 32, 48, 96]
+    assert all(apca_spot_minimum(a, b) >= apca_spot_minimum(c, b) for b in (False, True)
+               for a, c in zip(sizes, sizes[1:])), "bigger text never needs more contrast"
+    assert all(apca_spot_minimum(s, True) <= apca_spot_minimum(s, False) for s in sizes)
+    white, blue = (255, 255, 255), (107, 174, 214)  # WCAG 2.4:1, APCA Lc -53
+    assert hard_to_read(2.43, 4.5, white, blue, size_px=14.6)
+    assert not hard_to_read(2.43, 4.5, white, blue, size_px=24.0)
+    assert not hard_to_read(2.43, 4.5, white, blue), "no size: the 24-px level, Lc 45"
+    assert not hard_to_read(3.2, 4.5, white, blue, size_px=10.0), "above two thirds of WCAG"

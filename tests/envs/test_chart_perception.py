@@ -88,3 +88,42 @@ def test_a_figure_legend_below_the_figure_saved_tight_collides_with_nothing(char
                           "fig.legend(h, l, loc='lower center', ncol=2, bbox_to_anchor=(0.5, -0.1))\n"
                           "plt.tight_layout()\nplt.savefig('o.pdf', bbox_inches='tight')\n")
     assert not fb.defects, "the legend drawn below the tick labels is measured where it is drawn"
+
+
+def contrast_findings(feedback) -> list:
+    return [d for d in feedback.defects + feedback.notes if d.kind == "low_contrast"]
+
+
+def test_small_chart_numbers_need_the_apca_contrast_of_their_size(chart_env):
+    """White numbers on a light-blue bar (WCAG 2.4:1, APCA Lc -53): at 10 pt (a 7.6-px x-height
+    at 100 dpi) APCA's lookup asks Lc 67 even for spot reading, and the by-eye audit could not
+    read them (ChartMimic bar_68, bar_39); at 16 pt the same colours need Lc 46 and read."""
+    def bars(size: int):
+        return judge(chart_env, "fig, ax = plt.subplots()\n"
+                                "ax.bar(range(4), [5, 6, 7, 8], color=(107 / 255, 174 / 255, 214 / 255), width=0.9)\n"
+                                "for i in range(4):\n"
+                                f"    ax.text(i, 2, str(10 + i), color='white', ha='center', fontsize={size})\n"
+                                "plt.savefig('o.pdf')\n")
+    small = [d for d in contrast_findings(bars(10)) if d.message.startswith("text '1")]
+    assert len(small) == 4 and not any(d.advisory for d in small), small
+    assert all("hard to read" in d.message for d in small)
+    large = [d for d in contrast_findings(bars(16)) if d.message.startswith("text '1")]
+    assert len(large) == 4 and all(d.advisory for d in large), large
+
+
+def test_a_faint_title_under_a_legend_is_judged_against_the_legend_face_it_shows_through(chart_env):
+    """A legend anchored above the axes (ChartMimic bar_5) is drawn over the title's spot: the
+    title's box then holds the legend's entries and handles. A near-white title there is pale
+    on white to the eye; it was measured against the legend's entries (3.4:1, a note)."""
+    fb = judge(chart_env, "plt.figure(figsize=(8, 3))\n"
+                          "for k, c in enumerate(['#ffffbd', '#97ccfb', '#ea8777']):\n"
+                          "    plt.bar([i + 0.25 * k for i in range(3)], [5, 4, 3], width=0.25, color=c,\n"
+                          "            edgecolor='black', label=f'series {k}')\n"
+                          "plt.legend(loc='upper center', bbox_to_anchor=(0.5, 1.15), ncol=3)\n"
+                          "plt.title('Summary of the measured results', color=(0.97, 0.97, 0.97), fontsize=13)\n"
+                          "plt.tight_layout()\nplt.savefig('o.pdf', bbox_inches='tight')\n")
+    title = [d for d in contrast_findings(fb) if d.message.startswith("title")]
+    assert title and not title[0].advisory and "hard to read" in title[0].message, title
+    assert float(title[0].message.split("contrast ")[1].split(":")[0]) < 1.2
+    assert any(d.kind == "overlap" and "legend" in d.message and "title" in d.message
+               for d in fb.defects), "the legend on the title is its own defect"

@@ -35,10 +35,10 @@ def world(benchmark_file, default_run):
     image = ImageProcessorConfig.for_model(config)
     processor = Qwen3VLProcessor(config, image_processor=ImageProcessor(
         dataclasses.replace(image, max_pixels=96 * 96, min_pixels=32 * 32)))
-    # bar_1, not bar_5: bar_5's title lands on its legend, and a near-white title there is
-    # measured against the legend's pixels (3.4:1, an advisory note; a known detector gap).
+    # bar_5's faint title lands under its legend (anchored above the axes): judged against the
+    # legend face it shows through, not the legend's entries (`envs.pixels.behind_text`).
     task = next(t for t in load_tasks(Source(str(benchmark_file("chartmimic_direct_v1.jsonl")),
-                                             "chartmimic")) if t.task_id == "bar_1")
+                                             "chartmimic")) if t.task_id == "bar_5")
     faint = next(i for i in INJECTIONS if i.name == "faint_title")
     injected = inject(task.task_id, task.target, faint)
     replies = [f"```python\n{task.target}```", f"Here it is:\n```python\n{injected.code}```",
