@@ -24,7 +24,7 @@ from collections.abc import Callable, Iterable
 
 from envs import geometry
 from envs.data_folder import data_file
-from envs.feedback import Defect, Feedback
+from envs.feedback import Defect, Feedback, split_advisories
 
 
 @dataclasses.dataclass
@@ -130,7 +130,7 @@ def _clean_pages(rows: list[dict], judge: Callable, stats: InjectionStats, label
             clean_page, clean = judge(row["html"])
         except PageError:
             continue
-        stats.record_clean(clean, to_defects(clean_page, advisory=True))
+        stats.record_clean(clean, split_advisories(to_defects(clean_page))[1])
         yield row, clean_page, clean
         if label and (n + 1) % 5 == 0:
             print(f"[{label}] {n + 1}/{len(rows)}", file=sys.stderr, flush=True)
@@ -270,7 +270,7 @@ def judges(domain: str):
 
     def slide(html):
         judged, items, _ = env.judge(html, 1280, 720)
-        return judged, to_defects(judged) + collision_defects(judged, items)
+        return judged, split_advisories(to_defects(judged))[0] + collision_defects(judged, items)
     return env, slide
 
 
@@ -278,7 +278,7 @@ def _web(env, html, to_defects):
     from envs.web.env import judge_page
     judged = judge_page(env.browser, html, 1280, 720, max_elements=env.config.max_elements,
                         detectors=env.config.detectors, screenshot_max_height=720, full_page=False)
-    return judged, to_defects(judged)
+    return judged, split_advisories(to_defects(judged))[0]
 
 
 def format_table(stats, kinds) -> str:

@@ -14,7 +14,7 @@ import time
 
 
 from envs import geometry
-from envs.feedback import Defect, ExecError, Feedback
+from envs.feedback import Defect, ExecError, Feedback, split_advisories
 from envs.reward import cleanliness, substance
 from envs.slide import aeslides
 from envs.slide.aeslides import VisualItem
@@ -129,14 +129,15 @@ class HtmlSlideEnv:
             judged, items, scores = self.judge(html, task.width, task.height)
         except PageError as err:
             return page_error_feedback(err, {"total_s": time.monotonic() - t0})
-        defects = to_defects(judged) + collision_defects(judged, items)
+        defects, notes = split_advisories(to_defects(judged))
+        defects += collision_defects(judged, items)
         parts = {"exec": 1.0, "cleanliness": cleanliness(defects), **scores,
                  "substance": substance(judged.layout.pixels)}
         w = self.config.aesthetic_weight
         reward = parts["substance"] * (w * scores["aeslides_avg"] + (1 - w) * parts["cleanliness"])
         return Feedback(
             ok=True, reward=float(reward), reward_parts=parts, defects=defects, render_png=judged.png,
-            notes=to_defects(judged, advisory=True),
+            notes=notes,
             elements=to_elements(judged, 4000), timings={"total_s": time.monotonic() - t0},
             render_size=judged.png_size)
 

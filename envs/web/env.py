@@ -25,7 +25,7 @@ import numpy as np
 from PIL import Image
 
 from envs.config_dict import checked
-from envs.feedback import Defect, Element, ExecError, Feedback
+from envs.feedback import Defect, Element, ExecError, Feedback, split_advisories
 from envs.finding import Finding
 from envs.reward import cleanliness, substance
 from envs.task import Task
@@ -117,11 +117,11 @@ def judge_page(browser: Browser, html: str, width: int, height: int, *, max_elem
                       png_size=size, log_blocked=blocked, capture=capture, extra=extra)
 
 
-def to_defects(judged: JudgedPage, advisory: bool = False) -> list[Defect]:
-    """The page's defects (with advisory=True: its advisory notes, `Feedback.notes`)."""
+def to_defects(judged: JudgedPage) -> list[Defect]:
+    """The page's findings as Defects, advisory notes included (`split_advisories` parts them)."""
     return [Defect(kind=f.kind, severity=float(f.severity), region=tuple(float(v) for v in f.region),
                    message=f.message, lines=spans, advisory=f.advisory)
-            for f, spans in zip(judged.findings, judged.lines) if f.advisory == advisory]
+            for f, spans in zip(judged.findings, judged.lines)]
 
 
 def to_elements(judged: JudgedPage, limit: int) -> list[Element]:
@@ -193,7 +193,7 @@ class WebEnv:
         except PageError as err:
             timings["total_s"] = time.monotonic() - t0
             return page_error_feedback(err, timings)
-        defects = to_defects(judged)
+        defects, notes = split_advisories(to_defects(judged))
         parts = {"exec": 1.0, "cleanliness": cleanliness(defects), "substance": substance(judged.layout.pixels)}
         reward = parts["cleanliness"]
         if target is not None:
@@ -205,6 +205,6 @@ class WebEnv:
         timings["total_s"] = time.monotonic() - t0
         return Feedback(
             ok=True, reward=float(reward), reward_parts=parts, defects=defects, render_png=judged.png,
-            notes=to_defects(judged, advisory=True),
+            notes=notes,
             elements=to_elements(judged, self.config.max_feedback_elements), timings=timings,
             render_size=judged.png_size, stderr="\n".join(f"blocked: {u}" for u in judged.log_blocked[:20]))

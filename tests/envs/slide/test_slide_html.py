@@ -3,6 +3,7 @@ import random
 
 import pytest
 
+from envs.feedback import split_advisories
 from envs.slide.aeslides import MEASURES
 from envs.slide.html_slide import HtmlSlideEnv, collision_defects
 from envs.task import Task
@@ -50,7 +51,7 @@ def test_a_slide_taller_than_the_canvas_loses_aspect_ratio_and_overflows(env):
 def test_injected_defects_on_a_slide_are_detected_and_traced(env, slides):
     def judge(html):
         judged, items, _ = env.judge(html, 1280, 720)
-        return judged, to_defects(judged) + collision_defects(judged, items)
+        return judged, split_advisories(to_defects(judged))[0] + collision_defects(judged, items)
 
     clean_page, clean = judge(slides["deck01/page_03"])
     rng = random.Random(3)

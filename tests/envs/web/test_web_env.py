@@ -10,6 +10,7 @@ import time
 import psutil
 import pytest
 
+from envs.feedback import split_advisories
 from envs.task import Task
 from envs.web import design2code
 from envs.web.browser import BrowserConfig
@@ -64,7 +65,7 @@ def test_injected_defects_are_detected_and_traced(env, pages, page_id):
     def judge(html):
         judged = judge_page(env.browser, html, 1280, 720, max_elements=20_000,
                             detectors=env.config.detectors, screenshot_max_height=720, full_page=False)
-        return judged, to_defects(judged)
+        return judged, split_advisories(to_defects(judged))[0]
 
     clean_page, clean = judge(pages[page_id])
     rng = random.Random(1)
