@@ -107,7 +107,6 @@ class PendingExamples:
     stream's state before these tasks were drawn (a checkpoint rewinds to it: the resumed run
     draws the same tasks again)."""
 
-    step: int
     data_before: dict
     tasks: list[Task]
     images: list[Image.Image | None]
@@ -146,7 +145,7 @@ class SupervisedExamples:
         count = self.config.revisions_per_step
         ids = [self.pool.submit(task, write_program(spec_of(task), chosen).code)
                for task, chosen in zip(tasks[:count], careless[:count])]
-        return PendingExamples(step, data_before, list(tasks), list(target_images), careless, ids)
+        return PendingExamples(data_before, list(tasks), list(target_images), careless, ids)
 
     def collect(self, pending: PendingExamples) -> tuple[list[Example], list[Example]]:
         """(plain, revision) examples of a submitted step, once its attempts are judged."""
