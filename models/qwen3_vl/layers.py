@@ -201,20 +201,18 @@ class Segments:
     kv: jax.Array
 
 
-def causal_segments(mask: jax.Array) -> Segments:
-    """The segment ids of a mask [B, L, L] that is causal & key-valid & same-segment (what
-    model.py builds): a query's id is the first key it may attend; a key's is its own query's
-    id when it is valid. A query that may attend nothing (a padding slot) and an invalid key get
-    L + position, an id nothing else has, so such a query attends only its own slot: the kernel
-    never sees an empty row (its softmax would divide by zero), and no other query sees it. Rows
-    with an allowed key get exactly the mask's keys (the first allowed key stands for the
-    segment: every allowed key of a query shares that first key)."""
-    length = mask.shape[-1]
-    own = length + jnp.arange(length, dtype=jnp.int32)
-    first = jnp.argmax(mask, axis=-1).astype(jnp.int32)
-    q = jnp.where(jnp.any(mask, axis=-1), first, own)
-    kv = jnp.where(jnp.diagonal(mask, axis1=1, axis2=2), first, own)
-    return Segments(q=q, kv=kv)
+def packed_segments(valid: jax.Array, segment_ids: jax.Array | None = None) -> Segments:
+    """The kernel's segment ids straight from the rows, with no [B, L, L] mask: a real token's
+    id is its packed segment (`segment_ids` [B, L], non-negative; all 0 when None), so it
+    attends the real keys of its segment up to itself, exactly as model.py's causal & key-valid
+    & same-segment mask lets it. A padding slot (`valid` False) gets -1 - position, an id
+    nothing else has: it attends only itself, so the kernel never sees an empty row (its
+    softmax would divide by zero) and no real token sees it."""
+    own = -1 - jnp.arange(valid.shape[1], dtype=jnp.int32)
+    ids = jnp.zeros(valid.shape, jnp.int32) if segment_ids is None \
+        else segment_ids.astype(jnp.int32)
+    ids = jnp.where(valid, ids, own)
+    return Segments(q=ids, kv=ids)
 
 
 @functools.lru_cache(maxsize=None)
@@ -238,7 +236,7 @@ def _splash_local(q: jax.Array, k: jax.Array, v: jax.Array, segments: Segments, 
     block = min(SPLASH_BLOCK, -(-length // 128) * 128)
     pad = -length % block
     if pad:  # padded slots: ids of their own, attending only themselves
-        extra = 2 * length + jnp.arange(pad, dtype=jnp.int32)
+        extra = -1 - length - jnp.arange(pad, dtype=jnp.int32)
         extra = jnp.broadcast_to(extra, (q.shape[0], pad))
         segments = Segments(q=jnp.concatenate([segments.q, extra], 1),
                             kv=jnp.concatenate([segments.kv, extra], 1))

@@ -35,7 +35,7 @@ from jax.sharding import Mesh
 
 from models.qwen3_vl.config import Qwen3VLConfig
 from models.qwen3_vl.kv_cache import KVCache
-from models.qwen3_vl.layers import Linear
+from models.qwen3_vl.layers import Linear, Segments, packed_segments
 from models.qwen3_vl.rope import text_rope
 from models.qwen3_vl.stack import unstack
 from models.qwen3_vl.text import CacheWrite, DeepStack, TextModel
@@ -103,12 +103,12 @@ class Qwen3VL(nnx.Module):
         return h, DeepStack(features=deepstack, token_index=index, visual_mask=visual)
 
     def _decode(self, input_ids: jax.Array, positions: jax.Array, mask: jax.Array,
-                vision: VisionInputs | None, cache: CacheWrite | None
-                ) -> tuple[jax.Array, CacheWrite | None]:
+                vision: VisionInputs | None, cache: CacheWrite | None,
+                segments: Segments | None = None) -> tuple[jax.Array, CacheWrite | None]:
         t = self.config.text
         h, deepstack = self._embed(input_ids, vision)
         cos, sin = text_rope(positions, t.head_dim, t.rope_theta, t.mrope_section, h.dtype)
-        return self.language_model(h, cos, sin, mask, deepstack, cache)
+        return self.language_model(h, cos, sin, mask, deepstack, cache, segments)
 
     def hidden_states(self, input_ids: jax.Array, positions: jax.Array,
                       attention_mask: jax.Array | None = None,
@@ -122,7 +122,9 @@ class Qwen3VL(nnx.Module):
         mask = causal[None] & valid[:, None, :]
         if segment_ids is not None:
             mask &= segment_ids[:, :, None] == segment_ids[:, None, :]
-        hidden, _ = self._decode(input_ids, positions, mask, vision, None)
+        segments = packed_segments(valid, segment_ids) \
+            if self.config.attention_impl == "splash" else None
+        hidden, _ = self._decode(input_ids, positions, mask, vision, None, segments)
         return hidden
 
     def __call__(self, input_ids: jax.Array, positions: jax.Array,

@@ -7,9 +7,9 @@ takes precomputed cos/sin and an attention mask from model.py, and optionally a 
 (keys/values [layers, B, kv_heads, S, head_dim] or one [B, kv_heads, S, head_dim] per layer,
 kv_cache.py) that each layer updates in place at a write index; it knows nothing about images
 beyond the DeepStack additions. With `attention_impl="splash"` and no cache, attention on a TPU
-backend is the fused Pallas kernel, given the mask's segment ids (`layers.causal_segments`, so
-the mask must be model.py's causal & key-valid & same-segment one); other backends, and every
-call with a cache, keep XLA's masked softmax.
+backend is the fused Pallas kernel, given the rows' segment ids (`layers.packed_segments`, built
+by model.py from the same validity and packing as its mask); other backends, and every call
+with a cache, keep XLA's masked softmax.
 """
 from __future__ import annotations
 
@@ -19,7 +19,7 @@ from flax import nnx, struct
 
 from models.qwen3_vl.config import Qwen3VLConfig
 from models.qwen3_vl.layers import (Embed, Linear, RMSNorm, Segments, apply_rotary, attention,
-                                    causal_segments, linear_options, splash_attention)
+                                    linear_options, splash_attention)
 from models.qwen3_vl.stack import create_stacked, run_stacked
 from models.sharding import constrain
 
@@ -160,13 +160,13 @@ class TextModel(nnx.Module):
                             rngs=rngs)
 
     def __call__(self, h: jax.Array, cos: jax.Array, sin: jax.Array, mask: jax.Array,
-                 deepstack: DeepStack | None = None, cache: CacheWrite | None = None
-                 ) -> tuple[jax.Array, CacheWrite | None]:
-        """Run all layers on input embeddings h [B, L, D]; returns normed hidden states."""
+                 deepstack: DeepStack | None = None, cache: CacheWrite | None = None,
+                 segments: Segments | None = None) -> tuple[jax.Array, CacheWrite | None]:
+        """Run all layers on input embeddings h [B, L, D]; returns normed hidden states.
+        `segments` (the same attention as `mask`, as segment ids) selects the fused kernel on
+        TPU; calls with a cache ignore it."""
         cfg = self.config
         residual = ("act_batch", "act_seq", "act_embed")
-        segments = causal_segments(mask) if cfg.attention_impl == "splash" and cache is None \
-            else None
 
         def step(layer: DecoderLayer, carry, index):
             hidden, kv = carry
