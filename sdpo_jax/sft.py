@@ -109,6 +109,7 @@ class PendingExamples:
 
     data_before: dict
     tasks: list[Task]
+    specs: list[ChartSpec]
     images: list[Image.Image | None]
     careless: list[frozenset[str]]
     render_ids: list[int]
@@ -139,25 +140,28 @@ class SupervisedExamples:
         (returns at once; `collect` waits for them)."""
         if len(tasks) != self.config.examples_per_step:
             raise ValueError(f"{len(tasks)} tasks for {self.config.examples_per_step} examples")
-        careless = [sample_careless(spec_of(task), self.config.careless_probability,
+        specs = [spec_of(task) for task in tasks]
+        careless = [sample_careless(spec, self.config.careless_probability,
                                     np.random.default_rng([self.seed, step, i]))
-                    for i, task in enumerate(tasks)]
+                    for i, spec in enumerate(specs)]
         count = self.config.revisions_per_step
-        ids = [self.pool.submit(task, write_program(spec_of(task), chosen).code)
-               for task, chosen in zip(tasks[:count], careless[:count])]
-        return PendingExamples(data_before, list(tasks), list(target_images), careless, ids)
+        ids = [self.pool.submit(task, write_program(spec, chosen).code)
+               for task, spec, chosen in zip(tasks[:count], specs, careless[:count])]
+        return PendingExamples(data_before, list(tasks), specs, list(target_images), careless, ids)
 
     def collect(self, pending: PendingExamples) -> tuple[list[Example], list[Example]]:
         """(plain, revision) examples of a submitted step, once its attempts are judged."""
         done = dict(self.pool.results(pending.render_ids))
         count = len(pending.render_ids)
-        revisions = [self._revision(task, image, spec_of(task), chosen, done[render_id])
-                     for task, image, chosen, render_id
-                     in zip(pending.tasks, pending.images, pending.careless, pending.render_ids)]
+        revisions = [self._revision(task, image, spec, chosen, done[render_id])
+                     for task, spec, image, chosen, render_id
+                     in zip(pending.tasks, pending.specs, pending.images, pending.careless,
+                            pending.render_ids)]
         plain = [self._example(task, self.processor(student_messages(task, image)),
-                               write_program(spec_of(task), chosen).code, chosen)
-                 for task, image, chosen
-                 in zip(pending.tasks[count:], pending.images[count:], pending.careless[count:])]
+                               write_program(spec, chosen).code, chosen)
+                 for task, spec, image, chosen
+                 in zip(pending.tasks[count:], pending.specs[count:], pending.images[count:],
+                        pending.careless[count:])]
         return plain, revisions
 
     def _revision(self, task: Task, image: Image.Image | None, spec: ChartSpec,
